@@ -1,0 +1,177 @@
+//! Storage layer of tftrail.
+//!
+//! A log lives in a *store*: a flat namespace of objects addressed by `/`-separated paths
+//! (`checkpoint`, `tile/0/000`, `tile/entries/001.p/7`, `tftrail/blobs/<sha256>` …).
+//!
+//! The contract every backend MUST honour (see [`Store`]):
+//! - every object except `checkpoint` is **create-only**: once written it never changes, and
+//!   this crate never deletes anything;
+//! - writing an object that already exists with identical bytes is success; with different
+//!   bytes it is an [`StoreError::Conflict`], an integrity alarm;
+//! - the checkpoint moves only through [`Store::swap_checkpoint`], a compare-and-swap;
+//! - a write is durable when it returns.
+//!
+//! Out of scope: what the objects mean (that is `tftrail-core`), and the order in which they
+//! are written (that is `tftrail-log`).
+
+mod local;
+
+pub use local::LocalStore;
+
+use std::fmt;
+
+/// Path of the one mutable object.
+pub const CHECKPOINT: &str = "checkpoint";
+
+/// Opaque version of the checkpoint object, used for compare-and-swap.
+///
+/// For a local directory it is the SHA-256 of the bytes; for object storage, the ETag.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Version(pub String);
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Result of a compare-and-swap on the checkpoint.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Swap {
+    /// The new checkpoint is in place.
+    Done,
+    /// Somebody else moved the checkpoint first; read it again.
+    Lost,
+}
+
+/// Errors of the storage layer, classified so callers can decide what is fatal.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// An object exists with bytes different from those being written: tampering, or a
+    /// writer that broke the protocol. Never retried.
+    #[error("object {path} already exists with different content")]
+    Conflict {
+        /// The object's path.
+        path: String,
+    },
+    /// The location does not exist or is not usable as a store.
+    #[error("{location}: {reason}")]
+    NotAStore {
+        /// The location as the user gave it.
+        location: String,
+        /// Why.
+        reason: String,
+    },
+    /// I/O failure on one object (permissions, disk full, network …).
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done (`read`, `write`, `list` …).
+        op: &'static str,
+        /// The object's path or the store location.
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A backend error that is worth retrying (throttling, a transient network fault).
+    #[error("{op} {path}: {message} (transient)")]
+    Transient {
+        /// What was being done.
+        op: &'static str,
+        /// The object's path.
+        path: String,
+        /// What the backend said.
+        message: String,
+    },
+    /// Any other backend error.
+    #[error("{op} {path}: {message}")]
+    Backend {
+        /// What was being done.
+        op: &'static str,
+        /// The object's path.
+        path: String,
+        /// What the backend said.
+        message: String,
+    },
+}
+
+impl StoreError {
+    /// Whether retrying the same operation may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Transient { .. })
+    }
+}
+
+/// One object to create.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewObject {
+    /// Its path in the store.
+    pub path: String,
+    /// Its bytes.
+    pub data: Vec<u8>,
+}
+
+impl NewObject {
+    /// Convenience constructor.
+    pub fn new(path: impl Into<String>, data: Vec<u8>) -> Self {
+        NewObject {
+            path: path.into(),
+            data,
+        }
+    }
+}
+
+/// A store holding one log. Synchronous: asynchronous backends run their own executor.
+///
+/// Implementations MUST:
+/// - make [`Store::create_all`] durable before returning, and never overwrite an existing
+///   object (identical bytes: success; different bytes: [`StoreError::Conflict`]);
+/// - make [`Store::swap_checkpoint`] atomic: it replaces the checkpoint only when the current
+///   version equals `expected` (`None`: only when there is no checkpoint yet);
+/// - never delete anything.
+pub trait Store: Send + Sync {
+    /// Where the store is, for messages (`/home/u/.local/share/tftrail`, `s3://bucket/prefix`).
+    fn location(&self) -> String;
+
+    /// Reads an object; `Ok(None)` when it does not exist.
+    fn get(&self, path: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Creates every object (in any order, possibly in parallel), durably.
+    fn create_all(&self, objects: &[NewObject]) -> Result<(), StoreError>;
+
+    /// Lists the paths of the objects whose path starts with `prefix`, sorted.
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Reads the checkpoint and its version; `Ok(None)` when there is none.
+    fn get_checkpoint(&self) -> Result<Option<(Vec<u8>, Version)>, StoreError>;
+
+    /// Replaces the checkpoint if its version is still `expected`.
+    fn swap_checkpoint(&self, expected: Option<&Version>, new: &[u8]) -> Result<Swap, StoreError>;
+
+    /// Takes an exclusive lock that serialises writers on this machine, when the backend has
+    /// one (a local directory does); `Ok(None)` otherwise. Held until the guard drops.
+    fn lock_writers(&self) -> Result<Option<WriterLock>, StoreError> {
+        Ok(None)
+    }
+}
+
+/// A held writer lock; released on drop.
+pub struct WriterLock {
+    _inner: Box<dyn Send>,
+}
+
+impl WriterLock {
+    /// Wraps whatever keeps the lock held.
+    pub fn new(inner: impl Send + 'static) -> Self {
+        WriterLock {
+            _inner: Box::new(inner),
+        }
+    }
+}
+
+impl fmt::Debug for WriterLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WriterLock")
+    }
+}

@@ -1,0 +1,390 @@
+//! A store in a local directory.
+//!
+//! Objects are files below the root, written create-only: temp file, fsync, rename without
+//! replace, fsync of the directory, mode 0444. The checkpoint is replaced by rename under an
+//! advisory lock, which also serialises writers on this machine.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rustix::fs::{flock, FlockOperation};
+use sha2::{Digest, Sha256};
+
+use crate::{NewObject, Store, StoreError, Swap, Version, WriterLock, CHECKPOINT};
+
+/// Directory (inside the root) for temporary files; never part of the log.
+const TMP_DIR: &str = ".tmp";
+/// Lock file serialising writers.
+const WRITER_LOCK: &str = ".lock";
+/// Lock file guarding the checkpoint's compare-and-swap.
+const CHECKPOINT_LOCK: &str = ".lock-checkpoint";
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A store in a local directory.
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+fn io_err(op: &'static str, path: impl AsRef<Path>, source: io::Error) -> StoreError {
+    StoreError::Io {
+        op,
+        path: path.as_ref().display().to_string(),
+        source,
+    }
+}
+
+impl LocalStore {
+    /// Opens an existing directory as a store.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let root = root.into();
+        match fs::metadata(&root) {
+            Ok(m) if m.is_dir() => Ok(LocalStore { root }),
+            Ok(_) => Err(StoreError::NotAStore {
+                location: root.display().to_string(),
+                reason: "is not a directory".into(),
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::NotAStore {
+                location: root.display().to_string(),
+                reason: "does not exist".into(),
+            }),
+            Err(e) => Err(io_err("open", &root, e)),
+        }
+    }
+
+    /// Creates the directory (and its parents) if needed and opens it. The directory must
+    /// not already hold a checkpoint: that is checked by the log layer.
+    pub fn create(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let root = root.into();
+        fs::create_dir_all(&root).map_err(|e| io_err("create directory", &root, e))?;
+        Self::open(root)
+    }
+
+    /// The directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn object_path(&self, path: &str) -> Result<PathBuf, StoreError> {
+        let ok = !path.is_empty()
+            && !path.starts_with('/')
+            && path
+                .split('/')
+                .all(|c| !c.is_empty() && c != "." && c != ".." && !c.starts_with(".tmp"));
+        if !ok {
+            return Err(StoreError::Backend {
+                op: "resolve",
+                path: path.to_string(),
+                message: "invalid object path".into(),
+            });
+        }
+        Ok(self.root.join(path))
+    }
+
+    fn tmp_file(&self) -> Result<(PathBuf, File), StoreError> {
+        let dir = self.root.join(TMP_DIR);
+        if let Err(e) = fs::create_dir(&dir) {
+            if e.kind() != io::ErrorKind::AlreadyExists {
+                return Err(io_err("create directory", &dir, e));
+            }
+        }
+        loop {
+            let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+            let p = dir.join(format!("{}-{}", std::process::id(), n));
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o444)
+                .open(&p)
+            {
+                Ok(f) => return Ok((p, f)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(io_err("create", &p, e)),
+            }
+        }
+    }
+
+    /// Writes `data` to a durable temp file and returns its path.
+    fn write_tmp(&self, data: &[u8]) -> Result<PathBuf, StoreError> {
+        let (p, mut f) = self.tmp_file()?;
+        let res = f.write_all(data).and_then(|_| f.sync_all());
+        if let Err(e) = res {
+            let _ = fs::remove_file(&p);
+            return Err(io_err("write", &p, e));
+        }
+        Ok(p)
+    }
+
+    /// Creates the directories leading to `target`; returns the directories whose entries
+    /// changed and must be fsynced.
+    fn ensure_parents(&self, target: &Path, dirty: &mut BTreeSet<PathBuf>) -> Result<(), StoreError> {
+        let parent = target.parent().expect("object paths have a parent");
+        if parent.is_dir() {
+            return Ok(());
+        }
+        // Create missing ancestors one by one so that each new entry's parent gets fsynced.
+        let mut missing = Vec::new();
+        let mut p = parent;
+        while !p.is_dir() {
+            missing.push(p.to_path_buf());
+            p = p.parent().expect("root exists");
+        }
+        for d in missing.into_iter().rev() {
+            match fs::create_dir(&d) {
+                Ok(()) => {
+                    dirty.insert(d.parent().expect("has parent").to_path_buf());
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io_err("create directory", &d, e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn create_one(&self, obj: &NewObject, dirty: &mut BTreeSet<PathBuf>) -> Result<(), StoreError> {
+        let target = self.object_path(&obj.path)?;
+        if target.exists() {
+            return self.compare_existing(&target, obj);
+        }
+        self.ensure_parents(&target, dirty)?;
+        let tmp = self.write_tmp(&obj.data)?;
+        match rename_noreplace(&tmp, &target) {
+            Ok(()) => {
+                dirty.insert(target.parent().expect("has parent").to_path_buf());
+                dirty.insert(self.root.join(TMP_DIR));
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let _ = fs::remove_file(&tmp);
+                self.compare_existing(&target, obj)
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                Err(io_err("write", &target, e))
+            }
+        }
+    }
+
+    fn compare_existing(&self, target: &Path, obj: &NewObject) -> Result<(), StoreError> {
+        let existing = fs::read(target).map_err(|e| io_err("read", target, e))?;
+        if existing == obj.data {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict {
+                path: obj.path.clone(),
+            })
+        }
+    }
+
+    fn lock_file(&self, name: &str) -> Result<WriterLock, StoreError> {
+        let p = self.root.join(name);
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .open(&p)
+            .map_err(|e| io_err("open lock", &p, e))?;
+        flock(&f, FlockOperation::LockExclusive).map_err(|e| io_err("lock", &p, e.into()))?;
+        Ok(WriterLock::new(f))
+    }
+}
+
+/// Renames `from` to `to`, failing with `AlreadyExists` instead of replacing `to`.
+fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {
+            // Filesystems without RENAME_NOREPLACE: link() never replaces either.
+            fs::hard_link(from, to)?;
+            fs::remove_file(from)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_err("sync directory", dir, e))
+}
+
+impl Store for LocalStore {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn get(&self, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let p = self.object_path(path)?;
+        match fs::read(&p) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::IsADirectory => Ok(None),
+            Err(e) => Err(io_err("read", &p, e)),
+        }
+    }
+
+    fn create_all(&self, objects: &[NewObject]) -> Result<(), StoreError> {
+        let mut dirty = BTreeSet::new();
+        for obj in objects {
+            self.create_one(obj, &mut dirty)?;
+        }
+        for d in &dirty {
+            sync_dir(d)?;
+        }
+        Ok(())
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        // The directory holding the prefix, and the part of the name that must match.
+        let (dir_part, name_part) = match prefix.rfind('/') {
+            Some(i) => (&prefix[..i], &prefix[i + 1..]),
+            None => ("", prefix),
+        };
+        let start = if dir_part.is_empty() {
+            self.root.clone()
+        } else {
+            self.object_path(dir_part)?
+        };
+        let mut out = Vec::new();
+        let mut stack = vec![(start, dir_part.to_string(), true)];
+        while let Some((dir, rel, top)) = stack.pop() {
+            let rd = match fs::read_dir(&dir) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) if e.kind() == io::ErrorKind::NotADirectory => continue,
+                Err(e) => return Err(io_err("list", &dir, e)),
+            };
+            for ent in rd {
+                let ent = ent.map_err(|e| io_err("list", &dir, e))?;
+                let name = ent.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') {
+                    continue;
+                }
+                if top && !name.starts_with(name_part) {
+                    continue;
+                }
+                let child = if rel.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{rel}/{name}")
+                };
+                let ft = ent.file_type().map_err(|e| io_err("list", ent.path(), e))?;
+                if ft.is_dir() {
+                    stack.push((ent.path(), child, false));
+                } else {
+                    out.push(child);
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn get_checkpoint(&self) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
+        Ok(self.get(CHECKPOINT)?.map(|b| {
+            let v = Version(hex::encode(Sha256::digest(&b)));
+            (b, v)
+        }))
+    }
+
+    fn swap_checkpoint(&self, expected: Option<&Version>, new: &[u8]) -> Result<Swap, StoreError> {
+        let _guard = self.lock_file(CHECKPOINT_LOCK)?;
+        let current = self.get_checkpoint()?.map(|(_, v)| v);
+        if current.as_ref() != expected {
+            return Ok(Swap::Lost);
+        }
+        let tmp = self.write_tmp(new)?;
+        let target = self.root.join(CHECKPOINT);
+        if let Err(e) = fs::rename(&tmp, &target) {
+            let _ = fs::remove_file(&tmp);
+            return Err(io_err("write", &target, e));
+        }
+        sync_dir(&self.root)?;
+        Ok(Swap::Done)
+    }
+
+    fn lock_writers(&self) -> Result<Option<WriterLock>, StoreError> {
+        self.lock_file(WRITER_LOCK).map(Some)
+    }
+}
+
+/// Makes a file read-only (used by tests that tamper and need to restore bits).
+#[doc(hidden)]
+pub fn set_readonly(p: &Path) -> io::Result<()> {
+    fs::set_permissions(p, fs::Permissions::from_mode(0o444))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_only_semantics() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStore::open(dir.path()).unwrap();
+        let a = NewObject::new("tile/0/000", b"abc".to_vec());
+        s.create_all(std::slice::from_ref(&a)).unwrap();
+        // identical bytes: success
+        s.create_all(std::slice::from_ref(&a)).unwrap();
+        // different bytes: conflict, original kept
+        let b = NewObject::new("tile/0/000", b"xyz".to_vec());
+        match s.create_all(&[b]) {
+            Err(StoreError::Conflict { path }) => assert_eq!(path, "tile/0/000"),
+            other => panic!("expected conflict, got {other:?}"),
+        }
+        assert_eq!(s.get("tile/0/000").unwrap().unwrap(), b"abc");
+        let mode = fs::metadata(dir.path().join("tile/0/000"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o444);
+        assert_eq!(s.get("tile/0/001").unwrap(), None);
+    }
+
+    #[test]
+    fn list_by_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStore::open(dir.path()).unwrap();
+        for p in ["tile/entries/000.p/3", "tile/entries/000.p/5", "tile/0/000.p/5", "x/y"] {
+            s.create_all(&[NewObject::new(p, vec![1])]).unwrap();
+        }
+        assert_eq!(
+            s.list("tile/entries/000.p/").unwrap(),
+            vec!["tile/entries/000.p/3", "tile/entries/000.p/5"]
+        );
+        assert_eq!(s.list("tile/e").unwrap().len(), 2);
+        assert_eq!(s.list("").unwrap().len(), 4);
+        assert!(s.list("nope/").unwrap().is_empty());
+    }
+
+    #[test]
+    fn checkpoint_compare_and_swap() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStore::open(dir.path()).unwrap();
+        assert!(s.get_checkpoint().unwrap().is_none());
+        assert_eq!(s.swap_checkpoint(None, b"one").unwrap(), Swap::Done);
+        assert_eq!(s.swap_checkpoint(None, b"two").unwrap(), Swap::Lost);
+        let (b, v) = s.get_checkpoint().unwrap().unwrap();
+        assert_eq!(b, b"one");
+        assert_eq!(s.swap_checkpoint(Some(&v), b"two").unwrap(), Swap::Done);
+        assert_eq!(s.swap_checkpoint(Some(&v), b"three").unwrap(), Swap::Lost);
+        assert_eq!(s.get_checkpoint().unwrap().unwrap().0, b"two");
+    }
+
+    #[test]
+    fn rejects_escaping_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStore::open(dir.path()).unwrap();
+        for p in ["../x", "/etc/passwd", "a//b", ".tmp/x", ""] {
+            assert!(s.get(p).is_err(), "{p}");
+        }
+    }
+}
