@@ -226,12 +226,36 @@ pub fn check_consistency(
     new_size: u64,
     new_root: Hash,
 ) -> Result<(), ProofError> {
+    check_consistency_bytes(proof, old_size, &old_root.0, new_size, &new_root.0)
+}
+
+/// [`check_consistency`] with roots as raw bytes, as they arrive from outside: equal sizes need
+/// an empty proof and equal roots; otherwise both roots must be 32-byte hashes.
+pub fn check_consistency_bytes(
+    proof: &[Hash],
+    old_size: u64,
+    old_root: &[u8],
+    new_size: u64,
+    new_root: &[u8],
+) -> Result<(), ProofError> {
     if old_size == 0 || old_size > new_size {
         return Err(ProofError::BadInput(format!(
             "cannot prove size {old_size} consistent with size {new_size}"
         )));
     }
-    tlog_tiles::check_tree(&proof.to_vec(), new_size, new_root, old_size, old_root).map_err(map_err)
+    if old_size == new_size {
+        return if proof.is_empty() && old_root == new_root {
+            Ok(())
+        } else {
+            Err(ProofError::Invalid)
+        };
+    }
+    let (Ok(old_root), Ok(new_root)) = (<[u8; 32]>::try_from(old_root), <[u8; 32]>::try_from(new_root))
+    else {
+        return Err(ProofError::BadInput("roots must be 32-byte hashes".into()));
+    };
+    tlog_tiles::check_tree(&proof.to_vec(), new_size, Hash(new_root), old_size, Hash(old_root))
+        .map_err(map_err)
 }
 
 fn map_err(e: tlog_tiles::Error) -> ProofError {

@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use serde_json::Value;
-use tftrail_core::merkle::{check_consistency, check_inclusion, parse_hash, Hash};
+use base64::Engine;
+use tftrail_core::merkle::{check_consistency_bytes, check_inclusion, parse_hash, Hash};
 
 fn vectors_dir() -> PathBuf {
     if let Ok(d) = std::env::var("TFTRAIL_VECTORS") {
@@ -82,14 +83,19 @@ fn consistency_vectors() {
         let want_err = v["wantErr"].as_bool().unwrap();
         let ok = (|| {
             let p = proof(&v["proof"])?;
-            let r1 = hash(&v["root1"])?;
-            let r2 = hash(&v["root2"])?;
+            let raw = |v: &Value| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(v.as_str().unwrap_or(""))
+                    .ok()
+            };
+            let r1 = raw(&v["root1"])?;
+            let r2 = raw(&v["root2"])?;
             let s1 = v["size1"].as_i64()?;
             let s2 = v["size2"].as_i64()?;
             if s1 < 0 || s2 < 0 {
                 return None;
             }
-            check_consistency(&p, s1 as u64, r1, s2 as u64, r2).ok()
+            check_consistency_bytes(&p, s1 as u64, &r1, s2 as u64, &r2).ok()
         })()
         .is_some();
         if ok == want_err {
