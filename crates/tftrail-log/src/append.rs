@@ -1,0 +1,271 @@
+//! Appending: claim, integrate, publish — and rolling forward whatever a crashed writer left.
+
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tftrail_core::checkpoint::{Checkpoint, SigningKey};
+use tftrail_core::integrate::Integrator;
+use tftrail_core::layout::{batch_path, blob_path};
+use tftrail_core::merkle::empty_root;
+use tftrail_core::record::BlobRef;
+use tftrail_core::{batch, MAX_ENTRY_SIZE};
+use tftrail_store::{NewObject, Store, StoreError, Swap};
+
+use crate::read::Head;
+use crate::{Log, LogError};
+
+/// How many times a writer retries after losing a race before giving up.
+const MAX_ATTEMPTS: u32 = 200;
+/// Entries per batch claim in a large append.
+const CHUNK_ENTRIES: usize = 65_536;
+/// Bytes per batch claim in a large append.
+const CHUNK_BYTES: usize = 32 << 20;
+
+/// A blob to store beside the log.
+#[derive(Debug, Clone)]
+pub struct Blob {
+    /// What it is (`plan.json` …).
+    pub name: String,
+    /// Its bytes.
+    pub data: Vec<u8>,
+}
+
+impl Blob {
+    /// The reference a record carries.
+    pub fn reference(&self) -> BlobRef {
+        BlobRef {
+            name: self.name.clone(),
+            sha256: hex::encode(Sha256::digest(&self.data)),
+            size: self.data.len() as u64,
+        }
+    }
+}
+
+/// What an append did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// Index of the first appended entry.
+    pub first: u64,
+    /// How many entries.
+    pub count: u64,
+    /// Tree size of the published checkpoint that covers them.
+    pub size: u64,
+}
+
+/// Creates a new, empty log in `store`: the checkpoint of the empty tree, signed with `key`.
+/// Refuses when the store already holds a checkpoint or any tile.
+pub fn init(store: &dyn Store, key: &SigningKey) -> Result<Checkpoint, LogError> {
+    if store.get_checkpoint()?.is_some() || !store.list("tile/")?.is_empty() {
+        return Err(LogError::AlreadyExists(store.location()));
+    }
+    let cp = Checkpoint {
+        origin: key.name().to_string(),
+        size: 0,
+        root: empty_root(),
+    };
+    match store.swap_checkpoint(None, &key.sign_checkpoint(&cp))? {
+        Swap::Done => Ok(cp),
+        Swap::Lost => Err(LogError::AlreadyExists(store.location())),
+    }
+}
+
+/// Jittered exponential backoff: 5 ms doubling up to 500 ms.
+fn backoff(attempt: u32) {
+    let base = 5u64 << attempt.min(7);
+    let cap = base.min(500);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0) as u64
+        ^ u64::from(std::process::id()).wrapping_mul(2654435761);
+    std::thread::sleep(Duration::from_millis(cap / 2 + nanos % (cap / 2 + 1)));
+}
+
+impl Log {
+    /// Appends entries (with the blobs their records reference) and returns once a published
+    /// checkpoint covers them all. `key` must be the log's signing key. Large appends are
+    /// claimed in chunks (each its own batch claim) and published under one checkpoint;
+    /// `progress(done, total)` reports the entries written so far.
+    pub fn append(
+        &self,
+        key: &SigningKey,
+        entries: Vec<Vec<u8>>,
+        blobs: &[Blob],
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<AppendOutcome, LogError> {
+        if key.verifier_key() != self.key.as_str() {
+            return Err(LogError::Input(format!(
+                "the signing key ({}) is not this log's key ({})",
+                key.verifier().display_id(),
+                self.key.display_id()
+            )));
+        }
+        if entries.is_empty() {
+            return Err(LogError::Input("nothing to append".into()));
+        }
+        if let Some((i, e)) = entries.iter().enumerate().find(|(_, e)| e.len() > MAX_ENTRY_SIZE) {
+            return Err(LogError::Input(format!(
+                "entry {} is {} bytes; a log entry holds at most {MAX_ENTRY_SIZE}",
+                i + 1,
+                e.len()
+            )));
+        }
+        if !blobs.is_empty() {
+            let objs: Vec<NewObject> = blobs
+                .iter()
+                .map(|b| NewObject::new(blob_path(&b.reference().sha256), b.data.clone()))
+                .collect();
+            self.store.create_all(&objs)?;
+        }
+        let _lock = self.store.lock_writers()?;
+        let total = entries.len() as u64;
+        let mut chunks = Vec::new();
+        let mut cur: Vec<Vec<u8>> = Vec::new();
+        let mut cur_bytes = 0usize;
+        for e in entries {
+            if !cur.is_empty() && (cur.len() >= CHUNK_ENTRIES || cur_bytes + e.len() > CHUNK_BYTES) {
+                chunks.push(std::mem::take(&mut cur));
+                cur_bytes = 0;
+            }
+            cur_bytes += e.len() + 2;
+            cur.push(e);
+        }
+        chunks.push(cur);
+
+        let mut first = None;
+        let mut done = 0u64;
+        let mut state: Option<(Head, Integrator)> = None;
+        for chunk in chunks {
+            let n = chunk.len() as u64;
+            let start = self.claim_and_integrate(key, chunk, &mut state)?;
+            first.get_or_insert(start);
+            done += n;
+            progress(done, total);
+        }
+        let (head, it) = state.expect("at least one chunk");
+        let cp = Checkpoint {
+            origin: head.checkpoint.origin.clone(),
+            size: it.size(),
+            root: it.root(),
+        };
+        self.publish(key, head, &cp)?;
+        let first = first.expect("at least one chunk");
+        Ok(AppendOutcome {
+            first,
+            count: total,
+            size: cp.size,
+        })
+    }
+
+    /// Claims the next free position for `entries` and writes their tiles; returns the first
+    /// index. `state` carries the head and tree state between chunks of one append; it is
+    /// reloaded from the store when empty or when another writer got in between.
+    fn claim_and_integrate(
+        &self,
+        key: &SigningKey,
+        entries: Vec<Vec<u8>>,
+        state: &mut Option<(Head, Integrator)>,
+    ) -> Result<u64, LogError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            let (head, mut it) = match state.take() {
+                Some(s) => s,
+                None => {
+                    let head = self.head()?;
+                    let mut it = self.integrator(&head.checkpoint)?;
+                    let head = self.roll_forward(key, head, &mut it)?;
+                    (head, it)
+                }
+            };
+            let start = it.size();
+            let claim = batch::encode(key, start, &entries);
+            match self.store.create_all(&[NewObject::new(batch_path(start), claim)]) {
+                Ok(()) => {}
+                Err(StoreError::Conflict { .. }) => {
+                    // Another writer sequenced a batch here first: integrate it and retry.
+                    backoff(attempt);
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+            let out = it.integrate(&entries);
+            self.write_objects(out.objects)?;
+            *state = Some((head, it));
+            return Ok(start);
+        }
+        Err(LogError::Contention(MAX_ATTEMPTS))
+    }
+
+    /// Finishes any claimed batches at the edge of the tree (left by a crashed or slower
+    /// writer), publishing a checkpoint that covers them. Returns the head to build on.
+    pub fn recover(&self, key: &SigningKey) -> Result<Head, LogError> {
+        let _lock = self.store.lock_writers()?;
+        let head = self.head()?;
+        let mut it = self.integrator(&head.checkpoint)?;
+        self.roll_forward(key, head, &mut it)
+    }
+
+    fn roll_forward(
+        &self,
+        key: &SigningKey,
+        mut head: Head,
+        it: &mut Integrator,
+    ) -> Result<Head, LogError> {
+        let mut moved = false;
+        loop {
+            let path = batch_path(it.size());
+            let Some(bytes) = self.store.get(&path)? else {
+                break;
+            };
+            let b = batch::decode(&self.key, &path, it.size(), &bytes)
+                .map_err(|e| LogError::Integrity(e.to_string()))?;
+            let out = it.integrate(&b.entries);
+            self.write_objects(out.objects)?;
+            moved = true;
+        }
+        if moved {
+            let cp = Checkpoint {
+                origin: head.checkpoint.origin.clone(),
+                size: it.size(),
+                root: it.root(),
+            };
+            self.publish(key, head, &cp)?;
+            head = self.head()?;
+            if head.checkpoint.size != it.size() {
+                // Somebody moved further meanwhile; rebuild from what they published.
+                *it = self.integrator(&head.checkpoint)?;
+                return self.roll_forward(key, head, it);
+            }
+        }
+        Ok(head)
+    }
+
+    fn write_objects(&self, objects: Vec<(String, Vec<u8>)>) -> Result<(), LogError> {
+        let objs: Vec<NewObject> = objects
+            .into_iter()
+            .map(|(p, d)| NewObject::new(p, d))
+            .collect();
+        self.store.create_all(&objs)?;
+        Ok(())
+    }
+
+    /// Publishes `cp` unless the stored checkpoint is already at least as large; never moves
+    /// the checkpoint backwards.
+    fn publish(&self, key: &SigningKey, mut head: Head, cp: &Checkpoint) -> Result<(), LogError> {
+        let note = key.sign_checkpoint(cp);
+        for attempt in 0..MAX_ATTEMPTS {
+            if head.checkpoint.size >= cp.size {
+                return Ok(());
+            }
+            match self.store.swap_checkpoint(Some(&head.version), &note)? {
+                Swap::Done => return Ok(()),
+                Swap::Lost => {
+                    if attempt > 0 {
+                        backoff(attempt);
+                    }
+                    head = self.head()?;
+                }
+            }
+        }
+        Err(LogError::Contention(MAX_ATTEMPTS))
+    }
+}

@@ -1,0 +1,256 @@
+//! Reading the log: the verified checkpoint, entries authenticated against it, proofs, blobs.
+
+use std::cell::RefCell;
+
+use sha2::{Digest, Sha256};
+use tftrail_core::checkpoint::{Checkpoint, VerifierKey};
+use tftrail_core::integrate::Integrator;
+use tftrail_core::layout::{blob_path, bundle_path, partial_width, tile_path};
+use tftrail_core::merkle::{leaf_hash, tile_hashes, Edge, Hash};
+use tftrail_core::receipt::Receipt;
+use tftrail_core::{bundle, TILE_WIDTH};
+use tftrail_store::{Store, Version};
+use tlog_tiles::{HashReader, Tile, TileHashReader, TileReader};
+
+use crate::LogError;
+
+/// A log in a store, read with a trusted verifier key.
+pub struct Log {
+    pub(crate) store: Box<dyn Store>,
+    pub(crate) key: VerifierKey,
+}
+
+/// A verified checkpoint with its signed bytes and storage version.
+#[derive(Debug, Clone)]
+pub struct Head {
+    /// The parsed, verified checkpoint.
+    pub checkpoint: Checkpoint,
+    /// The signed note as stored.
+    pub note: Vec<u8>,
+    /// Storage version for compare-and-swap.
+    pub version: Version,
+}
+
+/// Reads hash tiles from a store for `tlog_tiles`' authenticated [`TileHashReader`].
+pub struct StoreTiles<'a> {
+    store: &'a dyn Store,
+    /// The first failure, for messages (`tlog_tiles` errors carry no path).
+    pub failure: RefCell<Option<String>>,
+}
+
+impl<'a> StoreTiles<'a> {
+    /// Reads tiles from `store`.
+    pub fn new(store: &'a dyn Store) -> Self {
+        StoreTiles {
+            store,
+            failure: RefCell::new(None),
+        }
+    }
+}
+
+impl TileReader for StoreTiles<'_> {
+    fn height(&self) -> u8 {
+        8
+    }
+
+    fn read_tiles(&self, tiles: &[Tile]) -> Result<Vec<Vec<u8>>, tlog_tiles::Error> {
+        let mut out = Vec::with_capacity(tiles.len());
+        for t in tiles {
+            let p = tile_path(t.level(), t.level_index(), u64::from(t.width()));
+            match self.store.get(&p) {
+                Ok(Some(d)) if d.len() == t.width() as usize * 32 => out.push(d),
+                Ok(Some(d)) => {
+                    self.failure
+                        .replace(Some(format!("hash tile {p} has {} bytes, want {}", d.len(), t.width() * 32)));
+                    return Err(tlog_tiles::Error::InvalidTile);
+                }
+                Ok(None) => {
+                    self.failure.replace(Some(format!("hash tile {p} is missing")));
+                    return Err(tlog_tiles::Error::InvalidTile);
+                }
+                Err(e) => {
+                    self.failure.replace(Some(e.to_string()));
+                    return Err(tlog_tiles::Error::InvalidTile);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn save_tiles(&self, _tiles: &[Tile], _data: &[Vec<u8>]) {}
+}
+
+impl Log {
+    /// Opens the log in `store`, trusting `key`. Fails when the store holds no checkpoint.
+    pub fn open(store: Box<dyn Store>, key: VerifierKey) -> Result<Self, LogError> {
+        let log = Log { store, key };
+        if log.store.get_checkpoint()?.is_none() {
+            return Err(LogError::NotALog {
+                location: log.store.location(),
+                reason: "no checkpoint (run `tftrail init` first, or check --store)".into(),
+            });
+        }
+        Ok(log)
+    }
+
+    /// The store.
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// The trusted key.
+    pub fn key(&self) -> &VerifierKey {
+        &self.key
+    }
+
+    /// Reads and verifies the current checkpoint.
+    pub fn head(&self) -> Result<Head, LogError> {
+        let (note, version) = self.store.get_checkpoint()?.ok_or_else(|| LogError::NotALog {
+            location: self.store.location(),
+            reason: "the checkpoint is missing".into(),
+        })?;
+        let checkpoint = self.key.open_checkpoint(&note)?;
+        Ok(Head {
+            checkpoint,
+            note,
+            version,
+        })
+    }
+
+    /// Reads an object that must exist.
+    pub(crate) fn must_get(&self, path: &str, what: &str) -> Result<Vec<u8>, LogError> {
+        self.store
+            .get(path)?
+            .ok_or_else(|| LogError::Integrity(format!("{what} {path} is missing")))
+    }
+
+    /// Rebuilds the append state for the tree of `cp`, checking it against the root.
+    pub fn integrator(&self, cp: &Checkpoint) -> Result<Integrator, LogError> {
+        let edge = Edge::from_partials(cp.size, |level, n, width| {
+            let p = tile_path(level, n, width);
+            let data = self
+                .must_get(&p, "hash tile")
+                .map_err(|e| e.to_string())?;
+            tile_hashes(&data).ok_or_else(|| format!("integrity: hash tile {p} has a partial hash"))
+        })
+        .map_err(|e| LogError::Integrity(e.trim_start_matches("integrity: ").to_string()))?;
+        if edge.root() != cp.root {
+            return Err(LogError::Integrity(format!(
+                "the partial hash tiles at size {} do not lead to the checkpoint's root",
+                cp.size
+            )));
+        }
+        let w = partial_width(0, cp.size);
+        let bundle = if w > 0 {
+            self.must_get(&bundle_path(cp.size / TILE_WIDTH, w), "entry bundle")?
+        } else {
+            Vec::new()
+        };
+        Integrator::new(edge, bundle).map_err(|e| {
+            LogError::Integrity(format!(
+                "entry bundle {}: {e}",
+                bundle_path(cp.size / TILE_WIDTH, w.max(1))
+            ))
+        })
+    }
+
+    /// Reads entries `start..end` of the tree of `cp`, each authenticated against its root.
+    pub fn entries(&self, cp: &Checkpoint, start: u64, end: u64) -> Result<Vec<Vec<u8>>, LogError> {
+        if start > end || end > cp.size {
+            return Err(LogError::Input(format!(
+                "entries {start}..{end} are not in the log (size {})",
+                cp.size
+            )));
+        }
+        let mut out = Vec::with_capacity((end - start) as usize);
+        let tiles = StoreTiles::new(self.store.as_ref());
+        let reader = TileHashReader::new(cp.size, cp.root, &tiles);
+        let mut i = start;
+        while i < end {
+            let n = i / TILE_WIDTH;
+            let width = (cp.size - n * TILE_WIDTH).min(TILE_WIDTH);
+            let path = bundle_path(n, width);
+            let data = self.must_get(&path, "entry bundle")?;
+            let entries = bundle::decode(&data)
+                .map_err(|e| LogError::Integrity(format!("entry bundle {path}: {e}")))?;
+            if entries.len() as u64 != width {
+                return Err(LogError::Integrity(format!(
+                    "entry bundle {path} holds {} entries, want {width}",
+                    entries.len()
+                )));
+            }
+            let stop = end.min((n + 1) * TILE_WIDTH);
+            let idx: Vec<u64> = (i..stop).map(|j| tlog_tiles::stored_hash_index(0, j)).collect();
+            let want = reader.read_hashes(&idx).map_err(|_| {
+                LogError::Integrity(tiles.failure.borrow().clone().unwrap_or_else(|| {
+                    format!("hash tiles for entries {i}..{stop} do not match the checkpoint")
+                }))
+            })?;
+            for (k, j) in (i..stop).enumerate() {
+                let e = entries[(j - n * TILE_WIDTH) as usize];
+                if leaf_hash(e) != want[k] {
+                    return Err(LogError::Integrity(format!(
+                        "entry {j} in {path} does not match the log's hashes"
+                    )));
+                }
+                out.push(e.to_vec());
+            }
+            i = stop;
+        }
+        Ok(out)
+    }
+
+    /// Builds an offline receipt for entry `index` in the tree of `head`.
+    pub fn prove(&self, head: &Head, index: u64) -> Result<Receipt, LogError> {
+        let cp = &head.checkpoint;
+        if index >= cp.size {
+            return Err(LogError::Input(format!(
+                "entry {index} is not in the log (size {})",
+                cp.size
+            )));
+        }
+        let entry = self.entries(cp, index, index + 1)?.remove(0);
+        let tiles = StoreTiles::new(self.store.as_ref());
+        let reader = TileHashReader::new(cp.size, cp.root, &tiles);
+        let proof = tlog_tiles::prove_record(cp.size, index, &reader).map_err(|_| {
+            LogError::Integrity(
+                tiles
+                    .failure
+                    .borrow()
+                    .clone()
+                    .unwrap_or_else(|| "cannot build an inclusion proof".into()),
+            )
+        })?;
+        Ok(Receipt {
+            index,
+            proof,
+            entry: Some(entry),
+            checkpoint: head.note.clone(),
+        })
+    }
+
+    /// Consistency proof from `old_size` to the tree of `cp`.
+    pub fn consistency(&self, cp: &Checkpoint, old_size: u64) -> Result<Vec<Hash>, LogError> {
+        let tiles = StoreTiles::new(self.store.as_ref());
+        let reader = TileHashReader::new(cp.size, cp.root, &tiles);
+        tlog_tiles::prove_tree(cp.size, old_size, &reader).map_err(|_| {
+            LogError::Integrity(
+                tiles
+                    .failure
+                    .borrow()
+                    .clone()
+                    .unwrap_or_else(|| "cannot build a consistency proof".into()),
+            )
+        })
+    }
+
+    /// Reads a blob and checks its hash.
+    pub fn blob(&self, sha256_hex: &str) -> Result<Vec<u8>, LogError> {
+        let p = blob_path(sha256_hex);
+        let data = self.must_get(&p, "blob")?;
+        if hex::encode(Sha256::digest(&data)) != sha256_hex {
+            return Err(LogError::Integrity(format!("blob {p} does not match its SHA-256")));
+        }
+        Ok(data)
+    }
+}

@@ -1,0 +1,613 @@
+//! The whole `tftrail run` flow: classify, record intent, run, record outcome.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+
+use serde_json::{json, Map, Value};
+use sha2::Digest;
+use time::OffsetDateTime;
+
+use crate::context::{Context, Env};
+use crate::error::{Error, Result, SinkError};
+use crate::invocation::{Invocation, Operation};
+use crate::plan::PlanSummary;
+use crate::redact::Scrubber;
+use crate::runner::{self, rfc3339, CommandSpec, RunOptions, RunResult};
+use crate::state::{diff_opt, StateSnapshot};
+
+/// Where records go. Implemented by the CLI on top of the log.
+///
+/// Contract: [`Sink::append`] MUST store the record durably before returning `Ok` (an
+/// apply starts only after its intent record is stored). Blobs are `(name, bytes)`; the
+/// sink stores them content-addressed; the payload already names each blob with its
+/// SHA-256 and size (see `"output"` and `"plan_json"` fragments).
+pub trait Sink {
+    /// Appends one record durably; returns its index in the log.
+    fn append(
+        &mut self,
+        kind: &str,
+        payload: Value,
+        blobs: Vec<(String, Vec<u8>)>,
+    ) -> Result<u64, SinkError>;
+
+    /// Finds the index of a recorded `terraform.plan` whose plan-file SHA-256 (hex) is
+    /// `plan_sha256`.
+    fn find_plan(&mut self, plan_sha256: &str) -> Result<Option<u64>, SinkError>;
+}
+
+/// Options of [`run_recorded`].
+#[derive(Debug, Clone)]
+pub struct RecordOptions {
+    /// The directory `tftrail` was started in (before `-chdir`).
+    pub cwd: PathBuf,
+    /// Environment for the tool and for context lookups.
+    pub env: Env,
+    /// Run even when the intent record cannot be stored (said so in the outcome).
+    pub fail_open: bool,
+    /// Record read-only commands too (as `terraform.command`).
+    pub record_read_only: bool,
+    /// Stream the tool's output live (the CLI wants `true`; tests may want `false`).
+    pub stream: bool,
+    /// Handle signals while the tool runs (see [`runner::run`]).
+    pub handle_signals: bool,
+    /// Limit of captured output.
+    pub capture_limit: usize,
+}
+
+impl RecordOptions {
+    /// Defaults for the CLI: inherited environment, streaming, signals handled.
+    pub fn new(cwd: impl Into<PathBuf>) -> Self {
+        RecordOptions {
+            cwd: cwd.into(),
+            env: Env::inherit(),
+            fail_open: false,
+            record_read_only: false,
+            stream: true,
+            handle_signals: true,
+            capture_limit: runner::DEFAULT_CAPTURE_LIMIT,
+        }
+    }
+}
+
+/// What [`run_recorded`] did.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// The exit code `tftrail` should exit with (Terraform's).
+    pub exit_code: i32,
+    /// The tool's exit status.
+    pub status: ExitStatus,
+    /// Indices of the records appended, in order.
+    pub records: Vec<u64>,
+    /// Things the user should be told (e.g. fail-open use, plan not found).
+    pub warnings: Vec<String>,
+}
+
+/// `{ "blob": name, "sha256": hex, "size": n }`.
+pub fn blob_ref(name: &str, bytes: &[u8]) -> Value {
+    json!({
+        "blob": name,
+        "sha256": hex::encode(sha2::Sha256::digest(bytes)),
+        "size": bytes.len(),
+    })
+}
+
+fn outcome_word(inv: &Invocation, r: &RunResult) -> &'static str {
+    if r.interrupted {
+        "interrupted"
+    } else if r.exit_code == 0
+        || (r.exit_code == 2
+            && matches!(inv.operation(), Operation::Plan)
+            && inv.has_flag("-detailed-exitcode"))
+    {
+        "success"
+    } else {
+        "failed"
+    }
+}
+
+/// Secrets that may hide in `TF_CLI_ARGS*` (`-var` values).
+fn cli_args_env_secrets(inv: &Invocation, env: &Env) -> (Vec<String>, Vec<String>) {
+    let mut names = Vec::new();
+    let mut secrets = Vec::new();
+    for (k, v) in env.iter() {
+        if k == "TF_CLI_ARGS" || k.starts_with("TF_CLI_ARGS_") {
+            names.push(k.to_string());
+            let toks: Vec<String> = std::iter::once("plan".to_string())
+                .chain(
+                    v.split_whitespace()
+                        .map(|t| t.trim_matches(['\'', '"']).to_string()),
+                )
+                .collect();
+            secrets.extend(
+                Invocation::parse_as(inv.program(), inv.tool(), &toks)
+                    .secret_values()
+                    .iter()
+                    .cloned(),
+            );
+        }
+    }
+    (names, secrets)
+}
+
+struct StateRead {
+    snapshot: Option<StateSnapshot>,
+    info: Value,
+}
+
+fn read_state(inv: &Invocation, ctx: &Context, program: &Path, env: &Env) -> StateRead {
+    let dir = ctx.abs_dir();
+    let local_path = if let Some(p) = inv.state_flag() {
+        Some(dir.join(p))
+    } else if ctx.backend == "local" {
+        let cfg = ctx.backend_config();
+        let ws = &ctx.workspace;
+        if ws == "default" {
+            Some(
+                dir.join(
+                    cfg.get("path")
+                        .and_then(Value::as_str)
+                        .unwrap_or("terraform.tfstate"),
+                ),
+            )
+        } else {
+            let wsdir = cfg
+                .get("workspace_dir")
+                .and_then(Value::as_str)
+                .unwrap_or("terraform.tfstate.d");
+            Some(dir.join(wsdir).join(ws).join("terraform.tfstate"))
+        }
+    } else {
+        None
+    };
+    let (bytes, source) = match &local_path {
+        Some(p) => match std::fs::read(p) {
+            Ok(b) => (
+                Ok(b),
+                format!("file:{}", p.strip_prefix(dir).unwrap_or(p).display()),
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return StateRead {
+                    snapshot: None,
+                    info: json!({"present": false, "source": format!("file:{}", p.strip_prefix(dir).unwrap_or(p).display())}),
+                }
+            }
+            Err(e) => (Err(e.to_string()), "file".into()),
+        },
+        None => (
+            runner::run_helper(program, &["state", "pull"], dir, env).map_err(|e| e.to_string()),
+            "state pull".into(),
+        ),
+    };
+    match bytes {
+        Ok(b) if b.iter().all(u8::is_ascii_whitespace) => StateRead {
+            snapshot: None,
+            info: json!({"present": false, "source": source}),
+        },
+        Ok(b) => match StateSnapshot::from_state_json(&b) {
+            Ok(s) => {
+                let mut info = s.fingerprint();
+                info["source"] = json!(source);
+                StateRead {
+                    snapshot: Some(s),
+                    info,
+                }
+            }
+            Err(e) => StateRead {
+                snapshot: None,
+                info: json!({"present": null, "source": source, "error": e.to_string()}),
+            },
+        },
+        Err(e) => StateRead {
+            snapshot: None,
+            info: json!({"present": null, "source": source, "error": e}),
+        },
+    }
+}
+
+fn tool_version(program: &Path, dir: &Path, env: &Env) -> Value {
+    match runner::run_helper(program, &["version", "-json"], dir, env)
+        .and_then(|b| serde_json::from_slice::<Value>(&b).map_err(|e| Error::Plan(e.to_string())))
+    {
+        Ok(v) => json!({
+            "version": v.get("terraform_version"),
+            "platform": v.get("platform"),
+        }),
+        Err(e) => json!({"version": null, "error": e.to_string()}),
+    }
+}
+
+struct PlanFile {
+    info: Value,
+    summary: Option<PlanSummary>,
+}
+
+/// Fingerprints and summarises a plan file via `show -json`.
+fn inspect_plan_file(path: &Path, program: &Path, dir: &Path, env: &Env) -> PlanFile {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            return PlanFile {
+                info: json!({"error": format!("cannot read the plan file: {e}")}),
+                summary: None,
+            }
+        }
+    };
+    let mut info = json!({
+        "sha256": hex::encode(sha2::Sha256::digest(&bytes)),
+        "size": bytes.len(),
+    });
+    let path_s = path.to_string_lossy().into_owned();
+    let summary = match runner::run_helper(program, &["show", "-json", &path_s], dir, env)
+        .and_then(|j| PlanSummary::from_show_json(&j))
+    {
+        Ok(s) => Some(s),
+        Err(e) => {
+            info["error"] = json!(format!("cannot read the plan file: {e}"));
+            None
+        }
+    };
+    PlanFile { info, summary }
+}
+
+fn append(
+    sink: &mut dyn Sink,
+    scrubber: &Scrubber,
+    kind: &str,
+    mut payload: Value,
+    blobs: Vec<(String, Vec<u8>)>,
+) -> Result<u64, SinkError> {
+    // Last line of defence: no known secret anywhere in a payload.
+    scrubber.scrub_value(&mut payload);
+    sink.append(kind, payload, blobs)
+}
+
+/// Runs `inv` the way `tftrail run` does and appends its records to `sink`.
+///
+/// * Read-only commands run straight through, unrecorded (unless
+///   `opts.record_read_only`: then one `terraform.command` record).
+/// * `plan`: one `terraform.plan` record after the run. Without `-out`, a temporary plan
+///   file is added (and removed afterwards) so the plan can be fingerprinted and summarised.
+/// * State-changing commands: `<stem>.intent` appended before the tool starts (if it cannot
+///   be stored the tool does not run and [`Error::IntentNotStored`] is returned, unless
+///   `opts.fail_open`), then `<stem>.outcome` after it ends.
+///
+/// The returned [`RunReport::exit_code`] is Terraform's. If the tool ran but its final
+/// record could not be stored, [`Error::RecordNotStored`] carries the exit code.
+pub fn run_recorded(
+    inv: &Invocation,
+    opts: &RecordOptions,
+    sink: &mut dyn Sink,
+) -> Result<RunReport> {
+    let dir = inv.working_dir(&opts.cwd);
+    let run_opts = RunOptions {
+        env: opts.env.clone(),
+        stream: opts.stream,
+        capture_limit: opts.capture_limit,
+        handle_signals: opts.handle_signals,
+    };
+    let op = inv.operation().clone();
+    if !op.is_recorded() && !opts.record_read_only {
+        let spec = CommandSpec {
+            program: inv.program().to_path_buf(),
+            args: inv.raw_args().to_vec(),
+            dir: opts.cwd.clone(),
+        };
+        let r = runner::run(
+            &spec,
+            &RunOptions {
+                capture_limit: 0,
+                ..run_opts
+            },
+        )?;
+        return Ok(RunReport {
+            exit_code: r.exit_code,
+            status: r.status,
+            records: vec![],
+            warnings: vec![],
+        });
+    }
+    let program = runner::resolve_program(inv.program(), &opts.env)?;
+    let env = &opts.env;
+    let version = tool_version(&program, &opts.cwd, env);
+    let ctx = Context::capture(&dir, env);
+    let (cli_env_names, cli_env_secrets) = cli_args_env_secrets(inv, env);
+    let mut secrets: Vec<String> = inv.secret_values().to_vec();
+    secrets.extend(env.tf_var_values());
+    secrets.extend(cli_env_secrets);
+
+    let mut command = inv.to_json();
+    command["tf_var_names"] = json!(env.tf_var_names());
+    if !cli_env_names.is_empty() {
+        command["tf_cli_args_env"] = json!(cli_env_names);
+    }
+    let mut base = Map::new();
+    base.insert(
+        "tool".into(),
+        json!({"name": inv.tool().name(), "version": version["version"], "platform": version["platform"], "version_error": version.get("error")}),
+    );
+    base.insert("command".into(), command);
+    base.insert(
+        "context".into(),
+        serde_json::to_value(&ctx).unwrap_or(Value::Null),
+    );
+
+    let mut report_warnings = Vec::new();
+    let mut records = Vec::new();
+    let spec_with = |args: Vec<String>| CommandSpec {
+        program: program.clone(),
+        args,
+        dir: opts.cwd.clone(),
+    };
+    let run_fields = |r: &RunResult, payload: &mut Map<String, Value>| {
+        payload.insert("started_at".into(), json!(rfc3339(r.started)));
+        payload.insert("ended_at".into(), json!(rfc3339(r.ended)));
+        payload.insert("duration_ms".into(), json!(r.duration_ms));
+        payload.insert("exit_code".into(), json!(r.exit_code));
+        payload.insert("signal".into(), json!(r.signal));
+        payload.insert("outcome".into(), json!(outcome_word(inv, r)));
+    };
+
+    match op {
+        Operation::Plan => {
+            let env_has_out = env.iter().any(|(k, v)| {
+                (k == "TF_CLI_ARGS" || k == "TF_CLI_ARGS_plan") && v.contains("-out")
+            });
+            let mut temp_dir = None;
+            let (args, plan_path, temporary) = match inv.plan_out() {
+                Some(out) => (inv.raw_args().to_vec(), Some(dir.join(out)), false),
+                None if ctx.backend != "remote" && !env_has_out => {
+                    let td = tempfile::Builder::new()
+                        .prefix("tftrail-plan-")
+                        .tempdir()
+                        .map_err(|e| Error::io("cannot create a temporary directory", e))?;
+                    let p = td.path().join("plan.tfplan");
+                    temp_dir = Some(td);
+                    (
+                        inv.args_with_inserted(&format!("-out={}", p.display())),
+                        Some(p),
+                        true,
+                    )
+                }
+                None => (inv.raw_args().to_vec(), None, false),
+            };
+            let r = runner::run(&spec_with(args), &run_opts)?;
+            let mut plan = None;
+            let mut plan_info = json!({"saved": false});
+            if let Some(p) = &plan_path {
+                if outcome_word(inv, &r) == "success" && p.exists() {
+                    let pf = inspect_plan_file(p, &program, &dir, env);
+                    plan_info = pf.info;
+                    plan_info["saved"] = json!(!temporary);
+                    plan_info["temporary"] = json!(temporary);
+                    if !temporary {
+                        plan_info["path"] = json!(inv.plan_out());
+                    }
+                    plan = pf.summary;
+                }
+            }
+            drop(temp_dir); // removes the temporary plan file
+            if let Some(p) = &plan {
+                secrets.extend(p.secrets().iter().cloned());
+            }
+            let scrubber = Scrubber::new(&secrets);
+            let mut payload = base.clone();
+            payload.insert("plan_mode".into(), json!(inv.plan_mode()));
+            run_fields(&r, &mut payload);
+            let mut blobs = Vec::new();
+            if let Some(mut p) = plan {
+                p.scrub_with(&scrubber);
+                plan_info["summary"] = serde_json::to_value(&p).unwrap_or(Value::Null);
+                plan_info["plan_json"] = blob_ref("plan.json", p.redacted_json());
+                blobs.push(("plan.json".to_string(), p.redacted_json().to_vec()));
+            }
+            payload.insert("plan".into(), plan_info);
+            let out = scrubber.scrub_bytes(&r.output);
+            let mut o = blob_ref("output.txt", &out);
+            o["truncated"] = json!(r.truncated);
+            payload.insert("output".into(), o);
+            blobs.push(("output.txt".into(), out));
+            let idx = append(
+                sink,
+                &scrubber,
+                "terraform.plan",
+                Value::Object(payload),
+                blobs,
+            )
+            .map_err(|e| Error::RecordNotStored {
+                tool: inv.tool().name().into(),
+                exit_code: r.exit_code,
+                intent_index: None,
+                source: e,
+            })?;
+            records.push(idx);
+            Ok(RunReport {
+                exit_code: r.exit_code,
+                status: r.status,
+                records,
+                warnings: report_warnings,
+            })
+        }
+        op if op.is_mutating() => {
+            let stem = op.kind_stem();
+            let state_before = read_state(inv, &ctx, &program, env);
+            if let Some(s) = &state_before.snapshot {
+                secrets.extend(s.secrets());
+            }
+            let mut intent = base.clone();
+            let mut intent_blobs = Vec::new();
+            if matches!(
+                op,
+                Operation::Apply | Operation::Destroy | Operation::Refresh
+            ) {
+                let plan_v = match inv.saved_plan() {
+                    Some(file) => {
+                        let pf = inspect_plan_file(&dir.join(file), &program, &dir, env);
+                        let mut info = pf.info;
+                        info["saved"] = json!(true);
+                        info["path"] = json!(file);
+                        if let Some(sha) =
+                            info.get("sha256").and_then(Value::as_str).map(String::from)
+                        {
+                            match sink.find_plan(&sha) {
+                                Ok(Some(i)) => {
+                                    info["plan_index"] = json!(i);
+                                    info["recorded"] = json!(true);
+                                }
+                                Ok(None) => {
+                                    info["plan_index"] = Value::Null;
+                                    info["recorded"] = json!(false);
+                                    info["note"] = json!("no recorded plan has this SHA-256: this plan was not recorded by tftrail");
+                                    report_warnings.push(
+                                        "the saved plan being applied was not recorded by tftrail"
+                                            .into(),
+                                    );
+                                }
+                                Err(e) => {
+                                    info["recorded"] = Value::Null;
+                                    info["note"] = json!(format!("plan lookup failed: {e}"));
+                                }
+                            }
+                        }
+                        if let Some(mut p) = pf.summary {
+                            secrets.extend(p.secrets().iter().cloned());
+                            p.scrub_with(&Scrubber::new(&secrets));
+                            info["summary"] = serde_json::to_value(&p).unwrap_or(Value::Null);
+                            info["plan_json"] = blob_ref("plan.json", p.redacted_json());
+                            intent_blobs
+                                .push(("plan.json".to_string(), p.redacted_json().to_vec()));
+                        }
+                        info
+                    }
+                    None => json!({
+                        "saved": false,
+                        "reviewed": false,
+                        "note": "no saved plan: Terraform plans again at apply time, so what is applied was not reviewed from a recorded plan",
+                        "auto_approve": inv.has_flag("-auto-approve"),
+                    }),
+                };
+                intent.insert("plan".into(), plan_v);
+            }
+            intent.insert("state_before".into(), state_before.info.clone());
+            intent.insert(
+                "started_at".into(),
+                json!(rfc3339(OffsetDateTime::now_utc())),
+            );
+            let scrubber = Scrubber::new(&secrets);
+            let intent_idx = match append(
+                sink,
+                &scrubber,
+                &format!("{stem}.intent"),
+                Value::Object(intent),
+                intent_blobs,
+            ) {
+                Ok(i) => {
+                    records.push(i);
+                    Some(i)
+                }
+                Err(e) if opts.fail_open => {
+                    report_warnings.push(format!(
+                        "the intent record could not be stored ({e}); running anyway because of --fail-open"
+                    ));
+                    None
+                }
+                Err(e) => {
+                    return Err(Error::IntentNotStored {
+                        operation: inv.subcommand().join(" "),
+                        source: e,
+                    })
+                }
+            };
+            let r = runner::run(&spec_with(inv.raw_args().to_vec()), &run_opts)?;
+            let ctx_after = Context::capture(&dir, env);
+            let state_after = read_state(inv, &ctx_after, &program, env);
+            if let Some(s) = &state_after.snapshot {
+                secrets.extend(s.secrets());
+            }
+            let scrubber = Scrubber::new(&secrets);
+            let mut payload = base.clone();
+            payload.insert("intent_index".into(), json!(intent_idx));
+            if intent_idx.is_none() {
+                payload.insert(
+                    "fail_open".into(),
+                    json!({"intent_stored": false, "note": "the intent record could not be stored; the command ran because of --fail-open"}),
+                );
+            }
+            run_fields(&r, &mut payload);
+            let diff = diff_opt(
+                state_before.snapshot.as_ref(),
+                state_after.snapshot.as_ref(),
+            );
+            payload.insert("state_before".into(), state_before.info);
+            payload.insert("state_after".into(), state_after.info);
+            payload.insert(
+                "state_diff".into(),
+                serde_json::to_value(&diff).unwrap_or(Value::Null),
+            );
+            if ctx_after.workspace != ctx.workspace || ctx_after.backend != ctx.backend {
+                payload.insert(
+                    "context_after".into(),
+                    json!({"workspace": ctx_after.workspace, "backend": ctx_after.backend}),
+                );
+            }
+            let out = scrubber.scrub_bytes(&r.output);
+            let mut o = blob_ref("output.txt", &out);
+            o["truncated"] = json!(r.truncated);
+            payload.insert("output".into(), o);
+            let idx = append(
+                sink,
+                &scrubber,
+                &format!("{stem}.outcome"),
+                Value::Object(payload),
+                vec![("output.txt".into(), out)],
+            )
+            .map_err(|e| Error::RecordNotStored {
+                tool: inv.tool().name().into(),
+                exit_code: r.exit_code,
+                intent_index: intent_idx,
+                source: e,
+            })?;
+            records.push(idx);
+            Ok(RunReport {
+                exit_code: r.exit_code,
+                status: r.status,
+                records,
+                warnings: report_warnings,
+            })
+        }
+        _ => {
+            // Read-only command recorded on request.
+            let r = runner::run(&spec_with(inv.raw_args().to_vec()), &run_opts)?;
+            // Read-only commands (`output`, `show`, `state pull`) may print state secrets.
+            if let Some(s) = read_state(inv, &ctx, &program, env).snapshot {
+                secrets.extend(s.secrets());
+            }
+            let scrubber = Scrubber::new(&secrets);
+            let mut payload = base;
+            run_fields(&r, &mut payload);
+            let out = scrubber.scrub_bytes(&r.output);
+            let mut o = blob_ref("output.txt", &out);
+            o["truncated"] = json!(r.truncated);
+            payload.insert("output".into(), o);
+            let idx = append(
+                sink,
+                &scrubber,
+                "terraform.command",
+                Value::Object(payload),
+                vec![("output.txt".into(), out)],
+            )
+            .map_err(|e| Error::RecordNotStored {
+                tool: inv.tool().name().into(),
+                exit_code: r.exit_code,
+                intent_index: None,
+                source: e,
+            })?;
+            records.push(idx);
+            Ok(RunReport {
+                exit_code: r.exit_code,
+                status: r.status,
+                records,
+                warnings: report_warnings,
+            })
+        }
+    }
+}
