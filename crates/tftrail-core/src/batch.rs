@@ -91,7 +91,10 @@ pub fn decode(
     }
     let entries = bundle::decode(data).map_err(|e| err(e.to_string()))?;
     if entries.len() != count || count == 0 {
-        return Err(err(format!("holds {} entries, header says {count}", entries.len())));
+        return Err(err(format!(
+            "holds {} entries, header says {count}",
+            entries.len()
+        )));
     }
     Ok(Batch {
         start,

@@ -9,7 +9,10 @@ pub struct BundleError(pub String);
 
 /// Appends one entry to bundle data. The caller guarantees `entry.len() <= MAX_ENTRY_SIZE`.
 pub fn push(out: &mut Vec<u8>, entry: &[u8]) {
-    assert!(entry.len() <= MAX_ENTRY_SIZE, "entry too large for a bundle");
+    assert!(
+        entry.len() <= MAX_ENTRY_SIZE,
+        "entry too large for a bundle"
+    );
     out.extend_from_slice(&(entry.len() as u16).to_be_bytes());
     out.extend_from_slice(entry);
 }

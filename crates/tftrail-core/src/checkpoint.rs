@@ -1,7 +1,9 @@
 //! Checkpoints (C2SP tlog-checkpoint) inside signed notes (C2SP signed-note) with Ed25519
 //! keys; key generation and the `name+keyid+base64` verifier-key form.
 
-use signed_note::{Note, Signer as _, StandardSigner, StandardVerifier, Verifier as _, VerifierList};
+use signed_note::{
+    Note, Signer as _, StandardSigner, StandardVerifier, Verifier as _, VerifierList,
+};
 
 use crate::merkle::{hash_b64, Hash};
 
@@ -22,7 +24,9 @@ pub enum CheckpointError {
     #[error("malformed checkpoint: {0}")]
     Malformed(String),
     /// A signature by the trusted key does not verify.
-    #[error("checkpoint signature by {0} does not verify: the checkpoint was altered or re-signed")]
+    #[error(
+        "checkpoint signature by {0} does not verify: the checkpoint was altered or re-signed"
+    )]
     BadSignature(String),
     /// No signature by the trusted key.
     #[error("checkpoint is not signed by the trusted key {want} (signed by: {found})")]
@@ -49,9 +53,8 @@ pub struct Origin(String);
 impl Origin {
     /// Validates an origin: 1–255 printable ASCII characters, no spaces, no '+'.
     pub fn new(s: &str) -> Result<Self, CheckpointError> {
-        let ok = !s.is_empty()
-            && s.len() <= 255
-            && s.bytes().all(|b| b.is_ascii_graphic() && b != b'+');
+        let ok =
+            !s.is_empty() && s.len() <= 255 && s.bytes().all(|b| b.is_ascii_graphic() && b != b'+');
         if ok {
             Ok(Origin(s.to_string()))
         } else {
@@ -85,8 +88,9 @@ impl Checkpoint {
     /// Parses a body strictly (no extension lines are written by tftrail, but they are
     /// accepted as C2SP allows them).
     pub fn parse_body(text: &[u8]) -> Result<Self, CheckpointError> {
-        let c = tlog_tiles::Checkpoint::from_bytes(text)
-            .map_err(|_| CheckpointError::Malformed("body is not origin, size, root hash".into()))?;
+        let c = tlog_tiles::Checkpoint::from_bytes(text).map_err(|_| {
+            CheckpointError::Malformed("body is not origin, size, root hash".into())
+        })?;
         Ok(Checkpoint {
             origin: c.origin().to_string(),
             size: c.size(),
@@ -122,7 +126,10 @@ impl SigningKey {
         let signer = StandardSigner::new(skey).map_err(|_| CheckpointError::BadSigningKey)?;
         // Derive the verifier key from the private key bytes.
         use base64::Engine;
-        let b64 = skey.splitn(5, '+').nth(4).ok_or(CheckpointError::BadSigningKey)?;
+        let b64 = skey
+            .splitn(5, '+')
+            .nth(4)
+            .ok_or(CheckpointError::BadSigningKey)?;
         let raw = base64::engine::general_purpose::STANDARD
             .decode(b64)
             .map_err(|_| CheckpointError::BadSigningKey)?;
@@ -210,7 +217,8 @@ impl VerifierKey {
 
     /// Verifies a signed note and returns its text.
     pub fn open_note(&self, note: &[u8]) -> Result<Vec<u8>, CheckpointError> {
-        let parsed = Note::from_bytes(note).map_err(|e| CheckpointError::Malformed(e.to_string()))?;
+        let parsed =
+            Note::from_bytes(note).map_err(|e| CheckpointError::Malformed(e.to_string()))?;
         let v = StandardVerifier::new(&self.text).expect("parsed before");
         let list = VerifierList::new(vec![Box::new(v)]);
         match parsed.verify(&list) {
@@ -288,7 +296,10 @@ mod tests {
         // flipped body byte
         let mut bad = note.clone();
         bad[18] = b'8';
-        assert!(matches!(v.open_checkpoint(&bad), Err(CheckpointError::BadSignature(_))));
+        assert!(matches!(
+            v.open_checkpoint(&bad),
+            Err(CheckpointError::BadSignature(_))
+        ));
         // another key
         let other = SigningKey::generate(&origin);
         let forged = other.sign_checkpoint(&c);
@@ -297,7 +308,10 @@ mod tests {
             Err(CheckpointError::NotSignedByKey { .. })
         ));
         // garbage
-        assert!(matches!(v.open_checkpoint(b"hello"), Err(CheckpointError::Malformed(_))));
+        assert!(matches!(
+            v.open_checkpoint(b"hello"),
+            Err(CheckpointError::Malformed(_))
+        ));
     }
 
     #[test]

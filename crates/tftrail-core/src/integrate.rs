@@ -41,7 +41,10 @@ impl Integrator {
         }
         for (i, e) in entries.iter().enumerate() {
             if leaf_hash(e) != edge.partial(0)[i] {
-                return Err(format!("entry {} does not match its hash tile", edge.size() - want + i as u64));
+                return Err(format!(
+                    "entry {} does not match its hash tile",
+                    edge.size() - want + i as u64
+                ));
             }
         }
         Ok(Integrator {
@@ -65,6 +68,11 @@ impl Integrator {
         self.edge.size()
     }
 
+    /// The hash edge.
+    pub fn edge(&self) -> &Edge {
+        &self.edge
+    }
+
     /// Current root.
     pub fn root(&self) -> Hash {
         self.edge.root()
@@ -73,31 +81,55 @@ impl Integrator {
     /// Integrates entries and returns what to write. Entries must be at most
     /// [`crate::MAX_ENTRY_SIZE`] bytes (checked by the caller).
     pub fn integrate<E: AsRef<[u8]>>(&mut self, entries: &[E]) -> Integrated {
+        let hashes: Vec<Hash> = entries.iter().map(|e| leaf_hash(e.as_ref())).collect();
+        self.integrate_hashed(entries, &hashes)
+    }
+
+    /// [`Integrator::integrate`] with the leaf hashes already computed (verification hashes
+    /// entries on several threads). `hashes[i]` must be `leaf_hash(entries[i])`.
+    pub fn integrate_hashed<E: AsRef<[u8]>>(
+        &mut self,
+        entries: &[E],
+        hashes: &[Hash],
+    ) -> Integrated {
+        assert_eq!(entries.len(), hashes.len());
         let old_size = self.edge.size();
         let mut objects = Vec::new();
-        for e in entries {
+        for (e, h) in entries.iter().zip(hashes) {
             let e = e.as_ref();
             let index = self.edge.size();
             bundle::push(&mut self.bundle, e);
             self.bundle_len += 1;
             if self.bundle_len == TILE_WIDTH {
-                objects.push((bundle_path(index / TILE_WIDTH, TILE_WIDTH), std::mem::take(&mut self.bundle)));
+                objects.push((
+                    bundle_path(index / TILE_WIDTH, TILE_WIDTH),
+                    std::mem::take(&mut self.bundle),
+                ));
                 self.bundle_len = 0;
             }
-            self.edge.push(leaf_hash(e), &mut |t| {
-                objects.push((tile_path(t.level, t.index, TILE_WIDTH), tile_data(&t.hashes)));
+            self.edge.push(*h, &mut |t| {
+                objects.push((
+                    tile_path(t.level, t.index, TILE_WIDTH),
+                    tile_data(&t.hashes),
+                ));
             });
         }
         let size = self.edge.size();
         if self.bundle_len > 0 && size != old_size {
-            objects.push((bundle_path(size / TILE_WIDTH, self.bundle_len), self.bundle.clone()));
+            objects.push((
+                bundle_path(size / TILE_WIDTH, self.bundle_len),
+                self.bundle.clone(),
+            ));
         }
         for level in 0..self.edge.levels() {
             let shift = 8 * u32::from(level);
             let partial = self.edge.partial(level);
             if !partial.is_empty() && (old_size >> shift) != (size >> shift) {
                 let n = (size >> shift) / TILE_WIDTH;
-                objects.push((tile_path(level, n, partial.len() as u64), tile_data(partial)));
+                objects.push((
+                    tile_path(level, n, partial.len() as u64),
+                    tile_data(partial),
+                ));
             }
         }
         Integrated {
@@ -137,7 +169,14 @@ mod tests {
             }
         }
         assert_eq!(it.size(), 70_000);
-        for p in ["tile/0/273.p/112", "tile/1/001.p/17", "tile/2/000.p/1", "tile/entries/273.p/112", "tile/1/000", "tile/0/272"] {
+        for p in [
+            "tile/0/273.p/112",
+            "tile/1/001.p/17",
+            "tile/2/000.p/1",
+            "tile/entries/273.p/112",
+            "tile/1/000",
+            "tile/0/272",
+        ] {
             assert!(store.contains_key(p), "{p} missing");
         }
         assert_eq!(tile_hashes(&store["tile/0/000"]).unwrap()[5], leaves[5]);

@@ -198,14 +198,21 @@ mod tests {
         for (l, n, w) in [(0u8, 0u64, 256u64), (0, 273, 112), (3, 1234067, 5)] {
             assert_eq!(
                 classify(&tile_path(l, n, w)),
-                Some(ObjectKind::Tile { level: l, n, width: w })
+                Some(ObjectKind::Tile {
+                    level: l,
+                    n,
+                    width: w
+                })
             );
         }
         assert_eq!(
             classify(&bundle_path(1001, 9)),
             Some(ObjectKind::Bundle { n: 1001, width: 9 })
         );
-        assert_eq!(classify(&batch_path(70_000)), Some(ObjectKind::Batch { start: 70_000 }));
+        assert_eq!(
+            classify(&batch_path(70_000)),
+            Some(ObjectKind::Batch { start: 70_000 })
+        );
         for bad in [
             "tile/0/5",
             "tile/0/x000/005",

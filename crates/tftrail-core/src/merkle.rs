@@ -1,7 +1,7 @@
 //! RFC 6962 Merkle tree hashing over C2SP tiles.
 
-pub use tlog_tiles::Hash;
 use sha2::{Digest, Sha256};
+pub use tlog_tiles::Hash;
 
 use crate::TILE_WIDTH;
 
@@ -250,12 +250,20 @@ pub fn check_consistency_bytes(
             Err(ProofError::Invalid)
         };
     }
-    let (Ok(old_root), Ok(new_root)) = (<[u8; 32]>::try_from(old_root), <[u8; 32]>::try_from(new_root))
-    else {
+    let (Ok(old_root), Ok(new_root)) = (
+        <[u8; 32]>::try_from(old_root),
+        <[u8; 32]>::try_from(new_root),
+    ) else {
         return Err(ProofError::BadInput("roots must be 32-byte hashes".into()));
     };
-    tlog_tiles::check_tree(&proof.to_vec(), new_size, Hash(new_root), old_size, Hash(old_root))
-        .map_err(map_err)
+    tlog_tiles::check_tree(
+        &proof.to_vec(),
+        new_size,
+        Hash(new_root),
+        old_size,
+        Hash(old_root),
+    )
+    .map_err(map_err)
 }
 
 fn map_err(e: tlog_tiles::Error) -> ProofError {

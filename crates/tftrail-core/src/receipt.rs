@@ -35,7 +35,9 @@ pub enum ReceiptError {
     #[error("the entry given does not match the entry in the receipt")]
     EntryMismatch,
     /// The inclusion proof fails.
-    #[error("inclusion proof for index {index} does not match the checkpoint (size {size}): {reason}")]
+    #[error(
+        "inclusion proof for index {index} does not match the checkpoint (size {size}): {reason}"
+    )]
     Proof {
         /// Index.
         index: u64,
@@ -84,7 +86,9 @@ impl Receipt {
     pub fn parse(data: &[u8]) -> Result<Self, ReceiptError> {
         let m = |s: &str| ReceiptError::Malformed(s.to_string());
         let text = std::str::from_utf8(data).map_err(|_| m("not UTF-8"))?;
-        let (head, checkpoint) = text.split_once("\n\n").ok_or_else(|| m("no empty line before the checkpoint"))?;
+        let (head, checkpoint) = text
+            .split_once("\n\n")
+            .ok_or_else(|| m("no empty line before the checkpoint"))?;
         let mut lines = head.split('\n');
         if lines.next() != Some(HEADER) {
             return Err(m("first line is not c2sp.org/tlog-proof@v1"));
@@ -141,13 +145,13 @@ impl Receipt {
             (None, Some(carried)) => carried.clone(),
             (None, None) => return Err(ReceiptError::NoEntry),
         };
-        check_inclusion(&self.proof, c.size, c.root, self.index, leaf_hash(&entry)).map_err(|e| {
-            ReceiptError::Proof {
+        check_inclusion(&self.proof, c.size, c.root, self.index, leaf_hash(&entry)).map_err(
+            |e| ReceiptError::Proof {
                 index: self.index,
                 size: c.size,
                 reason: e.to_string(),
-            }
-        })?;
+            },
+        )?;
         Ok((c, entry))
     }
 }

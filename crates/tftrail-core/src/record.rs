@@ -22,7 +22,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[non_exhaustive]
 pub enum RecordError {
     /// Not a valid kind.
-    #[error("invalid record kind {0:?}: use lower-case letters, digits, '.', '_' or '-' (at most 64)")]
+    #[error(
+        "invalid record kind {0:?}: use lower-case letters, digits, '.', '_' or '-' (at most 64)"
+    )]
     BadKind(String),
     /// Not a UTC RFC 3339 time.
     #[error("invalid record time {0:?}: expected UTC RFC 3339 like 2026-01-31T12:00:00Z")]
@@ -31,7 +33,9 @@ pub enum RecordError {
     #[error("payload must be a JSON object, got {0}")]
     PayloadNotObject(&'static str),
     /// The encoded record is too large for an entry.
-    #[error("record is {0} bytes; a log entry holds at most 65535 (store large artifacts as blobs)")]
+    #[error(
+        "record is {0} bytes; a log entry holds at most 65535 (store large artifacts as blobs)"
+    )]
     TooLarge(usize),
     /// The entry is not a record.
     #[error("entry is not a valid record: {0}")]
@@ -94,9 +98,9 @@ pub fn validate_kind(kind: &str) -> Result<(), RecordError> {
     let ok = !b.is_empty()
         && b.len() <= 64
         && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b
-            .iter()
-            .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-'));
+        && b.iter().all(|&c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-')
+        });
     if ok {
         Ok(())
     } else {
@@ -107,7 +111,8 @@ pub fn validate_kind(kind: &str) -> Result<(), RecordError> {
 /// Checks `YYYY-MM-DDTHH:MM:SS[.f+]Z`.
 pub fn validate_time(t: &str) -> Result<(), RecordError> {
     let b = t.as_bytes();
-    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
     let mut ok = b.len() >= 20
         && digits(0..4)
         && b[4] == b'-'
@@ -181,7 +186,12 @@ impl Record {
             return Err(RecordError::PayloadNotObject(json_type(&self.payload)));
         }
         for b in &self.blobs {
-            if b.sha256.len() != 64 || !b.sha256.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+            if b.sha256.len() != 64
+                || !b
+                    .sha256
+                    .bytes()
+                    .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+            {
                 return Err(RecordError::BadBlob(format!("sha256 {:?}", b.sha256)));
             }
             if b.name.is_empty() {
@@ -222,7 +232,9 @@ impl Record {
         let again = serde_json_canonicalizer::to_vec(&rec)
             .map_err(|e| RecordError::Malformed(e.to_string()))?;
         if again != entry {
-            return Err(RecordError::Malformed("unknown fields in a version-1 record".into()));
+            return Err(RecordError::Malformed(
+                "unknown fields in a version-1 record".into(),
+            ));
         }
         Ok(rec)
     }
@@ -257,12 +269,22 @@ mod tests {
         assert_eq!(Record::from_entry(&e).unwrap().to_entry().unwrap(), e);
         // Same content, not canonical.
         let pretty = serde_json::to_vec_pretty(&r).unwrap();
-        assert!(matches!(Record::from_entry(&pretty), Err(RecordError::NotCanonical)));
+        assert!(matches!(
+            Record::from_entry(&pretty),
+            Err(RecordError::NotCanonical)
+        ));
     }
 
     #[test]
     fn rejects_bad_fields() {
-        assert!(Record::new("Bad Kind", "2026-11-26T05:00:00Z", actor(), json!({}), vec![]).is_err());
+        assert!(Record::new(
+            "Bad Kind",
+            "2026-11-26T05:00:00Z",
+            actor(),
+            json!({}),
+            vec![]
+        )
+        .is_err());
         assert!(Record::new("k", "2026-11-26 05:00:00", actor(), json!({}), vec![]).is_err());
         assert!(Record::new("k", "2026-13-26T05:00:00Z", actor(), json!({}), vec![]).is_err());
         assert!(matches!(

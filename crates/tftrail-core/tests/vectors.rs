@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use serde_json::Value;
 use base64::Engine;
+use serde_json::Value;
 use tftrail_core::merkle::{check_consistency_bytes, check_inclusion, parse_hash, Hash};
 
 fn vectors_dir() -> PathBuf {
@@ -12,7 +12,11 @@ fn vectors_dir() -> PathBuf {
         return PathBuf::from(d);
     }
     let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors/merkle");
-    assert!(d.is_dir(), "test vectors not found at {} (set TFTRAIL_VECTORS)", d.display());
+    assert!(
+        d.is_dir(),
+        "test vectors not found at {} (set TFTRAIL_VECTORS)",
+        d.display()
+    );
     d
 }
 
@@ -67,7 +71,10 @@ fn inclusion_vectors() {
         })()
         .is_some();
         if ok == want_err {
-            failures.push(format!("{}: wantErr={want_err} but verified={ok}", f.display()));
+            failures.push(format!(
+                "{}: wantErr={want_err} but verified={ok}",
+                f.display()
+            ));
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
@@ -99,7 +106,10 @@ fn consistency_vectors() {
         })()
         .is_some();
         if ok == want_err {
-            failures.push(format!("{}: wantErr={want_err} but verified={ok}", f.display()));
+            failures.push(format!(
+                "{}: wantErr={want_err} but verified={ok}",
+                f.display()
+            ));
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");

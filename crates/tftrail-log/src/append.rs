@@ -103,7 +103,11 @@ impl Log {
         if entries.is_empty() {
             return Err(LogError::Input("nothing to append".into()));
         }
-        if let Some((i, e)) = entries.iter().enumerate().find(|(_, e)| e.len() > MAX_ENTRY_SIZE) {
+        if let Some((i, e)) = entries
+            .iter()
+            .enumerate()
+            .find(|(_, e)| e.len() > MAX_ENTRY_SIZE)
+        {
             return Err(LogError::Input(format!(
                 "entry {} is {} bytes; a log entry holds at most {MAX_ENTRY_SIZE}",
                 i + 1,
@@ -123,7 +127,8 @@ impl Log {
         let mut cur: Vec<Vec<u8>> = Vec::new();
         let mut cur_bytes = 0usize;
         for e in entries {
-            if !cur.is_empty() && (cur.len() >= CHUNK_ENTRIES || cur_bytes + e.len() > CHUNK_BYTES) {
+            if !cur.is_empty() && (cur.len() >= CHUNK_ENTRIES || cur_bytes + e.len() > CHUNK_BYTES)
+            {
                 chunks.push(std::mem::take(&mut cur));
                 cur_bytes = 0;
             }
@@ -178,7 +183,10 @@ impl Log {
             };
             let start = it.size();
             let claim = batch::encode(key, start, &entries);
-            match self.store.create_all(&[NewObject::new(batch_path(start), claim)]) {
+            match self
+                .store
+                .create_all(&[NewObject::new(batch_path(start), claim)])
+            {
                 Ok(()) => {}
                 Err(StoreError::Conflict { .. }) => {
                     // Another writer sequenced a batch here first: integrate it and retry.

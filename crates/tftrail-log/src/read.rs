@@ -60,12 +60,16 @@ impl TileReader for StoreTiles<'_> {
             match self.store.get(&p) {
                 Ok(Some(d)) if d.len() == t.width() as usize * 32 => out.push(d),
                 Ok(Some(d)) => {
-                    self.failure
-                        .replace(Some(format!("hash tile {p} has {} bytes, want {}", d.len(), t.width() * 32)));
+                    self.failure.replace(Some(format!(
+                        "hash tile {p} has {} bytes, want {}",
+                        d.len(),
+                        t.width() * 32
+                    )));
                     return Err(tlog_tiles::Error::InvalidTile);
                 }
                 Ok(None) => {
-                    self.failure.replace(Some(format!("hash tile {p} is missing")));
+                    self.failure
+                        .replace(Some(format!("hash tile {p} is missing")));
                     return Err(tlog_tiles::Error::InvalidTile);
                 }
                 Err(e) => {
@@ -105,10 +109,13 @@ impl Log {
 
     /// Reads and verifies the current checkpoint.
     pub fn head(&self) -> Result<Head, LogError> {
-        let (note, version) = self.store.get_checkpoint()?.ok_or_else(|| LogError::NotALog {
-            location: self.store.location(),
-            reason: "the checkpoint is missing".into(),
-        })?;
+        let (note, version) = self
+            .store
+            .get_checkpoint()?
+            .ok_or_else(|| LogError::NotALog {
+                location: self.store.location(),
+                reason: "the checkpoint is missing".into(),
+            })?;
         let checkpoint = self.key.open_checkpoint(&note)?;
         Ok(Head {
             checkpoint,
@@ -128,9 +135,7 @@ impl Log {
     pub fn integrator(&self, cp: &Checkpoint) -> Result<Integrator, LogError> {
         let edge = Edge::from_partials(cp.size, |level, n, width| {
             let p = tile_path(level, n, width);
-            let data = self
-                .must_get(&p, "hash tile")
-                .map_err(|e| e.to_string())?;
+            let data = self.must_get(&p, "hash tile").map_err(|e| e.to_string())?;
             tile_hashes(&data).ok_or_else(|| format!("integrity: hash tile {p} has a partial hash"))
         })
         .map_err(|e| LogError::Integrity(e.trim_start_matches("integrity: ").to_string()))?;
@@ -180,7 +185,9 @@ impl Log {
                 )));
             }
             let stop = end.min((n + 1) * TILE_WIDTH);
-            let idx: Vec<u64> = (i..stop).map(|j| tlog_tiles::stored_hash_index(0, j)).collect();
+            let idx: Vec<u64> = (i..stop)
+                .map(|j| tlog_tiles::stored_hash_index(0, j))
+                .collect();
             let want = reader.read_hashes(&idx).map_err(|_| {
                 LogError::Integrity(tiles.failure.borrow().clone().unwrap_or_else(|| {
                     format!("hash tiles for entries {i}..{stop} do not match the checkpoint")
@@ -249,7 +256,9 @@ impl Log {
         let p = blob_path(sha256_hex);
         let data = self.must_get(&p, "blob")?;
         if hex::encode(Sha256::digest(&data)) != sha256_hex {
-            return Err(LogError::Integrity(format!("blob {p} does not match its SHA-256")));
+            return Err(LogError::Integrity(format!(
+                "blob {p} does not match its SHA-256"
+            )));
         }
         Ok(data)
     }

@@ -7,7 +7,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tftrail_core::checkpoint::Checkpoint;
 use tftrail_core::integrate::Integrator;
-use tftrail_core::layout::{blob_path, bundle_path, classify, partial_width, tile_path, ObjectKind};
+use tftrail_core::layout::{
+    blob_path, bundle_path, classify, partial_width, tile_path, ObjectKind,
+};
 use tftrail_core::merkle::{hash_b64, leaf_hash, tile_data, Hash};
 use tftrail_core::record::{BlobRef, Record};
 use tftrail_core::{bundle, TILE_WIDTH};
@@ -100,17 +102,29 @@ impl Log {
             notes: Vec::new(),
             head: Some(head),
         };
-        let problem = |rep: &mut VerifyReport, object: String, index: Option<u64>, message: String| {
-            if rep.problems.len() < 1000 {
-                rep.problems.push(Problem { object, index, message });
-            }
-        };
+        let problem =
+            |rep: &mut VerifyReport, object: String, index: Option<u64>, message: String| {
+                if rep.problems.len() < 1000 {
+                    rep.problems.push(Problem {
+                        object,
+                        index,
+                        message,
+                    });
+                }
+            };
 
         let prev = opts.previous.clone();
         if let Some(p) = &prev {
             if p.origin != cp.origin {
-                problem(&mut rep, "checkpoint".into(), None, format!(
-                    "origin {:?} differs from the previously verified log {:?}", cp.origin, p.origin));
+                problem(
+                    &mut rep,
+                    "checkpoint".into(),
+                    None,
+                    format!(
+                        "origin {:?} differs from the previously verified log {:?}",
+                        cp.origin, p.origin
+                    ),
+                );
             } else if p.size > cp.size {
                 problem(&mut rep, "checkpoint".into(), None, format!(
                     "tree size {} is smaller than the {} entries verified before: the log was rolled back or truncated",
@@ -139,7 +153,12 @@ impl Log {
                     }
                 }
                 _ => {
-                    problem(&mut rep, path.clone(), None, "unexpected object in the tile tree".into());
+                    problem(
+                        &mut rep,
+                        path.clone(),
+                        None,
+                        "unexpected object in the tile tree".into(),
+                    );
                 }
             }
         }
@@ -148,7 +167,11 @@ impl Log {
                 "{beyond} tile objects lie beyond the checkpoint (left by an interrupted append; the next append finishes it)"
             ));
         }
-        if self.store.get(&tftrail_core::layout::batch_path(cp.size))?.is_some() {
+        if self
+            .store
+            .get(&tftrail_core::layout::batch_path(cp.size))?
+            .is_some()
+        {
             rep.notes.push(format!(
                 "a batch claim at {} is not yet covered by the checkpoint (an interrupted append; the next append finishes it)",
                 cp.size
@@ -166,7 +189,13 @@ impl Log {
             let data = match self.store.get(&path)? {
                 Some(d) => d,
                 None => {
-                    problem(&mut rep, path, Some(first), "entry bundle is missing; the tree cannot be recomputed past this point".into());
+                    problem(
+                        &mut rep,
+                        path,
+                        Some(first),
+                        "entry bundle is missing; the tree cannot be recomputed past this point"
+                            .into(),
+                    );
                     complete = false;
                     break;
                 }
@@ -174,7 +203,12 @@ impl Log {
             let entries = match bundle::decode(&data) {
                 Ok(e) if e.len() as u64 == width => e,
                 Ok(e) => {
-                    problem(&mut rep, path, Some(first), format!("holds {} entries, the checkpoint needs {width}", e.len()));
+                    problem(
+                        &mut rep,
+                        path,
+                        Some(first),
+                        format!("holds {} entries, the checkpoint needs {width}", e.len()),
+                    );
                     complete = false;
                     break;
                 }
@@ -190,9 +224,15 @@ impl Log {
                 for &w in ws.iter().filter(|&&w| w < width) {
                     let p = bundle_path(n, w);
                     let old = self.store.get(&p)?.unwrap_or_default();
-                    let ok = bundle::decode(&old).is_ok_and(|e| e.len() as u64 == w) && data.starts_with(&old);
+                    let ok = bundle::decode(&old).is_ok_and(|e| e.len() as u64 == w)
+                        && data.starts_with(&old);
                     if !ok {
-                        problem(&mut rep, p, Some(first), "partial entry bundle differs from the entries of the log".into());
+                        problem(
+                            &mut rep,
+                            p,
+                            Some(first),
+                            "partial entry bundle differs from the entries of the log".into(),
+                        );
                     }
                 }
             }
@@ -252,23 +292,50 @@ impl Log {
                 self.check_tile(&mut rep, &partials, &p, &d, true)?;
             }
             if it.root() != cp.root {
-                problem(&mut rep, "checkpoint".into(), None, format!(
-                    "root {} recomputed from the entries does not match the signed root {}",
-                    hash_b64(&it.root()), hash_b64(&cp.root)));
+                problem(
+                    &mut rep,
+                    "checkpoint".into(),
+                    None,
+                    format!(
+                        "root {} recomputed from the entries does not match the signed root {}",
+                        hash_b64(&it.root()),
+                        hash_b64(&cp.root)
+                    ),
+                );
             }
         }
 
         for (sha, (b, index)) in blob_refs {
             let p = blob_path(&sha);
             match self.store.get(&p)? {
-                None => problem(&mut rep, p, Some(index), format!("blob {:?} referenced by the record is missing", b.name)),
+                None => problem(
+                    &mut rep,
+                    p,
+                    Some(index),
+                    format!("blob {:?} referenced by the record is missing", b.name),
+                ),
                 Some(d) => {
                     rep.blobs += 1;
                     rep.blob_bytes += d.len() as u64;
                     if hex::encode(Sha256::digest(&d)) != sha {
-                        problem(&mut rep, p, Some(index), format!("blob {:?} does not match its SHA-256", b.name));
+                        problem(
+                            &mut rep,
+                            p,
+                            Some(index),
+                            format!("blob {:?} does not match its SHA-256", b.name),
+                        );
                     } else if d.len() as u64 != b.size {
-                        problem(&mut rep, p, Some(index), format!("blob {:?} is {} bytes, the record says {}", b.name, d.len(), b.size));
+                        problem(
+                            &mut rep,
+                            p,
+                            Some(index),
+                            format!(
+                                "blob {:?} is {} bytes, the record says {}",
+                                b.name,
+                                d.len(),
+                                b.size
+                            ),
+                        );
                     }
                 }
             }

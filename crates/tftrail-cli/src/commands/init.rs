@@ -1,0 +1,65 @@
+//! `tftrail init`
+
+use tftrail_core::checkpoint::{Origin, SigningKey};
+
+use super::{KeyArg, StoreArg};
+use crate::context;
+use crate::error::CliError;
+
+/// Create a new log and its signing key.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    store: StoreArg,
+    #[command(flatten)]
+    key: KeyArg,
+    /// The log's origin: the checkpoint's first line and the key name
+    /// [default: tftrail.local/<host>/<user>]
+    #[arg(long)]
+    origin: Option<String>,
+}
+
+pub fn run(a: Args) -> Result<i32, CliError> {
+    let location = a.store.location();
+    let key_path = a.key.path();
+    let origin = match &a.origin {
+        Some(o) => o.clone(),
+        None => {
+            let actor = context::actor();
+            format!("tftrail.local/{}/{}", actor.host, actor.user)
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_graphic() && c != '+' {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
+                .collect()
+        }
+    };
+    let origin = Origin::new(&origin).map_err(|e| CliError::usage(e.to_string()))?;
+    if key_path.exists() {
+        return Err(CliError::usage(format!(
+            "signing key {} already exists; refusing to overwrite it",
+            key_path.display()
+        ))
+        .hint("pass --key with a new path for a new log"));
+    }
+    let store = tftrail_store::create(&location)?;
+    // Check before creating the key so a refused init leaves nothing behind.
+    if store.get_checkpoint()?.is_some() || !store.list("tile/")?.is_empty() {
+        return Err(tftrail_log::LogError::AlreadyExists(store.location()).into());
+    }
+    let key = SigningKey::generate(&origin);
+    context::write_signing_key(&key_path, &key)?;
+    if let Err(e) = tftrail_log::init(store.as_ref(), &key) {
+        let _ = std::fs::remove_file(&key_path);
+        return Err(e.into());
+    }
+    eprintln!("created log {} in {}", origin.as_str(), store.location());
+    eprintln!("signing key: {} (keep it secret)", key_path.display());
+    eprintln!("verifier key (give it to auditors):");
+    println!("{}", key.verifier_key());
+    Ok(0)
+}

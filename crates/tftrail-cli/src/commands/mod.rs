@@ -1,0 +1,87 @@
+//! One module per command; each has a clap `Args` struct whose doc comments are the help.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+use crate::error::CliError;
+
+mod append;
+mod checkpoint;
+mod init;
+mod key;
+mod log;
+mod prove;
+mod show;
+mod verify;
+mod verify_receipt;
+
+/// Where the log is.
+#[derive(clap::Args, Debug, Clone)]
+pub struct StoreArg {
+    /// The log's store: a directory, or s3://bucket/prefix, gs://bucket/prefix,
+    /// az://container/prefix [default: $XDG_DATA_HOME/tftrail/log]
+    #[arg(long, env = "TFTRAIL_STORE", value_name = "STORE")]
+    pub store: Option<String>,
+}
+
+impl StoreArg {
+    /// The resolved location.
+    pub fn location(&self) -> String {
+        crate::context::store_location(self.store.as_deref())
+    }
+}
+
+/// The signing key.
+#[derive(clap::Args, Debug, Clone)]
+pub struct KeyArg {
+    /// The log's private signing key file [default: $XDG_CONFIG_HOME/tftrail/signing.key]
+    #[arg(long, env = "TFTRAIL_KEY", value_name = "FILE")]
+    pub key: Option<PathBuf>,
+}
+
+impl KeyArg {
+    /// The resolved path.
+    pub fn path(&self) -> PathBuf {
+        crate::context::key_path(self.key.as_deref())
+    }
+}
+
+/// The commands.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Create a new log and its signing key; print the verifier key.
+    Init(init::Args),
+    /// Append a JSON record (or JSON Lines with --batch) read from stdin.
+    Append(append::Args),
+    /// List records, newest first.
+    Log(log::Args),
+    /// Show one record.
+    Show(show::Args),
+    /// Verify the whole log: signature, every tile, every record and blob, and consistency
+    /// with the last checkpoint verified on this machine.
+    Verify(verify::Args),
+    /// Write an offline receipt (C2SP tlog-proof) for record N to stdout.
+    Prove(prove::Args),
+    /// Check an offline receipt with nothing but the verifier key.
+    VerifyReceipt(verify_receipt::Args),
+    /// Print the signed checkpoint.
+    Checkpoint(checkpoint::Args),
+    /// Print the log's verifier key.
+    Key(key::Args),
+}
+
+/// Runs a command; returns the exit code.
+pub fn run(cmd: Command) -> Result<i32, CliError> {
+    match cmd {
+        Command::Init(a) => init::run(a),
+        Command::Append(a) => append::run(a),
+        Command::Log(a) => log::run(a),
+        Command::Show(a) => show::run(a),
+        Command::Verify(a) => verify::run(a),
+        Command::Prove(a) => prove::run(a),
+        Command::VerifyReceipt(a) => verify_receipt::run(a),
+        Command::Checkpoint(a) => checkpoint::run(a),
+        Command::Key(a) => key::run(a),
+    }
+}

@@ -1,0 +1,85 @@
+//! CLI errors: a message, an optional hint, and the exit code they map to.
+//!
+//! Exit codes (a contract for scripts): 0 success; 1 the log failed an integrity check;
+//! 2 usage error or unreadable/bad input; 3 operational failure (storage, I/O, network).
+//! `tftrail run` exits with Terraform's own code instead.
+
+use tftrail_log::LogError;
+use tftrail_store::StoreError;
+
+/// Exit code: integrity failure.
+pub const EXIT_INTEGRITY: i32 = 1;
+/// Exit code: usage error or bad input.
+pub const EXIT_USAGE: i32 = 2;
+/// Exit code: operational failure.
+pub const EXIT_FAILURE: i32 = 3;
+
+/// An error as the user sees it.
+#[derive(Debug)]
+pub struct CliError {
+    /// Exit code.
+    pub code: i32,
+    /// `error: …`
+    pub message: String,
+    /// `hint: …`
+    pub hint: Option<String>,
+}
+
+impl CliError {
+    /// A usage / bad-input error (exit 2).
+    pub fn usage(message: impl Into<String>) -> Self {
+        CliError {
+            code: EXIT_USAGE,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// An integrity error (exit 1).
+    pub fn integrity(message: impl Into<String>) -> Self {
+        CliError {
+            code: EXIT_INTEGRITY,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// An operational failure (exit 3).
+    pub fn failure(message: impl Into<String>) -> Self {
+        CliError {
+            code: EXIT_FAILURE,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// Adds a hint.
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl From<LogError> for CliError {
+    fn from(e: LogError) -> Self {
+        let msg = e.to_string();
+        match e {
+            LogError::NotALog { .. } => CliError::usage(msg)
+                .hint("create a log with `tftrail init`, or point --store / TFTRAIL_STORE at an existing one"),
+            LogError::AlreadyExists(_) => CliError::usage(msg)
+                .hint("use another --store, or keep appending to this log"),
+            LogError::Input(_) => CliError::usage(msg),
+            LogError::Store(StoreError::NotAStore { .. }) => CliError::usage(msg),
+            e if e.is_integrity() => CliError::integrity(msg)
+                .hint("run `tftrail verify` for a full report"),
+            LogError::Checkpoint(_) => CliError::usage(msg),
+            _ => CliError::failure(msg),
+        }
+    }
+}
+
+impl From<StoreError> for CliError {
+    fn from(e: StoreError) -> Self {
+        CliError::from(LogError::from(e))
+    }
+}
