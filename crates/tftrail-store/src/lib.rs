@@ -14,9 +14,18 @@
 //! Out of scope: what the objects mean (that is `tftrail-core`), and the order in which they
 //! are written (that is `tftrail-log`).
 
+pub mod bootstrap;
 mod local;
+mod location;
+mod object;
+pub mod s3admin;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod worm;
 
 pub use local::LocalStore;
+pub use location::{Cloud, Location};
+pub use object::{ObjectStoreBackend, MAX_IN_FLIGHT};
 
 use std::fmt;
 
@@ -153,6 +162,37 @@ pub trait Store: Send + Sync {
     /// one (a local directory does); `Ok(None)` otherwise. Held until the guard drops.
     fn lock_writers(&self) -> Result<Option<WriterLock>, StoreError> {
         Ok(None)
+    }
+}
+
+/// Opens an existing store: `s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix`
+/// (or `azure://`), `file:///path` or a plain path.
+///
+/// For object storage this lists one key, so a missing bucket or bad credentials fail here
+/// ([`StoreError::NotAStore`] for a bucket that does not exist). It does not check that the
+/// store holds a log: that is the log layer's business.
+pub fn open(location: &str) -> Result<Box<dyn Store>, StoreError> {
+    match Location::parse(location)? {
+        Location::Local(p) => Ok(Box::new(LocalStore::open(p)?)),
+        Location::Object {
+            cloud,
+            bucket,
+            prefix,
+        } => {
+            let s = ObjectStoreBackend::connect(cloud, &bucket, &prefix)?;
+            s.check_reachable()?;
+            Ok(Box::new(s))
+        }
+    }
+}
+
+/// Opens a store for a new log: creates a local directory if needed; for object storage the
+/// bucket must already exist (create it with `tftrail bootstrap`), and is checked as in
+/// [`open`].
+pub fn create(location: &str) -> Result<Box<dyn Store>, StoreError> {
+    match Location::parse(location)? {
+        Location::Local(p) => Ok(Box::new(LocalStore::create(p)?)),
+        Location::Object { .. } => open(location),
     }
 }
 

@@ -122,7 +122,11 @@ impl LocalStore {
 
     /// Creates the directories leading to `target`; returns the directories whose entries
     /// changed and must be fsynced.
-    fn ensure_parents(&self, target: &Path, dirty: &mut BTreeSet<PathBuf>) -> Result<(), StoreError> {
+    fn ensure_parents(
+        &self,
+        target: &Path,
+        dirty: &mut BTreeSet<PathBuf>,
+    ) -> Result<(), StoreError> {
         let parent = target.parent().expect("object paths have a parent");
         if parent.is_dir() {
             return Ok(());
@@ -353,7 +357,12 @@ mod tests {
     fn list_by_prefix() {
         let dir = tempfile::tempdir().unwrap();
         let s = LocalStore::open(dir.path()).unwrap();
-        for p in ["tile/entries/000.p/3", "tile/entries/000.p/5", "tile/0/000.p/5", "x/y"] {
+        for p in [
+            "tile/entries/000.p/3",
+            "tile/entries/000.p/5",
+            "tile/0/000.p/5",
+            "x/y",
+        ] {
             s.create_all(&[NewObject::new(p, vec![1])]).unwrap();
         }
         assert_eq!(

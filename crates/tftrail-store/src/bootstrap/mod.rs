@@ -1,0 +1,97 @@
+//! `tftrail bootstrap aws|gcp|azure`: Terraform configurations for a correct audit bucket.
+//!
+//! Each configuration is a self-contained root module the user applies once, with comments
+//! that explain every setting. `storage check` verifies the result.
+
+use crate::location::Cloud;
+
+const AWS: &str = include_str!("aws.tf");
+const GCP: &str = include_str!("gcp.tf");
+const AZURE: &str = include_str!("azure.tf");
+
+/// The Terraform configuration that creates a write-once audit bucket on `cloud`.
+pub fn bootstrap_config(cloud: Cloud) -> &'static str {
+    match cloud {
+        Cloud::S3 => AWS,
+        Cloud::Gcs => GCP,
+        Cloud::Azure => AZURE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn has_all(text: &str, needles: &[&str]) {
+        for n in needles {
+            assert!(text.contains(n), "missing {n:?}");
+        }
+    }
+
+    #[test]
+    fn aws_config_has_every_property() {
+        has_all(
+            bootstrap_config(Cloud::S3),
+            &[
+                "object_lock_enabled = true",
+                "aws_s3_bucket_object_lock_configuration",
+                "mode = \"COMPLIANCE\"",
+                "var.retention_days",
+                "default     = 365",
+                "aws_s3_bucket_versioning",
+                "status = \"Enabled\"",
+                "aws_s3_bucket_public_access_block",
+                "block_public_acls       = true",
+                "ignore_public_acls      = true",
+                "block_public_policy     = true",
+                "restrict_public_buckets = true",
+                "aws_s3_bucket_server_side_encryption_configuration",
+                "aws:SecureTransport",
+                "s3:if-none-match",
+                "s3:PutObject",
+                "checkpoint",
+                "tftrail-writer",
+                "tftrail-reader",
+                "s3:DeleteObject",
+                "BucketOwnerEnforced",
+            ],
+        );
+        // The writer must never get delete permissions in an Allow.
+        let writer = bootstrap_config(Cloud::S3)
+            .split("data \"aws_iam_policy_document\" \"writer\"")
+            .nth(1)
+            .unwrap()
+            .split("resource ")
+            .next()
+            .unwrap();
+        assert!(!writer.contains("\"s3:DeleteObject\""), "writer can delete");
+        assert!(!writer.contains("\"s3:*\""));
+    }
+
+    #[test]
+    fn gcp_and_azure_configs_have_every_property() {
+        has_all(
+            bootstrap_config(Cloud::Gcs),
+            &[
+                "retention_policy",
+                "is_locked",
+                "public_access_prevention    = \"enforced\"",
+                "uniform_bucket_level_access = true",
+                "var.retention_days",
+            ],
+        );
+        has_all(
+            bootstrap_config(Cloud::Azure),
+            &[
+                "azurerm_storage_container_immutability_policy",
+                "protected_append_writes_enabled",
+                "immutability_period_in_days",
+                "locked",
+                "versioning_enabled",
+                "allow_nested_items_to_be_public",
+                "https_traffic_only_enabled",
+                "var.retention_days",
+            ],
+        );
+    }
+}
