@@ -22,7 +22,7 @@ mod verify;
 
 pub use append::{init, AppendOutcome, Blob};
 pub use error::LogError;
-pub use read::{Log, StoreTiles};
+pub use read::{AuthTiles, Log, StoreTiles};
 pub use verify::{Problem, VerifyOptions, VerifyReport};
 
 pub use tftrail_store::Store;

@@ -10,7 +10,7 @@ use tftrail_core::merkle::{leaf_hash, tile_hashes, Edge, Hash};
 use tftrail_core::receipt::Receipt;
 use tftrail_core::{bundle, TILE_WIDTH};
 use tftrail_store::{Store, Version};
-use tlog_tiles::{HashReader, Tile, TileHashReader, TileReader};
+use tlog_tiles::{HashReader, Tile, TileReader};
 
 use crate::LogError;
 
@@ -31,7 +31,7 @@ pub struct Head {
     pub version: Version,
 }
 
-/// Reads hash tiles from a store for `tlog_tiles`' authenticated [`TileHashReader`].
+/// Reads hash tiles from a store, for the authenticated [`AuthTiles`] reader.
 pub struct StoreTiles<'a> {
     store: &'a dyn Store,
     /// The first failure, for messages (`tlog_tiles` errors carry no path).
@@ -82,6 +82,111 @@ impl TileReader for StoreTiles<'_> {
     }
 
     fn save_tiles(&self, _tiles: &[Tile], _data: &[Vec<u8>]) {}
+}
+
+/// Reads hashes from tiles, authenticated against a tree size and root.
+///
+/// The same algorithm as `tlog_tiles::TileHashReader` (0.2.0), which is not used because it
+/// authenticates full tiles against their parents only from position `stx.len()` of its tile
+/// list, while the tree-hash tiles are deduplicated and may be fewer: for tree sizes whose right
+/// edge has several subtrees in one tile (e.g. 301), a tampered full tile was returned as
+/// authentic.
+pub struct AuthTiles<'a, 'b> {
+    size: u64,
+    root: Hash,
+    tr: &'a StoreTiles<'b>,
+}
+
+impl<'a, 'b> AuthTiles<'a, 'b> {
+    /// Reads from `tr`, trusting the tree of `size` with `root`.
+    pub fn new(size: u64, root: Hash, tr: &'a StoreTiles<'b>) -> Self {
+        AuthTiles { size, root, tr }
+    }
+}
+
+impl HashReader for AuthTiles<'_, '_> {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, tlog_tiles::Error> {
+        use std::collections::HashMap;
+        use tlog_tiles::Error;
+        let h = self.tr.height();
+        let n = self.size;
+        let mut order: HashMap<Tile, usize> = HashMap::new();
+        let mut tiles: Vec<Tile> = Vec::new();
+        // Tiles holding the hashes that make up the tree hash.
+        let stx = tlog_tiles::sub_tree_index(0, n, vec![]);
+        let mut stx_order = Vec::with_capacity(stx.len());
+        for &x in &stx {
+            let t = Tile::from_index(h, x).parent(0, n).ok_or(Error::BadMath)?;
+            let j = *order.entry(t).or_insert_with(|| {
+                tiles.push(t);
+                tiles.len() - 1
+            });
+            stx_order.push(j);
+        }
+        let n_stx_tiles = tiles.len();
+        // Tiles holding the requested hashes, each after the parents that authenticate it.
+        let mut index_order = Vec::with_capacity(indexes.len());
+        for &x in indexes {
+            if x >= tlog_tiles::stored_hash_index(0, n) {
+                return Err(Error::IndexesNotInTree);
+            }
+            let t = Tile::from_index(h, x);
+            let mut k = 0;
+            loop {
+                let p = t.parent(k, n).ok_or(Error::BadMath)?;
+                if order.contains_key(&p) {
+                    break;
+                }
+                k += 1;
+            }
+            for k in (0..k).rev() {
+                let p = t.parent(k, n).ok_or(Error::BadMath)?;
+                if p.width() != 1 << h {
+                    return Err(Error::BadMath);
+                }
+                order.insert(p, tiles.len());
+                tiles.push(p);
+            }
+            index_order.push(order[&t.parent(0, n).ok_or(Error::BadMath)?]);
+        }
+        let data = self.tr.read_tiles(&tiles)?;
+        if data.len() != tiles.len()
+            || tiles
+                .iter()
+                .zip(&data)
+                .any(|(t, d)| d.len() != t.width() as usize * 32)
+        {
+            return Err(Error::BadMath);
+        }
+        // The tree-hash tiles against the root …
+        let last = stx.len() - 1;
+        let mut th = tiles[stx_order[last]].hash_at_index(&data[stx_order[last]], stx[last])?;
+        for i in (0..last).rev() {
+            let hi = tiles[stx_order[i]].hash_at_index(&data[stx_order[i]], stx[i])?;
+            th = tlog_tiles::node_hash(hi, th);
+        }
+        if th != self.root {
+            return Err(Error::InconsistentTile);
+        }
+        // … then every other (full) tile against its already authenticated parent.
+        for i in n_stx_tiles..tiles.len() {
+            let t = tiles[i];
+            let p = t.parent(1, n).ok_or(Error::BadMath)?;
+            let j = *order.get(&p).ok_or(Error::BadMath)?;
+            let want = p.hash_at_index(
+                &data[j],
+                tlog_tiles::stored_hash_index(p.level() * h, t.level_index()),
+            )?;
+            if want != Tile::subtree_hash(&data[i]) {
+                return Err(Error::InconsistentTile);
+            }
+        }
+        indexes
+            .iter()
+            .zip(&index_order)
+            .map(|(&x, &j)| tiles[j].hash_at_index(&data[j], x))
+            .collect()
+    }
 }
 
 impl Log {
@@ -169,7 +274,7 @@ impl Log {
         }
         let mut out = Vec::with_capacity((end - start) as usize);
         let tiles = StoreTiles::new(self.store.as_ref());
-        let reader = TileHashReader::new(cp.size, cp.root, &tiles);
+        let reader = AuthTiles::new(cp.size, cp.root, &tiles);
         let mut i = start;
         while i < end {
             let n = i / TILE_WIDTH;
@@ -218,7 +323,7 @@ impl Log {
         }
         let entry = self.entries(cp, index, index + 1)?.remove(0);
         let tiles = StoreTiles::new(self.store.as_ref());
-        let reader = TileHashReader::new(cp.size, cp.root, &tiles);
+        let reader = AuthTiles::new(cp.size, cp.root, &tiles);
         let proof = tlog_tiles::prove_record(cp.size, index, &reader).map_err(|_| {
             LogError::Integrity(
                 tiles
@@ -239,7 +344,7 @@ impl Log {
     /// Consistency proof from `old_size` to the tree of `cp`.
     pub fn consistency(&self, cp: &Checkpoint, old_size: u64) -> Result<Vec<Hash>, LogError> {
         let tiles = StoreTiles::new(self.store.as_ref());
-        let reader = TileHashReader::new(cp.size, cp.root, &tiles);
+        let reader = AuthTiles::new(cp.size, cp.root, &tiles);
         tlog_tiles::prove_tree(cp.size, old_size, &reader).map_err(|_| {
             LogError::Integrity(
                 tiles

@@ -10,12 +10,15 @@ use tftrail_core::integrate::Integrator;
 use tftrail_core::layout::{
     blob_path, bundle_path, classify, partial_width, tile_path, ObjectKind,
 };
-use tftrail_core::merkle::{hash_b64, leaf_hash, tile_data, Hash};
+use tftrail_core::merkle::{hash_b64, leaf_hash, tile_data, tile_hashes, Hash};
 use tftrail_core::record::{BlobRef, Record};
 use tftrail_core::{bundle, TILE_WIDTH};
 
+use tlog_tiles::HashReader;
+
+use crate::read::AuthTiles;
 use crate::read::Head;
-use crate::{Log, LogError};
+use crate::{Log, LogError, StoreTiles};
 
 /// Options for [`Log::verify`].
 #[derive(Debug, Clone, Default)]
@@ -104,12 +107,13 @@ impl Log {
         };
         let problem =
             |rep: &mut VerifyReport, object: String, index: Option<u64>, message: String| {
-                if rep.problems.len() < 1000 {
-                    rep.problems.push(Problem {
-                        object,
-                        index,
-                        message,
-                    });
+                let p = Problem {
+                    object,
+                    index,
+                    message,
+                };
+                if rep.problems.len() < 1000 && !rep.problems.contains(&p) {
+                    rep.problems.push(p);
                 }
             };
 
@@ -219,13 +223,40 @@ impl Log {
                 }
             };
             rep.entry_bytes += data.len() as u64;
-            // Older partial bundles must be prefixes of this one.
+            let mut hashes: Vec<Hash> = entries.iter().map(|e| leaf_hash(e)).collect();
+            // When the entries disagree with the stored level-0 tile, find out which one is
+            // wrong: a stored tile that authenticates against the signed root is the truth,
+            // so the entries were altered, replaced or reordered. Continue with the authentic
+            // hashes so that the tiles above are not blamed for it.
+            let tile0 = self.store.get(&tile_path(0, n, width))?;
+            if tile0.is_some_and(|t| tile_hashes(&t).as_deref() != Some(&hashes[..])) {
+                let idx: Vec<u64> = (first..first + width)
+                    .map(|j| tlog_tiles::stored_hash_index(0, j))
+                    .collect();
+                let tiles = StoreTiles::new(self.store.as_ref());
+                if let Ok(authentic) = AuthTiles::new(cp.size, cp.root, &tiles).read_hashes(&idx) {
+                    for (k, (a, h)) in authentic.iter().zip(&hashes).enumerate() {
+                        if a != h {
+                            problem(
+                                &mut rep,
+                                path.clone(),
+                                Some(first + k as u64),
+                                "entry differs from the one the signed checkpoint commits to (altered, replaced or reordered)".into(),
+                            );
+                        }
+                    }
+                    hashes = authentic;
+                }
+            }
+            // Older partial bundles must hold the first entries of this one.
             if let Some(ws) = partials.get(&(BUNDLE_LEVEL, n)) {
                 for &w in ws.iter().filter(|&&w| w < width) {
                     let p = bundle_path(n, w);
                     let old = self.store.get(&p)?.unwrap_or_default();
-                    let ok = bundle::decode(&old).is_ok_and(|e| e.len() as u64 == w)
-                        && data.starts_with(&old);
+                    let ok = bundle::decode(&old).is_ok_and(|e| {
+                        e.len() as u64 == w
+                            && e.iter().zip(&hashes).all(|(e, h)| leaf_hash(e) == *h)
+                    });
                     if !ok {
                         problem(
                             &mut rep,
@@ -236,7 +267,6 @@ impl Log {
                     }
                 }
             }
-            let hashes: Vec<Hash> = entries.iter().map(|e| leaf_hash(e)).collect();
             for (k, e) in entries.iter().enumerate() {
                 let index = first + k as u64;
                 match Record::from_entry(e) {
@@ -361,11 +391,14 @@ impl Log {
         let present = width == TILE_WIDTH || stored_partial.is_some_and(|s| s.contains(&width));
         if required || present {
             match self.store.get(path)? {
-                None if required => rep.problems.push(Problem {
-                    object: path.into(),
-                    index: Some(first),
-                    message: "hash tile is missing".into(),
-                }),
+                None if required => push_unique(
+                    rep,
+                    Problem {
+                        object: path.into(),
+                        index: Some(first),
+                        message: "hash tile is missing".into(),
+                    },
+                ),
                 None => {}
                 Some(stored) if stored != data => {
                     let at = stored
@@ -374,7 +407,7 @@ impl Log {
                         .position(|(a, b)| a != b)
                         .unwrap_or(stored.len().min(data.len()) / 32);
                     let idx = first + ((at as u64) << (8 * u32::from(level)));
-                    rep.problems.push(Problem {
+                    push_unique(rep, Problem {
                         object: path.into(),
                         index: Some(idx),
                         message: format!(
@@ -390,7 +423,7 @@ impl Log {
                 let p = tile_path(level, n, w);
                 if let Some(old) = self.store.get(&p)? {
                     if !data.starts_with(&old) || old.len() as u64 != w * 32 {
-                        rep.problems.push(Problem {
+                        push_unique(rep, Problem {
                             object: p,
                             index: Some(first),
                             message: "partial hash tile differs from the hashes recomputed from the entries".into(),
@@ -400,5 +433,13 @@ impl Log {
             }
         }
         Ok(())
+    }
+}
+
+/// Records a problem once (a tile can be checked twice: as written by a batch and as a
+/// partial tile of the checkpoint).
+fn push_unique(rep: &mut VerifyReport, p: Problem) {
+    if rep.problems.len() < 1000 && !rep.problems.contains(&p) {
+        rep.problems.push(p);
     }
 }

@@ -46,17 +46,26 @@ pub fn run(a: Args) -> Result<i32, CliError> {
         Ok(r) => r,
         Err(e) => {
             let e: CliError = e.into();
-            if a.json {
-                println!("{}", serde_json::json!({"ok": false, "error": e.message}));
-            }
             // A checkpoint that does not verify is an integrity failure.
-            return Err(
-                if e.code == crate::error::EXIT_USAGE && e.message.starts_with("checkpoint:") {
-                    CliError::integrity(e.message)
-                } else {
-                    e
-                },
-            );
+            let e = if e.code == crate::error::EXIT_USAGE && e.message.starts_with("checkpoint:") {
+                CliError::integrity(e.message)
+            } else {
+                e
+            };
+            if a.json {
+                let mut v = serde_json::json!({"ok": false, "error": e.message});
+                if e.code == EXIT_INTEGRITY {
+                    // The same shape as a report's problems, naming the object at fault.
+                    let object = if e.message.starts_with("checkpoint:") {
+                        "checkpoint"
+                    } else {
+                        ""
+                    };
+                    v["problems"] = serde_json::json!([{"object": object, "message": e.message}]);
+                }
+                println!("{v}");
+            }
+            return Err(e);
         }
     };
     let secs = started.elapsed().as_secs_f64();
