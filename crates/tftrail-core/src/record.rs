@@ -53,6 +53,7 @@ pub enum RecordError {
 
 /// Who made the record, as the writer saw it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct Actor {
     /// OS user name.
     pub user: String,
@@ -65,6 +66,7 @@ pub struct Actor {
 
 /// A reference to a content-addressed blob.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BlobRef {
     /// What it is (`plan.json`, `output.txt` …).
     pub name: String,
@@ -76,6 +78,7 @@ pub struct BlobRef {
 
 /// One audit record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Record {
     /// Schema version.
     pub v: u32,
@@ -213,28 +216,28 @@ impl Record {
 
     /// Decodes and validates a log entry, including that it is in canonical form.
     pub fn from_entry(entry: &[u8]) -> Result<Self, RecordError> {
-        let value: serde_json::Value =
-            serde_json::from_slice(entry).map_err(|e| RecordError::Malformed(e.to_string()))?;
-        if let Some(v) = value.get("v").and_then(|v| v.as_u64()) {
-            if v != u64::from(SCHEMA_VERSION) {
-                return Err(RecordError::UnknownVersion(v));
-            }
+        #[derive(Deserialize)]
+        struct VersionOnly {
+            v: Option<u64>,
         }
-        let canonical = serde_json_canonicalizer::to_vec(&value)
-            .map_err(|e| RecordError::Malformed(e.to_string()))?;
-        let rec: Record =
-            serde_json::from_value(value).map_err(|e| RecordError::Malformed(e.to_string()))?;
+        // One parse into the strict struct (unknown fields rejected), one canonical
+        // re-encoding compared with the stored bytes: canonical form and no lost fields.
+        let rec: Record = match serde_json::from_slice(entry) {
+            Ok(r) => r,
+            Err(e) => {
+                if let Ok(VersionOnly { v: Some(v) }) = serde_json::from_slice(entry) {
+                    if v != u64::from(SCHEMA_VERSION) {
+                        return Err(RecordError::UnknownVersion(v));
+                    }
+                }
+                return Err(RecordError::Malformed(e.to_string()));
+            }
+        };
         rec.validate()?;
+        let canonical = serde_json_canonicalizer::to_vec(&rec)
+            .map_err(|e| RecordError::Malformed(e.to_string()))?;
         if canonical != entry {
             return Err(RecordError::NotCanonical);
-        }
-        // Unknown fields would be dropped by the struct: make sure nothing was.
-        let again = serde_json_canonicalizer::to_vec(&rec)
-            .map_err(|e| RecordError::Malformed(e.to_string()))?;
-        if again != entry {
-            return Err(RecordError::Malformed(
-                "unknown fields in a version-1 record".into(),
-            ));
         }
         Ok(rec)
     }

@@ -223,7 +223,7 @@ impl Log {
                 }
             };
             rep.entry_bytes += data.len() as u64;
-            let mut hashes: Vec<Hash> = entries.iter().map(|e| leaf_hash(e)).collect();
+            let (mut hashes, parsed) = hash_and_parse(&entries);
             // When the entries disagree with the stored level-0 tile, find out which one is
             // wrong: a stored tile that authenticates against the signed root is the truth,
             // so the entries were altered, replaced or reordered. Continue with the authentic
@@ -267,15 +267,15 @@ impl Log {
                     }
                 }
             }
-            for (k, e) in entries.iter().enumerate() {
+            for (k, parsed) in parsed.into_iter().enumerate() {
                 let index = first + k as u64;
-                match Record::from_entry(e) {
-                    Ok(r) => {
-                        for b in r.blobs {
+                match parsed {
+                    Ok(blobs) => {
+                        for b in blobs {
                             blob_refs.entry(b.sha256.clone()).or_insert((b, index));
                         }
                     }
-                    Err(err) => problem(&mut rep, path.clone(), Some(index), err.to_string()),
+                    Err(err) => problem(&mut rep, path.clone(), Some(index), err),
                 }
             }
             // Integrate, splitting at the previously verified size to check its root.
@@ -442,4 +442,32 @@ fn push_unique(rep: &mut VerifyReport, p: Problem) {
     if rep.problems.len() < 1000 && !rep.problems.contains(&p) {
         rep.problems.push(p);
     }
+}
+
+/// Leaf hashes and parsed blob references of a bundle's entries, on two threads.
+type Parsed = Result<Vec<BlobRef>, String>;
+
+fn hash_and_parse(entries: &[&[u8]]) -> (Vec<Hash>, Vec<Parsed>) {
+    fn work(part: &[&[u8]]) -> Vec<(Hash, Parsed)> {
+        part.iter()
+            .map(|e| {
+                let parsed = Record::from_entry(e)
+                    .map(|r| r.blobs)
+                    .map_err(|e| e.to_string());
+                (leaf_hash(e), parsed)
+            })
+            .collect()
+    }
+    let all: Vec<(Hash, Parsed)> = if entries.len() < 32 {
+        work(entries)
+    } else {
+        let (a, b) = entries.split_at(entries.len() / 2);
+        std::thread::scope(|s| {
+            let hb = s.spawn(|| work(b));
+            let mut ra = work(a);
+            ra.extend(hb.join().expect("verify worker panicked"));
+            ra
+        })
+    };
+    all.into_iter().unzip()
 }

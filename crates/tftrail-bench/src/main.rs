@@ -1,0 +1,193 @@
+//! `cargo run --release -p tftrail-bench [-- --quick]`: measures, in one run,
+//! - the machine's single-core SHA-256 throughput (the baseline),
+//! - durable append throughput to a local store for 128-byte and 1 KiB records at batch sizes
+//!   1, 100 and 1,000,
+//! - full-verification throughput,
+//! - the wall time of one `tftrail append` process,
+//!
+//! and prints a Markdown table with each figure next to the baseline as a ratio.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use tftrail_core::checkpoint::{Origin, SigningKey};
+use tftrail_core::record::{Actor, Record};
+use tftrail_log::{Log, VerifyOptions};
+use tftrail_store::LocalStore;
+
+fn sha256_mb_s() -> f64 {
+    let buf = vec![0x5au8; 1 << 20];
+    let start = Instant::now();
+    let mut n = 0u64;
+    let mut acc = 0u8;
+    while start.elapsed() < Duration::from_millis(1500) {
+        acc ^= Sha256::digest(&buf)[0];
+        n += 1;
+    }
+    std::hint::black_box(acc);
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// A canonical record entry of about `size` bytes.
+fn entry(size: usize, i: u64) -> Vec<u8> {
+    let actor = Actor {
+        user: "bench".into(),
+        host: "bench".into(),
+        ci: None,
+    };
+    let base = Record::new(
+        "bench",
+        "2026-01-01T00:00:00Z",
+        actor.clone(),
+        serde_json::json!({"i": i, "pad": ""}),
+        vec![],
+    )
+    .unwrap()
+    .to_entry()
+    .unwrap()
+    .len();
+    let pad = "x".repeat(size.saturating_sub(base));
+    Record::new(
+        "bench",
+        "2026-01-01T00:00:00Z",
+        actor,
+        serde_json::json!({"i": i, "pad": pad}),
+        vec![],
+    )
+    .unwrap()
+    .to_entry()
+    .unwrap()
+}
+
+fn new_log(dir: &std::path::Path) -> (Log, SigningKey) {
+    let key = SigningKey::generate(&Origin::new("bench.example/log").unwrap());
+    let store = LocalStore::create(dir).unwrap();
+    tftrail_log::init(&store, &key).unwrap();
+    let log = Log::open(Box::new(store), key.verifier()).unwrap();
+    (log, key)
+}
+
+/// Appends `total` records of `size` bytes in batches of `batch`; returns records/s.
+fn append_rate(size: usize, batch: usize, total: usize) -> f64 {
+    let dir = tempfile::tempdir_in(bench_dir()).unwrap();
+    let (log, key) = new_log(dir.path());
+    let batches: Vec<Vec<Vec<u8>>> = (0..total / batch)
+        .map(|b| {
+            (0..batch)
+                .map(|i| entry(size, (b * batch + i) as u64))
+                .collect()
+        })
+        .collect();
+    let start = Instant::now();
+    for b in batches {
+        log.append(&key, b, &[], &mut |_, _| {}).unwrap();
+    }
+    total as f64 / start.elapsed().as_secs_f64()
+}
+
+fn bench_dir() -> PathBuf {
+    std::env::var_os("TFTRAIL_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
+}
+
+/// Builds a log of `count` 1 KiB records and verifies it; returns (entry MB/s, seconds).
+fn verify_rate(count: usize) -> (f64, f64) {
+    let dir = tempfile::tempdir_in(bench_dir()).unwrap();
+    let (log, key) = new_log(dir.path());
+    let mut i = 0u64;
+    while (i as usize) < count {
+        let n = 10_000.min(count - i as usize);
+        let batch: Vec<Vec<u8>> = (0..n).map(|k| entry(1024, i + k as u64)).collect();
+        log.append(&key, batch, &[], &mut |_, _| {}).unwrap();
+        i += n as u64;
+    }
+    // Warm the page cache once, then time a second run.
+    let _ = log
+        .verify(&VerifyOptions::default(), &mut |_, _| {})
+        .unwrap();
+    let start = Instant::now();
+    let rep = log
+        .verify(&VerifyOptions::default(), &mut |_, _| {})
+        .unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    assert!(rep.ok(), "{:?}", rep.problems);
+    (rep.entry_bytes as f64 / 1e6 / secs, secs)
+}
+
+/// Median wall time of one `tftrail append` process, in ms.
+fn process_ms(runs: usize) -> Option<f64> {
+    let exe = std::env::current_exe().ok()?.with_file_name("tftrail");
+    if !exe.exists() {
+        return None;
+    }
+    let home = tempfile::tempdir_in(bench_dir()).unwrap();
+    let run = |args: &[&str], input: &str| {
+        let mut c = Command::new(&exe)
+            .args(args)
+            .env("HOME", home.path())
+            .env("TFTRAIL_STORE", home.path().join("log"))
+            .env("TFTRAIL_KEY", home.path().join("key"))
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("XDG_STATE_HOME")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        assert!(c.wait().unwrap().success());
+    };
+    run(&["init", "--origin", "bench.example/proc"], "");
+    let mut times: Vec<f64> = (0..runs)
+        .map(|i| {
+            let t = Instant::now();
+            run(&["append"], &format!("{{\"run\":{i}}}"));
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    Some(times[times.len() / 2])
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let scale = if quick { 10 } else { 1 };
+    let sha = sha256_mb_s();
+    println!(
+        "SHA-256, one core: {sha:.0} MB/s (baseline; two cores: {:.0} MB/s)\n",
+        2.0 * sha
+    );
+    println!("| benchmark | result | data rate | ratio to baseline |");
+    println!("|---|---|---|---|");
+    for size in [128usize, 1024] {
+        for batch in [1usize, 100, 1000] {
+            let total = match batch {
+                1 => 2_000,
+                100 => 50_000,
+                _ => 200_000,
+            } / scale;
+            let rate = append_rate(size, batch, total);
+            let mb = rate * size as f64 / 1e6;
+            println!(
+                "| durable append, {size} B records, batch {batch} | {rate:.0} records/s | {mb:.1} MB/s | {:.3} of 1-core SHA-256 |",
+                mb / sha
+            );
+        }
+    }
+    let (mbs, secs) = verify_rate(200_000 / scale);
+    println!(
+        "| verify, {} × 1 KiB records ({secs:.2} s) | {mbs:.0} MB/s | {mbs:.0} MB/s | {:.2} of 2-core SHA-256 |",
+        200_000 / scale,
+        mbs / (2.0 * sha)
+    );
+    match process_ms(if quick { 10 } else { 50 }) {
+        Some(ms) => println!("| one `tftrail append` process, start to exit (median) | {ms:.1} ms | | |"),
+        None => println!("| one `tftrail append` process | not measured: build the tftrail binary in the same profile first | | |"),
+    }
+}
