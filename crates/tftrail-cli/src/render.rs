@@ -31,6 +31,19 @@ pub fn summary(r: &Record) -> String {
             n("replace")
         ));
     }
+    if let Some(d) = p.get("state_diff").filter(|d| d.get("in_blob").is_none()) {
+        let n = |k: &str| d.get(k).and_then(|v| v.as_array()).map_or(0, Vec::len);
+        if n("added") + n("removed") + n("changed") > 0
+            || p.pointer("/plan/summary/counts").is_none()
+        {
+            parts.push(format!(
+                "state +{} ~{} -{}",
+                n("added"),
+                n("changed"),
+                n("removed")
+            ));
+        }
+    }
     if let Some(d) = p.pointer("/context/dir").and_then(|v| v.as_str()) {
         parts.push(format!("dir={d}"));
     }
@@ -74,4 +87,355 @@ pub fn full(index: u64, r: &Record) -> String {
         s.push('\n');
     }
     s
+}
+
+/// Links of a record to others, found through the index.
+#[derive(Default)]
+pub struct Links {
+    /// For an intent: its outcome record.
+    pub outcome: Option<u64>,
+    /// For a plan: the intents that applied it.
+    pub applied_by: Vec<u64>,
+    /// For an outcome: its intent's payload (plan information).
+    pub intent: Option<serde_json::Value>,
+}
+
+fn sym(action: &str) -> &'static str {
+    match action {
+        "create" | "added" | "add" => "+",
+        "update" | "changed" => "~",
+        "delete" | "removed" => "-",
+        "replace" => "-/+",
+        "forget" => "x",
+        "import" => "<=",
+        "read" => "<=",
+        _ => "?",
+    }
+}
+
+fn st(v: Option<&serde_json::Value>) -> String {
+    match v {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Null) | None => "-".into(),
+        Some(v) => v.to_string(),
+    }
+}
+
+fn short(s: &str, n: usize) -> &str {
+    s.get(..n).unwrap_or(s)
+}
+
+fn plan_lines(out: &mut String, summary: &serde_json::Value) {
+    use serde_json::Value;
+    if let Some(c) = summary.get("counts") {
+        let n = |k: &str| c.get(k).and_then(Value::as_u64).unwrap_or(0);
+        out.push_str(&format!(
+            "changes:   {} to add, {} to change, {} to destroy, {} to replace\n",
+            n("add"),
+            n("change"),
+            n("destroy"),
+            n("replace")
+        ));
+    }
+    for rc in summary
+        .get("resource_changes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let action = rc.get("action").and_then(Value::as_str).unwrap_or("?");
+        if matches!(action, "no-op" | "read") {
+            continue;
+        }
+        let paths: Vec<&str> = rc
+            .get("changed_paths")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let reason = rc
+            .get("action_reason")
+            .and_then(Value::as_str)
+            .map(|r| format!(" [{r}]"))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "  {:<3} {}{}{}\n",
+            sym(action),
+            st(rc.get("address")),
+            if paths.is_empty() {
+                String::new()
+            } else {
+                format!("  ({})", paths.join(", "))
+            },
+            reason
+        ));
+    }
+    if summary.get("in_blob").is_some() {
+        out.push_str("  (resource list kept in blob plan-summary.json)\n");
+    }
+    let outs: Vec<&Value> = summary
+        .get("output_changes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|o| o.get("action").and_then(Value::as_str) != Some("no-op"))
+        .collect();
+    if !outs.is_empty() {
+        out.push_str("outputs:\n");
+        for o in outs {
+            let sens = if o.get("sensitive").and_then(Value::as_bool) == Some(true) {
+                " (sensitive)"
+            } else {
+                ""
+            };
+            out.push_str(&format!(
+                "  {:<3} {}{sens}\n",
+                sym(o.get("action").and_then(Value::as_str).unwrap_or("?")),
+                st(o.get("name"))
+            ));
+        }
+    }
+}
+
+/// A reader's rendering of a Terraform record (plan, intent, outcome); `None` for others.
+pub fn terraform(index: u64, r: &Record, links: &Links) -> Option<String> {
+    use serde_json::Value;
+    if !r.kind.starts_with("terraform.") {
+        return None;
+    }
+    let p = &r.payload;
+    let mut s = String::new();
+    let outcome = p.get("outcome").and_then(Value::as_str);
+    s.push_str(&format!("record {index}  {}", r.kind));
+    if let Some(o) = outcome {
+        s.push_str(&format!("  {}", o.to_uppercase()));
+        if let Some(c) = p.get("exit_code").and_then(Value::as_i64) {
+            s.push_str(&format!(" (exit {c})"));
+        }
+    }
+    s.push('\n');
+    s.push_str(&format!("who:       {}@{}", r.actor.user, r.actor.host));
+    if let Some(ci) = &r.actor.ci {
+        s.push_str(&format!("  CI (self-asserted): {ci}"));
+    }
+    s.push('\n');
+    s.push_str(&format!("when:      {}", r.time));
+    if let (Some(a), Some(b)) = (
+        p.get("started_at").and_then(Value::as_str),
+        p.get("ended_at").and_then(Value::as_str),
+    ) {
+        s.push_str(&format!("  (ran {a} .. {b}"));
+        if let Some(ms) = p.get("duration_ms").and_then(Value::as_u64) {
+            s.push_str(&format!(", {:.1} s", ms as f64 / 1000.0));
+        }
+        s.push(')');
+    }
+    s.push('\n');
+    if let Some(c) = p.get("context") {
+        let g = c.get("git").filter(|g| !g.is_null());
+        s.push_str(&format!(
+            "where:     dir {}  workspace {}  backend {}\n",
+            st(c.get("dir")),
+            st(c.get("workspace")),
+            st(c.get("backend"))
+        ));
+        match g {
+            Some(g) => s.push_str(&format!(
+                "git:       repo {}  commit {}  branch {}{}\n",
+                st(g.get("remote")),
+                short(&st(g.get("commit")), 12),
+                st(g.get("branch")),
+                if g.get("dirty").and_then(Value::as_bool) == Some(true) {
+                    "  (uncommitted changes)"
+                } else {
+                    ""
+                }
+            )),
+            None => s.push_str("git:       not in a git work tree\n"),
+        }
+    }
+    if let Some(c) = p.get("command") {
+        let args: Vec<String> = c
+            .get("args")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|a| st(Some(a)))
+            .collect();
+        s.push_str(&format!(
+            "command:   {} {}  ({} {})\n",
+            st(c.get("program")),
+            args.join(" "),
+            st(p.pointer("/tool/name")),
+            st(p.pointer("/tool/version"))
+        ));
+    }
+    if let Some(w) = p.get("fail_open") {
+        s.push_str(&format!("WARNING:   {}\n", st(w.get("note"))));
+    }
+    // Links.
+    if let Some(i) = p.get("intent_index") {
+        match i.as_u64() {
+            Some(i) => s.push_str(&format!("intent:    record {i}\n")),
+            None => s.push_str("intent:    NOT RECORDED\n"),
+        }
+    }
+    if r.kind.ends_with(".intent") {
+        match links.outcome {
+            Some(o) => s.push_str(&format!("outcome:   record {o}\n")),
+            None => s.push_str(
+                "outcome:   none recorded (still running, crashed, or its record was lost)\n",
+            ),
+        }
+    }
+    if r.kind.ends_with(".plan") && !links.applied_by.is_empty() {
+        let l: Vec<String> = links.applied_by.iter().map(u64::to_string).collect();
+        s.push_str(&format!("applied:   by record {}\n", l.join(", ")));
+    }
+    let plan = p
+        .get("plan")
+        .or_else(|| links.intent.as_ref().and_then(|i| i.get("plan")));
+    if let Some(plan) = plan {
+        let saved = plan.get("saved").and_then(Value::as_bool) == Some(true);
+        if r.kind.ends_with(".plan") {
+            s.push_str(&format!(
+                "plan:      {}{}\n",
+                if saved {
+                    format!("saved to {}", st(plan.get("path")))
+                } else {
+                    "not saved".into()
+                },
+                plan.get("sha256")
+                    .and_then(Value::as_str)
+                    .map(|h| format!("  sha256 {}", short(h, 16)))
+                    .unwrap_or_default()
+            ));
+        } else if saved {
+            let link = match (
+                plan.get("recorded").and_then(Value::as_bool),
+                plan.get("plan_index").and_then(Value::as_u64),
+            ) {
+                (Some(true), Some(i)) => format!("recorded as record {i}"),
+                (Some(false), _) => "NOT RECORDED by tftrail".into(),
+                _ => format!("lookup failed: {}", st(plan.get("note"))),
+            };
+            s.push_str(&format!(
+                "plan:      saved plan {} (sha256 {}), {link}\n",
+                st(plan.get("path")),
+                short(&st(plan.get("sha256")), 16)
+            ));
+        } else {
+            s.push_str(&format!("plan:      {}\n", st(plan.get("note"))));
+        }
+        if let Some(e) = plan.get("error") {
+            s.push_str(&format!("plan:      error: {}\n", st(Some(e))));
+        }
+        if let Some(sum) = plan.get("summary") {
+            if !r.kind.ends_with(".outcome") {
+                plan_lines(&mut s, sum);
+            }
+        }
+    }
+    if let Some(d) = p.get("state_diff") {
+        let list = |k: &str| -> Vec<String> {
+            d.get(k)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        };
+        let (added, removed) = (list("added"), list("removed"));
+        let changed: Vec<(String, Vec<String>)> = d
+            .get("changed")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                (
+                    st(c.get("address")),
+                    c.get("paths")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .map(|p| st(Some(p)))
+                        .collect(),
+                )
+            })
+            .collect();
+        s.push_str(&format!(
+            "changes:   {} added, {} changed, {} removed (in the state)\n",
+            added.len(),
+            changed.len(),
+            removed.len()
+        ));
+        let planned = |a: &str| -> Option<String> {
+            plan?
+                .pointer("/summary/resource_changes")?
+                .as_array()?
+                .iter()
+                .find(|c| c.get("address").and_then(Value::as_str) == Some(a))
+                .and_then(|c| c.get("action").and_then(Value::as_str).map(String::from))
+        };
+        for a in &added {
+            let act = planned(a).unwrap_or_else(|| "create".into());
+            s.push_str(&format!("  {:<3} {a}\n", sym(&act)));
+        }
+        for (a, paths) in &changed {
+            let act = planned(a).unwrap_or_else(|| {
+                if paths.iter().any(|p| p == "id") {
+                    "replace".into()
+                } else {
+                    "update".into()
+                }
+            });
+            s.push_str(&format!("  {:<3} {a}  ({})\n", sym(&act), paths.join(", ")));
+        }
+        for a in &removed {
+            let act = planned(a).unwrap_or_else(|| "delete".into());
+            s.push_str(&format!("  {:<3} {a}\n", sym(&act)));
+        }
+        let outs = list("outputs_changed");
+        if !outs.is_empty() {
+            s.push_str(&format!("outputs:   changed: {}\n", outs.join(", ")));
+        }
+    }
+    let state = |k: &str| p.get(k).filter(|v| !v.is_null());
+    let fp = |v: &Value| -> String {
+        if v.get("present").and_then(Value::as_bool) == Some(false) {
+            "none".into()
+        } else if let Some(e) = v.get("error") {
+            format!("unreadable ({})", st(Some(e)))
+        } else {
+            format!(
+                "serial {} lineage {} sha256 {} ({} resources)",
+                st(v.get("serial")),
+                short(&st(v.get("lineage")), 8),
+                short(&st(v.get("sha256")), 12),
+                st(v.get("resources"))
+            )
+        }
+    };
+    if let Some(b) = state("state_before") {
+        s.push_str(&format!("state:     before: {}\n", fp(b)));
+    }
+    if let Some(a) = state("state_after") {
+        s.push_str(&format!("           after:  {}\n", fp(a)));
+        if let Some(b) = state("state_before") {
+            if b.get("lineage").is_some_and(|l| !l.is_null())
+                && a.get("lineage").is_some_and(|l| !l.is_null())
+                && b.get("lineage") != a.get("lineage")
+            {
+                s.push_str("           LINEAGE CHANGED: this is a different state\n");
+            }
+        }
+    }
+    for b in &r.blobs {
+        s.push_str(&format!(
+            "blob:      {} sha256:{} ({} bytes)\n",
+            b.name, b.sha256, b.size
+        ));
+    }
+    Some(s)
 }

@@ -183,20 +183,26 @@ impl Log {
             };
             let start = it.size();
             let claim = batch::encode(key, start, &entries);
+            // Integration is pure: compute the objects first, so the store can write them
+            // (unnamed) while the claim becomes durable.
+            let out = it.integrate(&entries);
+            let objects: Vec<NewObject> = out
+                .objects
+                .into_iter()
+                .map(|(p, d)| NewObject::new(p, d))
+                .collect();
             match self
                 .store
-                .create_all(&[NewObject::new(batch_path(start), claim)])
+                .create_after(&[NewObject::new(batch_path(start), claim)], &objects)
             {
                 Ok(()) => {}
-                Err(StoreError::Conflict { .. }) => {
+                Err(StoreError::Conflict { path }) if path == batch_path(start) => {
                     // Another writer sequenced a batch here first: integrate it and retry.
                     backoff(attempt);
                     continue;
                 }
                 Err(e) => return Err(e.into()),
             }
-            let out = it.integrate(&entries);
-            self.write_objects(out.objects)?;
             *state = Some((head, it));
             return Ok(start);
         }

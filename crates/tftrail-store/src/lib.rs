@@ -149,6 +149,14 @@ pub trait Store: Send + Sync {
     /// Creates every object (in any order, possibly in parallel), durably.
     fn create_all(&self, objects: &[NewObject]) -> Result<(), StoreError>;
 
+    /// Creates `first` durably, then `then`. No object of `then` may become visible before
+    /// all of `first` is durable; backends may overlap the work otherwise (the local store
+    /// stages `then` in temp files meanwhile).
+    fn create_after(&self, first: &[NewObject], then: &[NewObject]) -> Result<(), StoreError> {
+        self.create_all(first)?;
+        self.create_all(then)
+    }
+
     /// Lists the paths of the objects whose path starts with `prefix`, sorted.
     fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
 

@@ -153,28 +153,103 @@ impl LocalStore {
         Ok(())
     }
 
-    fn create_one(&self, obj: &NewObject, dirty: &mut BTreeSet<PathBuf>) -> Result<(), StoreError> {
-        let target = self.object_path(&obj.path)?;
-        if target.exists() {
-            return self.compare_existing(&target, obj);
+    /// Writes each object that does not exist yet to a durable temp file (several threads
+    /// at once, so the filesystem can commit them together). `None`: the object exists.
+    fn stage_all(&self, objects: &[NewObject]) -> Result<Vec<Option<PathBuf>>, StoreError> {
+        let stage = |part: &[NewObject]| -> Vec<Result<Option<PathBuf>, StoreError>> {
+            part.iter()
+                .map(|o| {
+                    if self.object_path(&o.path)?.exists() {
+                        Ok(None)
+                    } else {
+                        self.write_tmp(&o.data).map(Some)
+                    }
+                })
+                .collect()
+        };
+        let threads = objects.len().clamp(1, PARALLEL_WRITES);
+        let results: Vec<Result<Option<PathBuf>, StoreError>> = if threads == 1 {
+            stage(objects)
+        } else {
+            let chunk = objects.len().div_ceil(threads);
+            std::thread::scope(|s| {
+                let handles: Vec<_> = objects
+                    .chunks(chunk)
+                    .map(|part| s.spawn(move || stage(part)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().expect("writer thread panicked"))
+                    .collect()
+            })
+        };
+        let mut out = Vec::with_capacity(results.len());
+        let mut failure = None;
+        for r in results {
+            match r {
+                Ok(p) => out.push(p),
+                Err(e) => {
+                    failure.get_or_insert(e);
+                    out.push(None);
+                }
+            }
         }
-        self.ensure_parents(&target, dirty)?;
-        let tmp = self.write_tmp(&obj.data)?;
-        match rename_noreplace(&tmp, &target) {
-            Ok(()) => {
-                // The new name must survive a crash; the temp name's removal need not.
-                dirty.insert(target.parent().expect("has parent").to_path_buf());
-                Ok(())
+        if let Some(e) = failure {
+            for p in out.into_iter().flatten() {
+                let _ = fs::remove_file(p);
             }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                let _ = fs::remove_file(&tmp);
-                self.compare_existing(&target, obj)
-            }
-            Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                Err(io_err("write", &target, e))
-            }
+            return Err(e);
         }
+        Ok(out)
+    }
+
+    /// Gives staged temp files their names (never replacing anything) and compares objects
+    /// that already existed; returns the directories to fsync.
+    fn commit_staged(
+        &self,
+        objects: &[NewObject],
+        staged: Vec<Option<PathBuf>>,
+    ) -> Result<BTreeSet<PathBuf>, StoreError> {
+        let mut dirty = BTreeSet::new();
+        let mut result = Ok(());
+        for (obj, tmp) in objects.iter().zip(staged) {
+            if result.is_err() {
+                if let Some(t) = tmp {
+                    let _ = fs::remove_file(t);
+                }
+                continue;
+            }
+            result = (|| {
+                let target = self.object_path(&obj.path)?;
+                let Some(tmp) = tmp else {
+                    return self.compare_existing(&target, obj);
+                };
+                if let Err(e) = self.ensure_parents(&target, &mut dirty) {
+                    let _ = fs::remove_file(&tmp);
+                    return Err(e);
+                }
+                match rename_noreplace(&tmp, &target) {
+                    Ok(()) => {
+                        // The new name must survive a crash; the temp name's removal need not.
+                        dirty.insert(target.parent().expect("has parent").to_path_buf());
+                        Ok(())
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                        let _ = fs::remove_file(&tmp);
+                        self.compare_existing(&target, obj)
+                    }
+                    Err(e) => {
+                        let _ = fs::remove_file(&tmp);
+                        Err(io_err("write", &target, e))
+                    }
+                }
+            })();
+        }
+        if result.is_err() {
+            // Names given before the failure must still be made durable.
+            let _ = sync_dirs(&dirty);
+        }
+        result.map(|()| dirty)
     }
 
     fn compare_existing(&self, target: &Path, obj: &NewObject) -> Result<(), StoreError> {
@@ -217,6 +292,21 @@ fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     }
 }
 
+/// Fsyncs directories, in parallel when there are several.
+fn sync_dirs(dirs: &BTreeSet<PathBuf>) -> Result<(), StoreError> {
+    if dirs.len() <= 1 {
+        return dirs.iter().try_for_each(|d| sync_dir(d));
+    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> = dirs.iter().map(|d| s.spawn(move || sync_dir(d))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("sync thread panicked"))
+            .collect::<Result<Vec<()>, _>>()
+    })?;
+    Ok(())
+}
+
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -239,56 +329,28 @@ impl Store for LocalStore {
     }
 
     fn create_all(&self, objects: &[NewObject]) -> Result<(), StoreError> {
-        // Several objects are written and fsynced on parallel threads so that the
-        // filesystem can commit them together (one journal commit instead of one each).
-        let threads = objects.len().min(PARALLEL_WRITES);
-        let dirty = if threads <= 1 {
-            let mut dirty = BTreeSet::new();
-            for obj in objects {
-                self.create_one(obj, &mut dirty)?;
+        let staged = self.stage_all(objects)?;
+        let dirty = self.commit_staged(objects, staged)?;
+        sync_dirs(&dirty)
+    }
+
+    fn create_after(&self, first: &[NewObject], then: &[NewObject]) -> Result<(), StoreError> {
+        // `then` is written to durable temp files while `first` is created; no object of
+        // `then` gets its name before `first` is durable.
+        let (first_done, staged) = std::thread::scope(|s| {
+            let h = s.spawn(|| self.create_all(first));
+            let staged = self.stage_all(then);
+            (h.join().expect("writer thread panicked"), staged)
+        });
+        let staged = staged?;
+        if let Err(e) = first_done {
+            for p in staged.into_iter().flatten() {
+                let _ = fs::remove_file(p);
             }
-            dirty
-        } else {
-            let chunk = objects.len().div_ceil(threads);
-            let results: Vec<Result<BTreeSet<PathBuf>, StoreError>> = std::thread::scope(|s| {
-                let handles: Vec<_> = objects
-                    .chunks(chunk)
-                    .map(|part| {
-                        s.spawn(move || {
-                            let mut dirty = BTreeSet::new();
-                            for obj in part {
-                                self.create_one(obj, &mut dirty)?;
-                            }
-                            Ok(dirty)
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("writer thread panicked"))
-                    .collect()
-            });
-            let mut dirty = BTreeSet::new();
-            for r in results {
-                dirty.extend(r?);
-            }
-            dirty
-        };
-        if dirty.len() <= 1 {
-            for d in &dirty {
-                sync_dir(d)?;
-            }
-        } else {
-            let results: Vec<Result<(), StoreError>> = std::thread::scope(|s| {
-                let handles: Vec<_> = dirty.iter().map(|d| s.spawn(move || sync_dir(d))).collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("sync thread panicked"))
-                    .collect()
-            });
-            results.into_iter().collect::<Result<Vec<()>, _>>()?;
+            return Err(e);
         }
-        Ok(())
+        let dirty = self.commit_staged(then, staged)?;
+        sync_dirs(&dirty)
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {

@@ -1,12 +1,16 @@
 //! `tftrail log`
 
 use tftrail_core::record::Record;
+use tftrail_index::Filter;
 
-use super::StoreArg;
+use super::{reindex, StoreArg};
 use crate::error::CliError;
 use crate::{context, render};
 
 /// List records, newest first, each checked against the signed checkpoint.
+///
+/// Filters are answered from a local index that is brought up to date (or rebuilt) against
+/// the verified checkpoint first; the records listed are read from the log and checked.
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
@@ -20,15 +24,108 @@ pub struct Args {
     /// Print JSON Lines: {"index":N,"record":{…}}
     #[arg(long)]
     json: bool,
+    /// Only records that plan or make a change to this resource address (or its instances,
+    /// ADDR[…])
+    #[arg(long, value_name = "ADDR")]
+    resource: Option<String>,
+    /// Only records by this actor: an OS user, user@host, or a CI actor
+    #[arg(long, value_name = "USER")]
+    actor: Option<String>,
+    /// Only records of this kind, or of kinds below it (`terraform.apply` matches
+    /// `terraform.apply.intent` and `terraform.apply.outcome`)
+    #[arg(long, value_name = "KIND")]
+    kind: Option<String>,
+    /// Only records at or after this time (RFC 3339, or YYYY-MM-DD for the start of that day, UTC)
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+    /// Only records before this time (RFC 3339, or YYYY-MM-DD for the whole of that day, UTC)
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
+    /// Only records with this outcome
+    #[arg(long, value_parser = ["success", "failed", "interrupted"])]
+    outcome: Option<String>,
+}
+
+/// Parses RFC 3339 or YYYY-MM-DD (UTC) into Unix nanoseconds; `end_of_day` turns a date into
+/// the start of the next day.
+pub fn parse_time(s: &str, end_of_day: bool) -> Result<i64, CliError> {
+    if let Some(t) = tftrail_index::time_ns(s) {
+        return Ok(t);
+    }
+    let f = time::macros::format_description!("[year]-[month]-[day]");
+    let d = time::Date::parse(s, &f).map_err(|_| {
+        CliError::usage(format!("invalid time {s:?}"))
+            .hint("use RFC 3339 (2026-01-31T12:00:00Z) or a date (2026-01-31)")
+    })?;
+    let d = if end_of_day {
+        d.next_day().unwrap_or(d)
+    } else {
+        d
+    };
+    Ok(d.midnight().assume_utc().unix_timestamp() * 1_000_000_000)
+}
+
+fn print(index: u64, r: &Record, json: bool) {
+    if json {
+        println!("{}", serde_json::json!({"index": index, "record": r}));
+    } else {
+        println!("{}", render::line(index, r));
+    }
 }
 
 pub fn run(a: Args) -> Result<i32, CliError> {
-    let log = context::open_log(
-        &a.store.location(),
-        context::verifier_key(a.key.as_deref())?,
-    )?;
+    let location = a.store.location();
+    let log = context::open_log(&location, context::verifier_key(a.key.as_deref())?)?;
     let head = log.head()?;
     let size = head.checkpoint.size;
+    let filtered = a.resource.is_some()
+        || a.actor.is_some()
+        || a.kind.is_some()
+        || a.since.is_some()
+        || a.until.is_some()
+        || a.outcome.is_some();
+    if filtered {
+        let f = Filter {
+            kind: a.kind.clone(),
+            actor: a.actor.clone(),
+            outcome: a.outcome.clone(),
+            since_ns: a
+                .since
+                .as_deref()
+                .map(|s| parse_time(s, false))
+                .transpose()?,
+            until_ns: a
+                .until
+                .as_deref()
+                .map(|s| parse_time(s, true))
+                .transpose()?,
+            resource: a.resource.clone(),
+            limit: a.limit,
+        };
+        let ix = reindex::open_index(&log, &location, &head.checkpoint)?;
+        let found = ix.find(&f).map_err(reindex::index_err)?;
+        if found.is_empty() && !a.json {
+            eprintln!("no record matches");
+        }
+        for (i, r) in reindex::read_records(&log, &head.checkpoint, &found)? {
+            // The index is a cache: check what it can cheaply be checked against.
+            let kind_ok = f
+                .kind
+                .as_ref()
+                .is_none_or(|k| r.kind == *k || r.kind.starts_with(&format!("{k}.")));
+            let outcome_ok = f.outcome.as_ref().is_none_or(|o| {
+                r.payload.get("outcome").and_then(|v| v.as_str()) == Some(o.as_str())
+            });
+            if !(kind_ok && outcome_ok) {
+                return Err(CliError::failure(format!(
+                    "the local index disagrees with record {i}"
+                ))
+                .hint("run `tftrail reindex`"));
+            }
+            print(i, &r, a.json);
+        }
+        return Ok(0);
+    }
     let start = if a.limit == 0 {
         0
     } else {
@@ -42,11 +139,7 @@ pub fn run(a: Args) -> Result<i32, CliError> {
         let index = start + k as u64;
         let r = Record::from_entry(e)
             .map_err(|err| CliError::integrity(format!("entry {index}: {err}")))?;
-        if a.json {
-            println!("{}", serde_json::json!({"index": index, "record": r}));
-        } else {
-            println!("{}", render::line(index, &r));
-        }
+        print(index, &r, a.json);
     }
     Ok(0)
 }

@@ -16,6 +16,16 @@ mod show;
 mod verify;
 mod verify_receipt;
 
+mod blame;
+mod check_state;
+mod history;
+mod reindex;
+mod run;
+
+mod bootstrap;
+mod recover;
+mod storage;
+
 /// Where the log is.
 #[derive(clap::Args, Debug, Clone)]
 pub struct StoreArg {
@@ -69,6 +79,22 @@ pub enum Command {
     Checkpoint(checkpoint::Args),
     /// Print the log's verifier key.
     Key(key::Args),
+    /// Run Terraform or OpenTofu and record it: `tftrail run -- terraform apply tf.plan`.
+    Run(run::Args),
+    /// The last recorded change to a resource.
+    Blame(blame::Args),
+    /// Every recorded change to a resource.
+    History(history::Args),
+    /// Find changes to the Terraform state made outside tftrail (exit 4 when found).
+    CheckState(check_state::Args),
+    /// Rebuild the local query index from the log.
+    Reindex(reindex::Args),
+    /// Check that the storage behind the log is write-once (S3 Object Lock …).
+    Storage(storage::Args),
+    /// Copy the intact log out of a damaged store, from retained object versions.
+    Recover(recover::Args),
+    /// Print the Terraform configuration of a write-once audit bucket: aws, gcp or azure.
+    Bootstrap(bootstrap::Args),
 }
 
 /// Runs a command; returns the exit code.
@@ -83,5 +109,13 @@ pub fn run(cmd: Command) -> Result<i32, CliError> {
         Command::VerifyReceipt(a) => verify_receipt::run(a),
         Command::Checkpoint(a) => checkpoint::run(a),
         Command::Key(a) => key::run(a),
+        Command::Run(a) => run::run(a),
+        Command::Blame(a) => blame::run(a),
+        Command::History(a) => history::run(a),
+        Command::CheckState(a) => check_state::run(a),
+        Command::Reindex(a) => reindex::run(a),
+        Command::Storage(a) => storage::run(a),
+        Command::Recover(a) => recover::run(a),
+        Command::Bootstrap(a) => bootstrap::run(a),
     }
 }

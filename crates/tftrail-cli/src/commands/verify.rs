@@ -23,7 +23,21 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<i32, CliError> {
     let key = context::verifier_key(a.key.as_deref())?;
-    let log = context::open_log(&a.store.location(), key.clone())?;
+    let location = a.store.location();
+    // On S3, object versions tell what a plain read cannot: objects hidden by delete markers
+    // or shadowed by newer versions, and whether intact versions are retained.
+    let damage = location
+        .starts_with("s3://")
+        .then(|| super::recover::s3_damage(&location, &key));
+    let log = match context::open_log(&location, key.clone()) {
+        Ok(l) => l,
+        Err(e) => match &damage {
+            Some(d) if !d.problems.is_empty() => {
+                return report_damage_only(d, e, a.json);
+            }
+            _ => return Err(e),
+        },
+    };
     let previous = context::last_verified(&key)?;
     let show = context::progress_allowed(a.json);
     let started = Instant::now();
@@ -46,6 +60,9 @@ pub fn run(a: Args) -> Result<i32, CliError> {
         Ok(r) => r,
         Err(e) => {
             let e: CliError = e.into();
+            if let Some(d) = damage.as_ref().filter(|d| !d.problems.is_empty()) {
+                return report_damage_only(d, e, a.json);
+            }
             // A checkpoint that does not verify is an integrity failure.
             let e = if e.code == crate::error::EXIT_USAGE && e.message.starts_with("checkpoint:") {
                 CliError::integrity(e.message)
@@ -68,6 +85,12 @@ pub fn run(a: Args) -> Result<i32, CliError> {
             return Err(e);
         }
     };
+    let mut rep = rep;
+    let hidden = damage.as_ref().is_some_and(|d| !d.problems.is_empty());
+    if let Some(d) = damage {
+        rep.problems.extend(d.problems);
+        rep.notes.extend(d.notes);
+    }
     let secs = started.elapsed().as_secs_f64();
     if rep.ok() {
         if let Some(head) = &rep.head {
@@ -105,6 +128,36 @@ pub fn run(a: Args) -> Result<i32, CliError> {
             "hint: the log at {} is damaged or was tampered with; keep a copy for investigation",
             log.store().location()
         );
+        if hidden {
+            eprintln!("hint: `tftrail recover --to DIR` copies the log from its retained versions");
+        }
     }
     Ok(if rep.ok() { 0 } else { EXIT_INTEGRITY })
+}
+
+/// The log could not be opened or its checkpoint read, and object versions explain why.
+fn report_damage_only(
+    d: &super::recover::Damage,
+    e: CliError,
+    json: bool,
+) -> Result<i32, CliError> {
+    if json {
+        let v = serde_json::json!({
+            "ok": false,
+            "error": e.message,
+            "problems": d.problems,
+            "notes": d.notes,
+        });
+        println!("{v}");
+    } else {
+        eprintln!("error: {}", e.message);
+        for p in &d.problems {
+            eprintln!("error: {p}");
+        }
+        for n in &d.notes {
+            eprintln!("note: {n}");
+        }
+        eprintln!("hint: `tftrail recover --to DIR` copies the log from its retained versions");
+    }
+    Ok(EXIT_INTEGRITY)
 }

@@ -1,0 +1,37 @@
+//! `tftrail bootstrap`: the Terraform configuration of a write-once audit bucket.
+
+use tftrail_store::bootstrap::bootstrap_config;
+use tftrail_store::Cloud;
+
+use crate::error::CliError;
+
+/// Print a Terraform configuration that creates a write-once bucket for the log.
+///
+/// Save it as main.tf in an empty directory, review it, `terraform init && terraform apply`,
+/// then `tftrail storage check <STORE>` and `tftrail init --store <STORE>`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Which cloud
+    #[arg(value_enum)]
+    cloud: Target,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy)]
+enum Target {
+    /// S3 bucket with Object Lock (COMPLIANCE), versioning, Block Public Access
+    Aws,
+    /// GCS bucket with a locked retention policy
+    Gcp,
+    /// Azure storage container with a locked time-based retention policy
+    Azure,
+}
+
+pub fn run(a: Args) -> Result<i32, CliError> {
+    let cloud = match a.cloud {
+        Target::Aws => Cloud::S3,
+        Target::Gcp => Cloud::Gcs,
+        Target::Azure => Cloud::Azure,
+    };
+    print!("{}", bootstrap_config(cloud));
+    Ok(0)
+}

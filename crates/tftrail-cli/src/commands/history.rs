@@ -1,0 +1,108 @@
+//! `tftrail history`
+
+use serde_json::{json, Value};
+use tftrail_index::ChangeRow;
+
+use super::{reindex, StoreArg};
+use crate::context;
+use crate::error::CliError;
+
+/// Every recorded change to a resource, oldest first.
+///
+/// A change is what a recorded command did to the resource in the state (created, updated,
+/// replaced, deleted, removed from state with `state rm` …), plus planned changes of failed or
+/// interrupted commands that left no trace in the state ("attempted"). Plans alone are not
+/// changes. ADDR also matches its instances (ADDR[0], ADDR["k"]).
+///
+/// Exit 0 whether or not a change is found; none found prints nothing on stdout (with --json,
+/// `[]`) and a note on stderr.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Resource address, e.g. terraform_data.web or module.net.aws_vpc.main
+    address: String,
+    #[command(flatten)]
+    store: StoreArg,
+    /// Verifier key (name+id+base64, or a file holding it) [default: derived from the signing key]
+    #[arg(long, value_name = "VKEY")]
+    key: Option<String>,
+    /// Print a JSON array of changes
+    #[arg(long)]
+    json: bool,
+}
+
+/// One change, with the facts from its (authenticated) record.
+pub fn describe(c: &ChangeRow, r: &tftrail_core::record::Record) -> Value {
+    json!({
+        "index": c.index,
+        "address": c.address,
+        "action": c.action,
+        "applied": c.state_change.as_deref() != Some("attempted"),
+        "paths": c.paths,
+        "kind": r.kind,
+        "time": r.time,
+        "actor": r.actor,
+        "outcome": r.payload.get("outcome"),
+        "dir": r.payload.pointer("/context/dir"),
+        "workspace": r.payload.pointer("/context/workspace"),
+        "commit": r.payload.pointer("/context/git/commit"),
+        "intent_index": r.payload.get("intent_index"),
+    })
+}
+
+/// A line for people.
+pub fn line(v: &Value) -> String {
+    let s = |k: &str| match &v[k] {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        x => x.to_string(),
+    };
+    let applied = v["applied"].as_bool() == Some(true);
+    format!(
+        "{:>6}  {}  {:<8} {}  by {}@{}  ({}, {}){}",
+        s("index"),
+        s("time"),
+        s("action"),
+        s("address"),
+        v["actor"]["user"].as_str().unwrap_or("-"),
+        v["actor"]["host"].as_str().unwrap_or("-"),
+        s("kind"),
+        s("outcome"),
+        if applied {
+            ""
+        } else {
+            "  ATTEMPTED, not applied"
+        }
+    )
+}
+
+/// Loads the changes of `address` with their records.
+pub fn load(store: &StoreArg, key: Option<&str>, address: &str) -> Result<Vec<Value>, CliError> {
+    let location = store.location();
+    let log = context::open_log(&location, context::verifier_key(key)?)?;
+    let cp = log.head()?.checkpoint;
+    let ix = reindex::open_index(&log, &location, &cp)?;
+    let rows = ix.history(address).map_err(reindex::index_err)?;
+    let idx: Vec<u64> = rows.iter().map(|c| c.index).collect();
+    let recs: std::collections::BTreeMap<u64, _> = reindex::read_records(&log, &cp, &idx)?
+        .into_iter()
+        .collect();
+    Ok(rows
+        .iter()
+        .filter_map(|c| recs.get(&c.index).map(|r| describe(c, r)))
+        .collect())
+}
+
+pub fn run(a: Args) -> Result<i32, CliError> {
+    let all = load(&a.store, a.key.as_deref(), &a.address)?;
+    if a.json {
+        println!("{}", Value::Array(all.clone()));
+    } else {
+        for v in &all {
+            println!("{}", line(v));
+        }
+    }
+    if all.is_empty() {
+        eprintln!("no recorded change to {}", a.address);
+    }
+    Ok(0)
+}

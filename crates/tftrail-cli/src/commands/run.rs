@@ -1,0 +1,228 @@
+//! `tftrail run`
+
+use serde_json::Value;
+use tftrail_core::checkpoint::{Checkpoint, SigningKey};
+use tftrail_core::record::{Actor, Record};
+use tftrail_core::MAX_ENTRY_SIZE;
+use tftrail_log::{Blob, Log};
+use tftrail_terraform::{run_recorded, Invocation, RecordOptions, Sink, SinkError};
+
+use super::{reindex, KeyArg, StoreArg};
+use crate::context;
+use crate::error::{CliError, EXIT_FAILURE};
+
+/// Run Terraform or OpenTofu and record it in the log.
+///
+/// `plan` is recorded after it ends (with a redacted plan summary); state-changing commands
+/// (apply, destroy, import, state …) get an intent record before Terraform starts and an
+/// outcome record after. Read-only commands (show, output, validate, fmt …) pass straight
+/// through, unrecorded unless --record-read-only.
+///
+/// If the log cannot be used (no log, missing key, unwritable store), a recorded command does
+/// NOT run, unless --fail-open. Exits with Terraform's own exit code.
+///
+/// Example: tftrail run -- terraform plan -out tf.plan && tftrail run -- terraform apply tf.plan
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    store: StoreArg,
+    #[command(flatten)]
+    key: KeyArg,
+    /// Run the command even when it cannot be recorded (said so in the outcome record when
+    /// possible, and on stderr)
+    #[arg(long)]
+    fail_open: bool,
+    /// Record read-only commands too (as `terraform.command`)
+    #[arg(long)]
+    record_read_only: bool,
+    /// The command: terraform|tofu followed by its arguments
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+/// Appends records to the log: blobs first (content-addressed), then the entry, durable
+/// under a published checkpoint before returning.
+struct LogSink {
+    target: Result<(Log, SigningKey, String), String>,
+}
+
+impl LogSink {
+    fn target(&self) -> Result<&(Log, SigningKey, String), SinkError> {
+        self.target.as_ref().map_err(|e| SinkError::new(e.clone()))
+    }
+}
+
+fn actor_of(payload: &Value) -> Actor {
+    let fallback = context::actor();
+    let a = payload.pointer("/context/actor");
+    let get = |k: &str| {
+        a.and_then(|a| a.get(k))
+            .and_then(Value::as_str)
+            .map(String::from)
+    };
+    Actor {
+        user: get("user").unwrap_or(fallback.user),
+        host: get("host").unwrap_or(fallback.host),
+        ci: a
+            .and_then(|a| a.get("ci"))
+            .filter(|c| !c.is_null())
+            .cloned(),
+    }
+}
+
+impl Sink for LogSink {
+    fn append(
+        &mut self,
+        kind: &str,
+        mut payload: Value,
+        blobs: Vec<(String, Vec<u8>)>,
+    ) -> Result<u64, SinkError> {
+        let (log, key, _) = self.target()?;
+        let time = context::now_utc();
+        let actor = actor_of(&payload);
+        let build = |payload: &Value, blobs: &[Blob]| {
+            Record::new(
+                kind,
+                &time,
+                actor.clone(),
+                payload.clone(),
+                blobs.iter().map(Blob::reference).collect(),
+            )
+        };
+        let mut blobs: Vec<Blob> = blobs
+            .into_iter()
+            .map(|(name, data)| Blob { name, data })
+            .collect();
+        // Large plans do not fit one entry: move their biggest parts into blobs (the record
+        // names them by SHA-256; readers and the index put them back).
+        let fits = |p: &Value| {
+            build(p, &blobs)
+                .and_then(|r| r.to_entry())
+                .is_ok_and(|e| e.len() <= MAX_ENTRY_SIZE - 1024)
+        };
+        let moved = tftrail_index::deflate(&mut payload, &fits);
+        blobs.extend(moved.into_iter().map(|(name, data)| Blob { name, data }));
+        let entry = build(&payload, &blobs)
+            .and_then(|r| r.to_entry())
+            .map_err(|e| SinkError::new(format!("cannot build the {kind} record: {e}")))?;
+        let out = log
+            .append(key, vec![entry], &blobs, &mut |_, _| {})
+            .map_err(|e| {
+                SinkError::new(format!("cannot append to {}: {e}", log.store().location()))
+            })?;
+        Ok(out.first)
+    }
+
+    fn find_plan(&mut self, plan_sha256: &str) -> Result<Option<u64>, SinkError> {
+        let (log, _, location) = self.target()?;
+        let err = |e: CliError| SinkError::new(e.message);
+        let cp: Checkpoint = log
+            .head()
+            .map_err(|e| SinkError::new(e.to_string()))?
+            .checkpoint;
+        let ix = reindex::open_index(log, location, &cp).map_err(err)?;
+        let Some(i) = ix
+            .find_plan(plan_sha256)
+            .map_err(|e| SinkError::new(e.to_string()))?
+        else {
+            return Ok(None);
+        };
+        // Confirm from the authenticated record, not the cache.
+        let r = reindex::read_record(log, &cp, i).map_err(err)?;
+        let ok = r.kind.ends_with(".plan")
+            && r.payload.pointer("/plan/sha256").and_then(Value::as_str) == Some(plan_sha256);
+        Ok(ok.then_some(i))
+    }
+}
+
+fn open_target(a: &Args) -> Result<(Log, SigningKey, String), CliError> {
+    let key = context::load_signing_key(&a.key.path())?;
+    let location = a.store.location();
+    let log = context::open_log(&location, key.verifier())?;
+    log.head()?;
+    Ok((log, key, location))
+}
+
+pub fn run(a: Args) -> Result<i32, CliError> {
+    let (program, args) = a.command.split_first().expect("clap requires a command");
+    let inv = Invocation::parse(program, args).map_err(|e| {
+        let hint = e.hint();
+        let mut c = CliError::usage(e.to_string());
+        c.hint = hint;
+        c
+    })?;
+    let recorded = inv.operation().is_recorded() || a.record_read_only;
+    let target = if recorded {
+        match open_target(&a) {
+            Ok(t) => Ok(t),
+            Err(e) if a.fail_open => {
+                eprintln!(
+                    "warning: the audit log cannot be used ({}); running anyway because of --fail-open, UNRECORDED",
+                    e.message
+                );
+                Err(e.message)
+            }
+            Err(e) => {
+                let what = inv.subcommand().join(" ");
+                return Err(CliError {
+                    code: e.code,
+                    message: format!(
+                        "the audit log cannot be used, so `{} {what}` was NOT run: {}",
+                        inv.tool().name(),
+                        e.message
+                    ),
+                    hint: Some(match e.hint {
+                        Some(h) => format!("{h}; or pass --fail-open to run unrecorded"),
+                        None => "fix the log, or pass --fail-open to run unrecorded".into(),
+                    }),
+                });
+            }
+        }
+    } else {
+        Err("not recorded".to_string())
+    };
+    let cwd = std::env::current_dir()
+        .map_err(|e| CliError::failure(format!("cannot read the current directory: {e}")))?;
+    let mut opts = RecordOptions::new(cwd);
+    opts.fail_open = a.fail_open;
+    opts.record_read_only = a.record_read_only;
+    let mut sink = LogSink { target };
+    match run_recorded(&inv, &opts, &mut sink) {
+        Ok(report) => {
+            for w in &report.warnings {
+                eprintln!("warning: {w}");
+            }
+            if !report.records.is_empty() {
+                let list: Vec<String> = report.records.iter().map(u64::to_string).collect();
+                eprintln!("tftrail: recorded {}", list.join(", "));
+            }
+            Ok(report.exit_code)
+        }
+        Err(e) => {
+            let hint = e.hint();
+            let code = e.tool_exit_code();
+            let code = match (&e, code) {
+                (_, Some(c)) => {
+                    eprintln!("error: {e}");
+                    if let Some(h) = &hint {
+                        eprintln!("hint: {h}");
+                    }
+                    return Ok(c);
+                }
+                (tftrail_terraform::Error::IntentNotStored { .. }, _) => EXIT_FAILURE,
+                (
+                    tftrail_terraform::Error::NotTerraform { .. }
+                    | tftrail_terraform::Error::EmptyCommand
+                    | tftrail_terraform::Error::ToolNotFound { .. },
+                    _,
+                ) => crate::error::EXIT_USAGE,
+                _ => EXIT_FAILURE,
+            };
+            Err(CliError {
+                code,
+                message: e.to_string(),
+                hint,
+            })
+        }
+    }
+}

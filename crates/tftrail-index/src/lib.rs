@@ -1,0 +1,818 @@
+//! A local SQLite index derived from a tftrail log: which records touch which resource, who
+//! made them, when, with what outcome, and in which directory/workspace.
+//!
+//! # Scope
+//! In: the schema; turning authenticated records into rows ([`extract`], pure); keeping an
+//! index file in step with a log ([`Index::open`]); the queries the CLI needs.
+//! Out: where the file lives (the CLI picks a cache path, see [`file_name`]), reading and
+//! authenticating entries (`tftrail-log`), printing.
+//!
+//! # Trust
+//! The index is a cache, never a source of truth. It remembers the tree size and root hash it
+//! was built from. Before every use it is brought up to date against the *verified* checkpoint:
+//! when the log has grown and a consistency proof shows the indexed tree is a prefix of it, only
+//! the new entries are indexed; in every other case (file missing, unreadable, corrupt, another
+//! schema, root mismatch, log shorter than the index) it is rebuilt from scratch from entries
+//! authenticated against the checkpoint. Callers read the records an answer names from the log
+//! again, so what is *displayed* is always authenticated; a deliberately edited cache file
+//! (rows changed, meta kept) can hide or add matches, which `tftrail reindex` repairs.
+
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tftrail_core::checkpoint::Checkpoint;
+use tftrail_core::merkle::{check_consistency, hash_b64, parse_hash};
+use tftrail_core::record::Record;
+use tftrail_log::{Log, LogError};
+
+/// Schema version kept in `meta`; another value means "rebuild".
+pub const SCHEMA_VERSION: &str = "1";
+
+/// Entries read from the log per step while indexing.
+const CHUNK: u64 = 4096;
+
+/// What went wrong.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IndexError {
+    /// Reading the log failed (integrity errors are the log's, passed through).
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// An authenticated entry is not a valid record.
+    #[error("entry {index}: {reason}")]
+    BadRecord {
+        /// Which entry.
+        index: u64,
+        /// Why.
+        reason: String,
+    },
+    /// The SQLite file failed.
+    #[error("index database {path}: {source}")]
+    Db {
+        /// The file.
+        path: String,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// A file-system error around the index file.
+    #[error("index file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// The file name of the index for one log: a hash of the verifier key and the store location,
+/// so two logs never share an index and a changed key never reuses an old one.
+pub fn file_name(verifier_key: &str, location: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(verifier_key.as_bytes());
+    h.update(b"\n");
+    h.update(location.as_bytes());
+    format!("{}.sqlite", hex::encode(&h.finalize()[..16]))
+}
+
+/// One record as indexed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RecordRow {
+    /// Log index.
+    pub index: u64,
+    /// Record kind.
+    pub kind: String,
+    /// Record time as written.
+    pub time: String,
+    /// Record time, Unix nanoseconds (None when unparseable).
+    pub time_ns: Option<i64>,
+    /// OS user.
+    pub user: String,
+    /// Host.
+    pub host: String,
+    /// CI actor (self-asserted), when any.
+    pub ci_actor: Option<String>,
+    /// `success`, `failed`, `interrupted` (outcome and plan records).
+    pub outcome: Option<String>,
+    /// Terraform operation (`apply`, `plan`, `state` …).
+    pub operation: Option<String>,
+    /// `context.dir`.
+    pub dir: Option<String>,
+    /// `context.workspace`.
+    pub workspace: Option<String>,
+    /// `context.backend`.
+    pub backend: Option<String>,
+    /// `payload.plan.sha256`.
+    pub plan_sha256: Option<String>,
+    /// `payload.plan.plan_index`: the recorded plan an apply used.
+    pub plan_index: Option<u64>,
+    /// `payload.intent_index`: the intent of an outcome.
+    pub intent_index: Option<u64>,
+}
+
+/// One resource change as indexed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeRow {
+    /// Log index of the record.
+    pub index: u64,
+    /// Resource instance address.
+    pub address: String,
+    /// `create`, `update`, `replace`, `delete`, `forget`, `import`, `add` …
+    pub action: String,
+    /// Changed attribute paths (no values).
+    pub paths: Vec<String>,
+    /// `plan` (a planned change) or `state` (a change seen in the state after a command).
+    pub source: String,
+    /// For `state` rows: `added`, `removed` or `changed`; for a planned change of a failed or
+    /// interrupted command that left no trace in the state: `attempted`.
+    pub state_change: Option<String>,
+}
+
+fn s(v: Option<&Value>) -> Option<String> {
+    v.and_then(Value::as_str).map(String::from)
+}
+
+fn strs(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Parses an RFC 3339 time into Unix nanoseconds.
+pub fn time_ns(t: &str) -> Option<i64> {
+    let t = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos()).ok()
+}
+
+/// Planned (non-no-op) changes in a payload's `plan.summary`.
+fn planned(payload: &Value) -> Vec<(String, String, Vec<String>)> {
+    payload
+        .pointer("/plan/summary/resource_changes")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| {
+                    let addr = s(c.get("address"))?;
+                    let action = s(c.get("action"))?;
+                    if matches!(action.as_str(), "no-op" | "read") {
+                        return None;
+                    }
+                    Some((addr, action, strs(c.get("changed_paths"))))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Turns one authenticated record into rows. `intent_plan(i)` gives the planned changes of
+/// intent record `i` (already indexed) so an outcome can name a replace as a replace.
+pub fn extract(
+    index: u64,
+    r: &Record,
+    intent_plan: &dyn Fn(u64) -> Vec<(String, String)>,
+) -> (RecordRow, Vec<ChangeRow>) {
+    let p = &r.payload;
+    let ci_actor = r.actor.ci.as_ref().and_then(|ci| {
+        s(ci.get("actor"))
+            .or_else(|| s(ci.get("user")))
+            .or_else(|| s(ci.get("user_login")))
+    });
+    let row = RecordRow {
+        index,
+        kind: r.kind.clone(),
+        time: r.time.clone(),
+        time_ns: time_ns(&r.time),
+        user: r.actor.user.clone(),
+        host: r.actor.host.clone(),
+        ci_actor,
+        outcome: s(p.get("outcome")),
+        operation: s(p.pointer("/command/operation")),
+        dir: s(p.pointer("/context/dir")),
+        workspace: s(p.pointer("/context/workspace")),
+        backend: s(p.pointer("/context/backend")),
+        plan_sha256: s(p.pointer("/plan/sha256")),
+        plan_index: p.pointer("/plan/plan_index").and_then(Value::as_u64),
+        intent_index: p.get("intent_index").and_then(Value::as_u64),
+    };
+    let mut changes = Vec::new();
+    if !r.kind.starts_with("terraform.") && !r.kind.starts_with("tofu.") {
+        return (row, changes);
+    }
+    for (address, action, paths) in planned(p) {
+        changes.push(ChangeRow {
+            index,
+            address,
+            action,
+            paths,
+            source: "plan".into(),
+            state_change: None,
+        });
+    }
+    if let (Some(stem), Some(diff)) = (r.kind.strip_suffix(".outcome"), p.get("state_diff")) {
+        let plan: BTreeMap<String, String> = row
+            .intent_index
+            .map(intent_plan)
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        // An outcome carries no plan of its own: the planned changes were its intent's.
+        changes.clear();
+        let op = stem.rsplit('.').next().unwrap_or(stem);
+        let mut seen = std::collections::BTreeSet::new();
+        for a in strs(diff.get("added")) {
+            let action = match (plan.get(&a).map(String::as_str), op) {
+                (Some(x), _) => x.to_string(),
+                (None, "import") => "import".into(),
+                (None, "state") => "add".into(),
+                _ => "create".into(),
+            };
+            seen.insert(a.clone());
+            changes.push(state_row(index, a, action, vec![], "added"));
+        }
+        for a in strs(diff.get("removed")) {
+            let action = match (plan.get(&a).map(String::as_str), op) {
+                (Some(x), _) => x.to_string(),
+                (None, "apply" | "destroy") => "delete".into(),
+                _ => "forget".into(),
+            };
+            seen.insert(a.clone());
+            changes.push(state_row(index, a, action, vec![], "removed"));
+        }
+        for c in diff
+            .get("changed")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let Some(a) = s(c.get("address")) else {
+                continue;
+            };
+            let paths = strs(c.get("paths"));
+            // Without a plan, a new `id` means a new remote object: a replacement.
+            let action = match plan.get(&a) {
+                Some(x) => x.clone(),
+                None if paths.iter().any(|p| p == "id") => "replace".into(),
+                None => "update".into(),
+            };
+            seen.insert(a.clone());
+            changes.push(state_row(index, a, action, paths, "changed"));
+        }
+        if row.outcome.as_deref() != Some("success") {
+            for (a, action) in plan {
+                if !seen.contains(&a) {
+                    changes.push(state_row(index, a, action, vec![], "attempted"));
+                }
+            }
+        }
+    }
+    (row, changes)
+}
+
+fn state_row(
+    index: u64,
+    address: String,
+    action: String,
+    paths: Vec<String>,
+    sc: &str,
+) -> ChangeRow {
+    ChangeRow {
+        index,
+        address,
+        action,
+        paths,
+        source: "state".into(),
+        state_change: Some(sc.into()),
+    }
+}
+
+/// Payload fragments that may be moved out of an oversized record into a blob, biggest first.
+/// The fragment is replaced by `{"in_blob": {"blob": name, "sha256": hex, "size": n}}` plus
+/// any `keep` fields it had (counts stay readable in the record itself).
+pub const MOVABLE: &[(&str, &str, &[&str])] = &[
+    (
+        "/plan/summary",
+        "plan-summary.json",
+        &["counts", "errored", "applyable", "complete"],
+    ),
+    (
+        "/state_diff",
+        "state-diff.json",
+        &["serial", "lineage_changed"],
+    ),
+];
+
+/// Moves [`MOVABLE`] fragments of `payload` into blobs, one at a time, until `fits(payload)`;
+/// returns the blobs as `(name, bytes)`. A record keeps its meaning: a reader (and the index)
+/// puts the fragments back with [`inflate`].
+pub fn deflate(payload: &mut Value, fits: &dyn Fn(&Value) -> bool) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for (ptr, name, keep) in MOVABLE {
+        if fits(payload) {
+            break;
+        }
+        let Some(frag) = payload.pointer_mut(ptr) else {
+            continue;
+        };
+        if !frag.is_object() || frag.get("in_blob").is_some() {
+            continue;
+        }
+        let bytes = serde_json::to_vec(frag).unwrap_or_default();
+        let mut stub = serde_json::Map::new();
+        for k in *keep {
+            if let Some(v) = frag.get(*k) {
+                stub.insert((*k).to_string(), v.clone());
+            }
+        }
+        stub.insert(
+            "in_blob".into(),
+            serde_json::json!({"blob": name, "sha256": hex::encode(Sha256::digest(&bytes)), "size": bytes.len()}),
+        );
+        *frag = Value::Object(stub);
+        out.push(((*name).to_string(), bytes));
+    }
+    out
+}
+
+/// Puts fragments moved by [`deflate`] back, reading each blob from the log (which checks its
+/// SHA-256). Fragments whose blob cannot be read are left as stubs.
+pub fn inflate(log: &Log, payload: &mut Value) -> Result<(), LogError> {
+    for (ptr, _, _) in MOVABLE {
+        let Some(frag) = payload.pointer_mut(ptr) else {
+            continue;
+        };
+        let Some(sha) = frag.pointer("/in_blob/sha256").and_then(Value::as_str) else {
+            continue;
+        };
+        let data = log.blob(sha)?;
+        let v: Value = serde_json::from_slice(&data)
+            .map_err(|e| LogError::Integrity(format!("blob {sha} is not JSON: {e}")))?;
+        *frag = v;
+    }
+    Ok(())
+}
+
+/// What bringing the index up to date did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sync {
+    /// Nothing new.
+    UpToDate,
+    /// Indexed the entries from `from` to the checkpoint's size.
+    Extended {
+        /// First newly indexed entry.
+        from: u64,
+    },
+    /// Rebuilt from scratch, and why.
+    Rebuilt(String),
+}
+
+/// Filters for [`Index::find`]. All given filters must match.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Kind equal to this, or starting with it followed by `.`.
+    pub kind: Option<String>,
+    /// `user`, `user@host`, or the CI actor.
+    pub actor: Option<String>,
+    /// Outcome word.
+    pub outcome: Option<String>,
+    /// Not before (Unix ns).
+    pub since_ns: Option<i64>,
+    /// Before (Unix ns, exclusive).
+    pub until_ns: Option<i64>,
+    /// Records that plan or make a change to this address (or to its instances `ADDR[…]`).
+    pub resource: Option<String>,
+    /// At most this many (0: all).
+    pub limit: u64,
+}
+
+/// An open, up-to-date index.
+pub struct Index {
+    conn: Connection,
+    path: String,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE records (
+  idx INTEGER PRIMARY KEY, kind TEXT NOT NULL, time TEXT NOT NULL, time_ns INTEGER,
+  user TEXT NOT NULL, host TEXT NOT NULL, ci_actor TEXT, outcome TEXT, operation TEXT,
+  dir TEXT, workspace TEXT, backend TEXT, plan_sha256 TEXT, plan_index INTEGER,
+  intent_index INTEGER);
+CREATE INDEX records_kind ON records(kind);
+CREATE INDEX records_plan ON records(plan_sha256);
+CREATE INDEX records_intent ON records(intent_index);
+CREATE INDEX records_ctx ON records(dir, workspace, backend);
+CREATE TABLE resource_changes (
+  idx INTEGER NOT NULL, address TEXT NOT NULL, action TEXT NOT NULL, paths TEXT NOT NULL,
+  source TEXT NOT NULL, state_change TEXT);
+CREATE INDEX rc_address ON resource_changes(address, idx);
+CREATE INDEX rc_idx ON resource_changes(idx);
+";
+
+fn remove_db_files(path: &Path) {
+    for suffix in ["", "-journal", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(p));
+    }
+}
+
+impl Index {
+    fn db<T>(&self, r: rusqlite::Result<T>) -> Result<T, IndexError> {
+        r.map_err(|source| IndexError::Db {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// Opens the index at `path` and brings it up to date with the log at checkpoint `cp` (verified
+    /// checkpoint). Missing, corrupt or inconsistent files are rebuilt.
+    pub fn open(path: &Path, log: &Log, cp: &Checkpoint) -> Result<(Index, Sync), IndexError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| IndexError::Io {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        match Self::try_open(path, log, cp) {
+            Ok(r) => Ok(r),
+            Err(IndexError::Db { source, .. }) => {
+                // Unreadable or corrupt: start over.
+                remove_db_files(path);
+                let mut ix = Self::connect(path)?;
+                ix.rebuild(log, cp)?;
+                Ok((
+                    ix,
+                    Sync::Rebuilt(format!("the index file was unusable: {source}")),
+                ))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// An index in memory, built from scratch (when no cache file can be written).
+    pub fn in_memory(log: &Log, cp: &Checkpoint) -> Result<Index, IndexError> {
+        let conn = Connection::open_in_memory().map_err(|source| IndexError::Db {
+            path: ":memory:".into(),
+            source,
+        })?;
+        let mut ix = Index {
+            conn,
+            path: ":memory:".into(),
+        };
+        ix.rebuild(log, cp)?;
+        Ok(ix)
+    }
+
+    /// Deletes the file at `path` and builds it again.
+    pub fn rebuild_file(path: &Path, log: &Log, cp: &Checkpoint) -> Result<Index, IndexError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| IndexError::Io {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        remove_db_files(path);
+        let mut ix = Self::connect(path)?;
+        ix.rebuild(log, cp)?;
+        Ok(ix)
+    }
+
+    fn connect(path: &Path) -> Result<Index, IndexError> {
+        let p = path.display().to_string();
+        let conn = Connection::open(path).map_err(|source| IndexError::Db {
+            path: p.clone(),
+            source,
+        })?;
+        let ix = Index { conn, path: p };
+        ix.db(ix.conn.busy_timeout(std::time::Duration::from_secs(30)))?;
+        Ok(ix)
+    }
+
+    fn meta(&self, k: &str) -> Result<Option<String>, IndexError> {
+        self.db(self
+            .conn
+            .query_row("SELECT v FROM meta WHERE k = ?1", [k], |r| r.get(0))
+            .optional())
+    }
+
+    fn try_open(path: &Path, log: &Log, cp: &Checkpoint) -> Result<(Index, Sync), IndexError> {
+        let mut ix = Self::connect(path)?;
+        let has_meta: bool = ix.db(ix.conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
+            [],
+            |r| r.get::<_, i64>(0).map(|n| n > 0),
+        ))?;
+        let reason = if !has_meta {
+            Some("no index yet".to_string())
+        } else if ix.meta("schema")?.as_deref() != Some(SCHEMA_VERSION) {
+            Some("another index schema".to_string())
+        } else if ix.meta("key")?.as_deref() != Some(log.key().as_str()) {
+            Some("built for another key".to_string())
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            ix.rebuild(log, cp)?;
+            return Ok((ix, Sync::Rebuilt(reason)));
+        }
+        let size: Option<u64> = ix.meta("size")?.and_then(|s| s.parse().ok());
+        let root = ix.meta("root")?.and_then(|r| parse_hash(&r));
+        let reason = match (size, root) {
+            (Some(size), Some(root)) => {
+                if size == cp.size && root == cp.root {
+                    return Ok((ix, Sync::UpToDate));
+                } else if size == cp.size {
+                    "the log's root differs from the indexed one".to_string()
+                } else if size > cp.size {
+                    format!(
+                        "the log has {} entries, fewer than the {size} indexed",
+                        cp.size
+                    )
+                } else if size == 0 {
+                    ix.extend(log, cp, 0)?;
+                    return Ok((ix, Sync::Extended { from: 0 }));
+                } else {
+                    let proof = log.consistency(cp, size)?;
+                    if check_consistency(&proof, size, root, cp.size, cp.root).is_ok() {
+                        ix.extend(log, cp, size)?;
+                        return Ok((ix, Sync::Extended { from: size }));
+                    }
+                    "the indexed tree is not a prefix of the log".to_string()
+                }
+            }
+            _ => "the index's tree size or root is unreadable".to_string(),
+        };
+        ix.rebuild(log, cp)?;
+        Ok((ix, Sync::Rebuilt(reason)))
+    }
+
+    fn rebuild(&mut self, log: &Log, cp: &Checkpoint) -> Result<(), IndexError> {
+        let path = self.path.clone();
+        let db = |source| IndexError::Db {
+            path: path.clone(),
+            source,
+        };
+        self.conn
+            .execute_batch(
+                "DROP TABLE IF EXISTS meta; DROP TABLE IF EXISTS records;
+                 DROP TABLE IF EXISTS resource_changes;",
+            )
+            .map_err(db)?;
+        self.conn.execute_batch(SCHEMA).map_err(db)?;
+        self.conn
+            .execute(
+                "INSERT INTO meta (k, v) VALUES ('schema', ?1), ('key', ?2), ('size', '0'), ('root', ?3)",
+                params![
+                    SCHEMA_VERSION,
+                    log.key().as_str(),
+                    hash_b64(&tftrail_core::merkle::empty_root())
+                ],
+            )
+            .map_err(db)?;
+        self.extend(log, cp, 0)
+    }
+
+    /// Indexes entries `from..` of the tree at `cp`, then records (size, root) — all in one
+    /// transaction, so a crash leaves the previous consistent state.
+    fn extend(&mut self, log: &Log, cp: &Checkpoint, from: u64) -> Result<(), IndexError> {
+        let cp = cp.clone();
+        let path = self.path.clone();
+        let db = |source| IndexError::Db {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(db)?;
+        let mut start = from;
+        while start < cp.size {
+            let end = (start + CHUNK).min(cp.size);
+            let entries = log.entries(&cp, start, end)?;
+            for (k, e) in entries.iter().enumerate() {
+                let index = start + k as u64;
+                let mut r = Record::from_entry(e).map_err(|err| IndexError::BadRecord {
+                    index,
+                    reason: err.to_string(),
+                })?;
+                inflate(log, &mut r.payload)?;
+                let lookup = |i: u64| -> Vec<(String, String)> {
+                    let Ok(mut st) = tx.prepare_cached(
+                        "SELECT address, action FROM resource_changes WHERE idx = ?1 AND source = 'plan'",
+                    ) else {
+                        return vec![];
+                    };
+                    st.query_map([i as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .map(|rows| rows.filter_map(Result::ok).collect())
+                        .unwrap_or_default()
+                };
+                let (row, changes) = extract(index, &r, &lookup);
+                insert(&tx, &row, &changes).map_err(db)?;
+            }
+            start = end;
+        }
+        tx.execute(
+            "UPDATE meta SET v = ?1 WHERE k = 'size'",
+            [cp.size.to_string()],
+        )
+        .map_err(db)?;
+        tx.execute(
+            "UPDATE meta SET v = ?1 WHERE k = 'root'",
+            [hash_b64(&cp.root)],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)
+    }
+
+    /// Record indexes matching `f`, newest first.
+    pub fn find(&self, f: &Filter) -> Result<Vec<u64>, IndexError> {
+        let mut clauses: Vec<String> = Vec::new();
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        let mut p = |v: rusqlite::types::Value| {
+            args.push(v);
+            format!("?{}", args.len())
+        };
+        if let Some(k) = &f.kind {
+            let (a, b) = (p(k.clone().into()), p(format!("{k}.").into()));
+            clauses.push(format!(
+                "(kind = {a} OR substr(kind, 1, length({b})) = {b})"
+            ));
+        }
+        if let Some(a) = &f.actor {
+            let a = p(a.clone().into());
+            clauses.push(format!(
+                "(user = {a} OR ci_actor = {a} OR user || '@' || host = {a})"
+            ));
+        }
+        if let Some(o) = &f.outcome {
+            clauses.push(format!("outcome = {}", p(o.clone().into())));
+        }
+        if let Some(t) = f.since_ns {
+            clauses.push(format!("time_ns >= {}", p(t.into())));
+        }
+        if let Some(t) = f.until_ns {
+            clauses.push(format!("time_ns < {}", p(t.into())));
+        }
+        if let Some(addr) = &f.resource {
+            let (a, b) = (p(addr.clone().into()), p(format!("{addr}[").into()));
+            clauses.push(format!(
+                "EXISTS (SELECT 1 FROM resource_changes c WHERE c.idx = r.idx AND \
+                 (c.address = {a} OR substr(c.address, 1, length({b})) = {b}))"
+            ));
+        }
+        let mut sql = String::from("SELECT idx FROM records r");
+        if !clauses.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&clauses.join(" AND "));
+        }
+        sql.push_str(" ORDER BY idx DESC");
+        if f.limit > 0 {
+            sql.push_str(&format!(" LIMIT {}", f.limit));
+        }
+        let mut st = self.db(self.conn.prepare(&sql))?;
+        let rows = self.db(st
+            .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                r.get::<_, i64>(0)
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>()))?;
+        Ok(rows.into_iter().map(|i| i as u64).collect())
+    }
+
+    /// Changes seen in the state (and attempts that failed) for `address` or its instances,
+    /// oldest first. Planned-only changes are not included.
+    pub fn history(&self, address: &str) -> Result<Vec<ChangeRow>, IndexError> {
+        let mut st = self.db(self.conn.prepare(
+            "SELECT idx, address, action, paths, source, state_change FROM resource_changes
+             WHERE source = 'state' AND (address = ?1 OR substr(address, 1, length(?2)) = ?2)
+             ORDER BY idx, address",
+        ))?;
+        let rows = self.db(st
+            .query_map(params![address, format!("{address}[")], |r| {
+                let paths: String = r.get(3)?;
+                Ok(ChangeRow {
+                    index: r.get::<_, i64>(0)? as u64,
+                    address: r.get(1)?,
+                    action: r.get(2)?,
+                    paths: serde_json::from_str(&paths).unwrap_or_default(),
+                    source: r.get(4)?,
+                    state_change: r.get(5)?,
+                })
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>()))?;
+        Ok(rows)
+    }
+
+    /// The newest `terraform.plan` record whose plan file has this SHA-256.
+    pub fn find_plan(&self, sha256: &str) -> Result<Option<u64>, IndexError> {
+        self.db(self
+            .conn
+            .query_row(
+                "SELECT idx FROM records WHERE plan_sha256 = ?1 AND kind LIKE '%.plan'
+                     ORDER BY idx DESC LIMIT 1",
+                [sha256],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional())
+            .map(|o| o.map(|i| i as u64))
+    }
+
+    /// The outcome record of intent `intent`.
+    pub fn outcome_of(&self, intent: u64) -> Result<Option<u64>, IndexError> {
+        self.db(self
+            .conn
+            .query_row(
+                "SELECT idx FROM records WHERE intent_index = ?1 AND kind LIKE '%.outcome'
+                     ORDER BY idx LIMIT 1",
+                [intent as i64],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional())
+            .map(|o| o.map(|i| i as u64))
+    }
+
+    /// Records that applied the plan recorded at `plan` (intents naming it).
+    pub fn applies_of_plan(&self, plan: u64) -> Result<Vec<u64>, IndexError> {
+        let mut st = self.db(self
+            .conn
+            .prepare("SELECT idx FROM records WHERE plan_index = ?1 ORDER BY idx"))?;
+        let rows = self.db(st
+            .query_map([plan as i64], |r| r.get::<_, i64>(0))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>()))?;
+        Ok(rows.into_iter().map(|i| i as u64).collect())
+    }
+
+    /// Outcome records for one directory, workspace and backend, oldest first.
+    pub fn outcomes_in(
+        &self,
+        dir: &str,
+        workspace: &str,
+        backend: &str,
+    ) -> Result<Vec<u64>, IndexError> {
+        let mut st = self.db(self.conn.prepare(
+            "SELECT idx FROM records WHERE dir = ?1 AND workspace = ?2 AND backend = ?3
+             AND kind LIKE '%.outcome' ORDER BY idx",
+        ))?;
+        let rows = self.db(st
+            .query_map(params![dir, workspace, backend], |r| r.get::<_, i64>(0))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>()))?;
+        Ok(rows.into_iter().map(|i| i as u64).collect())
+    }
+
+    /// The (size, root) the index was built from.
+    pub fn built_from(&self) -> Result<(u64, String), IndexError> {
+        Ok((
+            self.meta("size")?.and_then(|s| s.parse().ok()).unwrap_or(0),
+            self.meta("root")?.unwrap_or_default(),
+        ))
+    }
+}
+
+fn insert(tx: &rusqlite::Transaction<'_>, r: &RecordRow, cs: &[ChangeRow]) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO records (idx, kind, time, time_ns, user, host, ci_actor, outcome,
+         operation, dir, workspace, backend, plan_sha256, plan_index, intent_index)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )?
+    .execute(params![
+        r.index as i64,
+        r.kind,
+        r.time,
+        r.time_ns,
+        r.user,
+        r.host,
+        r.ci_actor,
+        r.outcome,
+        r.operation,
+        r.dir,
+        r.workspace,
+        r.backend,
+        r.plan_sha256,
+        r.plan_index.map(|i| i as i64),
+        r.intent_index.map(|i| i as i64),
+    ])?;
+    tx.prepare_cached("DELETE FROM resource_changes WHERE idx = ?1")?
+        .execute([r.index as i64])?;
+    let mut st = tx.prepare_cached(
+        "INSERT INTO resource_changes (idx, address, action, paths, source, state_change)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for c in cs {
+        st.execute(params![
+            c.index as i64,
+            c.address,
+            c.action,
+            serde_json::to_string(&c.paths).unwrap_or_else(|_| "[]".into()),
+            c.source,
+            c.state_change,
+        ])?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
