@@ -4,7 +4,7 @@
 //! Requests are signed with object_store's own SigV4 signer ([`AwsAuthorizer`]) and
 //! credentials from object_store's credential chain (the same as the store's: environment,
 //! web identity, ECS container credentials, EC2 instance metadata), and sent through
-//! object_store's HTTP client. See `DECISION-s3-admin.md`.
+//! object_store's HTTP client. See `docs/decisions/0005-s3-admin-signer.md`.
 //!
 //! [`AwsAuthorizer`]: object_store::aws::AwsAuthorizer
 

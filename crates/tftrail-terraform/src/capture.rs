@@ -204,8 +204,52 @@ fn read_state(inv: &Invocation, ctx: &Context, program: &Path, env: &Env) -> Sta
     }
 }
 
+/// Where `version -json` output is cached for a given binary (identified by its resolved
+/// path, size and modification time), so each run does not start the tool one extra time.
+fn version_cache_path(program: &Path, env: &Env) -> Option<std::path::PathBuf> {
+    use sha2::{Digest, Sha256};
+    use std::os::unix::fs::MetadataExt;
+    let real = std::fs::canonicalize(program).ok()?;
+    let meta = std::fs::metadata(&real).ok()?;
+    let id = format!(
+        "{}|{}|{}|{}",
+        real.display(),
+        meta.len(),
+        meta.mtime(),
+        meta.mtime_nsec()
+    );
+    let base = match env.get("XDG_CACHE_HOME") {
+        Some(d) if Path::new(d).is_absolute() => std::path::PathBuf::from(d),
+        _ => std::path::PathBuf::from(env.get("HOME")?).join(".cache"),
+    };
+    Some(
+        base.join("tftrail/tool-version")
+            .join(hex::encode(Sha256::digest(id.as_bytes()))),
+    )
+}
+
 fn tool_version(program: &Path, dir: &Path, env: &Env) -> Value {
-    match runner::run_helper(program, &["version", "-json"], dir, env)
+    let cache = version_cache_path(program, env);
+    let cached = cache
+        .as_ref()
+        .and_then(|p| std::fs::read(p).ok())
+        .filter(|b| serde_json::from_slice::<Value>(b).is_ok());
+    let output = match cached {
+        Some(b) => Ok(b),
+        None => runner::run_helper(program, &["version", "-json"], dir, env).inspect(|b| {
+            if let Some(p) = &cache {
+                // Best effort: a cache that cannot be written only costs time.
+                if let Some(d) = p.parent() {
+                    let _ = std::fs::create_dir_all(d);
+                }
+                let tmp = p.with_extension(format!("tmp{}", std::process::id()));
+                if std::fs::write(&tmp, b).is_ok() {
+                    let _ = std::fs::rename(&tmp, p);
+                }
+            }
+        }),
+    };
+    match output
         .and_then(|b| serde_json::from_slice::<Value>(&b).map_err(|e| Error::Plan(e.to_string())))
     {
         Ok(v) => json!({

@@ -21,7 +21,8 @@ enum StorageCommand {
     /// Each property is printed as pass, FAIL or could not check, with the reason.
     /// Exit status: 0 every property passes; 1 at least one fails (a local directory always
     /// fails: it is not write-once storage); 3 nothing fails but some property could not be
-    /// checked (permission denied, unsupported), or the store is unreachable.
+    /// checked (permission denied, unsupported). A store that cannot be reached exits 2 (no
+    /// such bucket, bad location) or 3 (network, credentials), as for every command.
     Check(CheckArgs),
 }
 
