@@ -121,7 +121,7 @@ impl Log {
                 .collect();
             self.store.create_all(&objs)?;
         }
-        let _lock = self.store.lock_writers()?;
+        let lock = self.store.lock_writers()?;
         let total = entries.len() as u64;
         let mut chunks = Vec::new();
         let mut cur: Vec<Vec<u8>> = Vec::new();
@@ -142,7 +142,7 @@ impl Log {
         let mut state: Option<(Head, Integrator)> = None;
         for chunk in chunks {
             let n = chunk.len() as u64;
-            let start = self.claim_and_integrate(key, chunk, &mut state)?;
+            let start = self.claim_and_integrate(key, chunk, &mut state, lock.is_some())?;
             first.get_or_insert(start);
             done += n;
             progress(done, total);
@@ -170,6 +170,7 @@ impl Log {
         key: &SigningKey,
         entries: Vec<Vec<u8>>,
         state: &mut Option<(Head, Integrator)>,
+        locked: bool,
     ) -> Result<u64, LogError> {
         for attempt in 0..MAX_ATTEMPTS {
             let (head, mut it) = match state.take() {
@@ -191,10 +192,25 @@ impl Log {
                 .into_iter()
                 .map(|(p, d)| NewObject::new(p, d))
                 .collect();
-            match self
-                .store
-                .create_after(&[NewObject::new(batch_path(start), claim)], &objects)
-            {
+            let claim = NewObject::new(batch_path(start), claim);
+            let created = if locked {
+                self.store
+                    .create_after(std::slice::from_ref(&claim), &objects)
+            } else {
+                // Without a local writer lock, other machines race for the same position.
+                // Conditional creates are atomic on S3, GCS and Azure; reading the claim back
+                // also catches servers whose If-None-Match is check-then-put (moto).
+                self.store
+                    .create_all(std::slice::from_ref(&claim))
+                    .and_then(|()| match self.store.get(&claim.path)? {
+                        Some(b) if b == claim.data => Ok(()),
+                        _ => Err(StoreError::Conflict {
+                            path: claim.path.clone(),
+                        }),
+                    })
+                    .and_then(|()| self.store.create_all(&objects))
+            };
+            match created {
                 Ok(()) => {}
                 Err(StoreError::Conflict { path }) if path == batch_path(start) => {
                     // Another writer sequenced a batch here first: integrate it and retry.
