@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 use tftrail_terraform::{Context, Env, StateSnapshot};
 
-use super::{reindex, StoreArg};
+use super::{reindex, StoreArg, VerifierKeyArg};
 use crate::context;
 use crate::error::CliError;
 
@@ -33,9 +33,8 @@ pub struct Args {
     dir: Option<PathBuf>,
     #[command(flatten)]
     store: StoreArg,
-    /// Verifier key (name+id+base64, or a file holding it) [default: derived from the signing key]
-    #[arg(long, value_name = "VKEY")]
-    key: Option<String>,
+    #[command(flatten)]
+    key: VerifierKeyArg,
     /// Print the report as JSON
     #[arg(long)]
     json: bool,
@@ -126,7 +125,7 @@ pub fn run(a: Args) -> Result<i32, CliError> {
     let current = current_state(&a, &dir, &ctx, &env)?;
 
     let location = a.store.location();
-    let log = context::open_log(&location, context::verifier_key(a.key.as_deref())?)?;
+    let log = context::open_log(&location, a.key.resolve()?)?;
     let cp = log.head()?.checkpoint;
     let ix = reindex::open_index(&log, &location, &cp)?;
     let outcomes = ix

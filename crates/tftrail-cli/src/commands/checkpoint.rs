@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use super::StoreArg;
+use super::{StoreArg, VerifierKeyArg};
 use crate::context;
 use crate::error::CliError;
 
@@ -11,16 +11,12 @@ use crate::error::CliError;
 pub struct Args {
     #[command(flatten)]
     store: StoreArg,
-    /// Verifier key (name+id+base64, or a file holding it) [default: derived from the signing key]
-    #[arg(long, value_name = "VKEY")]
-    key: Option<String>,
+    #[command(flatten)]
+    key: VerifierKeyArg,
 }
 
 pub fn run(a: Args) -> Result<i32, CliError> {
-    let log = context::open_log(
-        &a.store.location(),
-        context::verifier_key(a.key.as_deref())?,
-    )?;
+    let log = context::open_log(&a.store.location(), a.key.resolve()?)?;
     let head = log.head()?;
     std::io::stdout()
         .write_all(&head.note)

@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 use tftrail_index::ChangeRow;
 
-use super::{reindex, StoreArg};
+use super::{reindex, StoreArg, VerifierKeyArg};
 use crate::context;
 use crate::error::CliError;
 
@@ -22,9 +22,8 @@ pub struct Args {
     address: String,
     #[command(flatten)]
     store: StoreArg,
-    /// Verifier key (name+id+base64, or a file holding it) [default: derived from the signing key]
-    #[arg(long, value_name = "VKEY")]
-    key: Option<String>,
+    #[command(flatten)]
+    key: VerifierKeyArg,
     /// Print a JSON array of changes
     #[arg(long)]
     json: bool,
@@ -76,9 +75,9 @@ pub fn line(v: &Value) -> String {
 }
 
 /// Loads the changes of `address` with their records.
-pub fn load(store: &StoreArg, key: Option<&str>, address: &str) -> Result<Vec<Value>, CliError> {
+pub fn load(store: &StoreArg, key: &VerifierKeyArg, address: &str) -> Result<Vec<Value>, CliError> {
     let location = store.location();
-    let log = context::open_log(&location, context::verifier_key(key)?)?;
+    let log = context::open_log(&location, key.resolve()?)?;
     let cp = log.head()?.checkpoint;
     let ix = reindex::open_index(&log, &location, &cp)?;
     let rows = ix.history(address).map_err(reindex::index_err)?;
@@ -92,17 +91,21 @@ pub fn load(store: &StoreArg, key: Option<&str>, address: &str) -> Result<Vec<Va
         .collect())
 }
 
-pub fn run(a: Args) -> Result<i32, CliError> {
-    let all = load(&a.store, a.key.as_deref(), &a.address)?;
-    if a.json {
-        println!("{}", Value::Array(all.clone()));
+/// Prints changes as JSON or one line each; says so on stderr when there are none.
+pub fn print(changes: Vec<Value>, json: bool, address: &str) {
+    if changes.is_empty() {
+        eprintln!("no recorded change to {address}");
+    }
+    if json {
+        println!("{}", Value::Array(changes));
     } else {
-        for v in &all {
+        for v in &changes {
             println!("{}", line(v));
         }
     }
-    if all.is_empty() {
-        eprintln!("no recorded change to {}", a.address);
-    }
+}
+
+pub fn run(a: Args) -> Result<i32, CliError> {
+    print(load(&a.store, &a.key, &a.address)?, a.json, &a.address);
     Ok(0)
 }

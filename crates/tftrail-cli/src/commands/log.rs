@@ -3,7 +3,7 @@
 use tftrail_core::record::Record;
 use tftrail_index::Filter;
 
-use super::{reindex, StoreArg};
+use super::{reindex, StoreArg, VerifierKeyArg};
 use crate::error::CliError;
 use crate::{context, render};
 
@@ -15,9 +15,8 @@ use crate::{context, render};
 pub struct Args {
     #[command(flatten)]
     store: StoreArg,
-    /// Verifier key (name+id+base64, or a file holding it) [default: derived from the signing key]
-    #[arg(long, value_name = "VKEY")]
-    key: Option<String>,
+    #[command(flatten)]
+    key: VerifierKeyArg,
     /// At most this many records (0: all)
     #[arg(long, default_value_t = 20)]
     limit: u64,
@@ -75,7 +74,7 @@ fn print(index: u64, r: &Record, json: bool) {
 
 pub fn run(a: Args) -> Result<i32, CliError> {
     let location = a.store.location();
-    let log = context::open_log(&location, context::verifier_key(a.key.as_deref())?)?;
+    let log = context::open_log(&location, a.key.resolve()?)?;
     let head = log.head()?;
     let size = head.checkpoint.size;
     let filtered = a.resource.is_some()

@@ -57,6 +57,21 @@ impl KeyArg {
     }
 }
 
+/// The verifier key for commands that only read the log.
+#[derive(clap::Args, Debug, Clone)]
+pub struct VerifierKeyArg {
+    /// Verifier key (name+id+base64, or a file holding it) [default: derived from the signing key]
+    #[arg(long = "key", value_name = "VKEY")]
+    pub key: Option<String>,
+}
+
+impl VerifierKeyArg {
+    /// The key given, or the one derived from the signing key.
+    pub fn resolve(&self) -> Result<tftrail_core::checkpoint::VerifierKey, CliError> {
+        crate::context::verifier_key(self.key.as_deref())
+    }
+}
+
 /// The commands.
 #[derive(Subcommand)]
 pub enum Command {

@@ -10,6 +10,7 @@
 //! The same machinery gives `verify` its report of hidden and shadowed objects
 //! ([`s3_damage`]).
 
+use super::VerifierKeyArg;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -39,9 +40,8 @@ pub struct Args {
     /// Where to write the recovered log: a new directory or an empty store (s3://, gs://, az://)
     #[arg(long, value_name = "DEST")]
     to: String,
-    /// Verifier key (name+id+base64, or a file holding it) [default: derived from the signing key]
-    #[arg(long, value_name = "VKEY")]
-    key: Option<String>,
+    #[command(flatten)]
+    key: VerifierKeyArg,
     /// Print the report as JSON
     #[arg(long)]
     json: bool,
@@ -372,7 +372,7 @@ fn rebuild_plain(store: &dyn Store, key: &VerifierKey) -> Result<Rebuilt, CliErr
 }
 
 pub fn run(a: Args) -> Result<i32, CliError> {
-    let key = context::verifier_key(a.key.as_deref())?;
+    let key = a.key.resolve()?;
     let src = a.store.location();
     if src.trim_end_matches('/') == a.to.trim_end_matches('/') {
         return Err(CliError::usage("--to must differ from the source store"));

@@ -7,7 +7,7 @@ use tftrail_core::record::Record;
 use tftrail_index::{Index, IndexError};
 use tftrail_log::Log;
 
-use super::StoreArg;
+use super::{StoreArg, VerifierKeyArg};
 use crate::context;
 use crate::error::CliError;
 
@@ -21,14 +21,13 @@ use crate::error::CliError;
 pub struct Args {
     #[command(flatten)]
     store: StoreArg,
-    /// Verifier key (name+id+base64, or a file holding it) [default: derived from the signing key]
-    #[arg(long, value_name = "VKEY")]
-    key: Option<String>,
+    #[command(flatten)]
+    key: VerifierKeyArg,
 }
 
 pub fn run(a: Args) -> Result<i32, CliError> {
     let location = a.store.location();
-    let log = context::open_log(&location, context::verifier_key(a.key.as_deref())?)?;
+    let log = context::open_log(&location, a.key.resolve()?)?;
     let cp = log.head()?.checkpoint;
     let path = index_path(&log, &location);
     Index::rebuild_file(&path, &log, &cp).map_err(index_err)?;

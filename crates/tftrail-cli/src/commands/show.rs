@@ -1,6 +1,6 @@
 //! `tftrail show`
 
-use super::{reindex, StoreArg};
+use super::{reindex, StoreArg, VerifierKeyArg};
 use crate::error::CliError;
 use crate::{context, render};
 
@@ -15,20 +15,23 @@ pub struct Args {
     index: u64,
     #[command(flatten)]
     store: StoreArg,
-    /// Verifier key (name+id+base64, or a file holding it) [default: derived from the signing key]
-    #[arg(long, value_name = "VKEY")]
-    key: Option<String>,
+    #[command(flatten)]
+    key: VerifierKeyArg,
     /// Print {"index":N,"record":{…}} as JSON
     #[arg(long)]
     json: bool,
     /// Print the raw payload instead of the reader's rendering
     #[arg(long, conflicts_with = "json")]
     raw: bool,
+    /// Write the record's blob NAME (e.g. output.txt, plan.json) to stdout, after checking
+    /// its SHA-256 and size against the record
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["json", "raw"])]
+    blob: Option<String>,
 }
 
 pub fn run(a: Args) -> Result<i32, CliError> {
     let location = a.store.location();
-    let log = context::open_log(&location, context::verifier_key(a.key.as_deref())?)?;
+    let log = context::open_log(&location, a.key.resolve()?)?;
     let head = log.head()?;
     let cp = &head.checkpoint;
     if a.index >= cp.size {
@@ -38,6 +41,35 @@ pub fn run(a: Args) -> Result<i32, CliError> {
         )));
     }
     let r = reindex::read_record(&log, cp, a.index)?;
+    if let Some(name) = &a.blob {
+        let Some(b) = r.blobs.iter().find(|b| &b.name == name) else {
+            let names: Vec<&str> = r.blobs.iter().map(|b| b.name.as_str()).collect();
+            return Err(CliError::usage(format!(
+                "record {} has no blob named {name:?}{}",
+                a.index,
+                if names.is_empty() {
+                    " (it has no blobs)".to_string()
+                } else {
+                    format!(" (it has: {})", names.join(", "))
+                }
+            )));
+        };
+        let data = log.blob(&b.sha256)?;
+        if data.len() as u64 != b.size {
+            return Err(CliError::integrity(format!(
+                "blob {name} of record {}: {} bytes stored, the record says {}",
+                a.index,
+                data.len(),
+                b.size
+            )));
+        }
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        out.write_all(&data)
+            .and_then(|()| out.flush())
+            .map_err(|e| CliError::failure(format!("cannot write to stdout: {e}")))?;
+        return Ok(0);
+    }
     if a.json {
         println!("{}", serde_json::json!({"index": a.index, "record": r}));
         return Ok(0);

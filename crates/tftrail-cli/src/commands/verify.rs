@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use tftrail_log::VerifyOptions;
 
-use super::StoreArg;
+use super::{StoreArg, VerifierKeyArg};
 use crate::context;
 use crate::error::{CliError, EXIT_INTEGRITY};
 
@@ -13,16 +13,15 @@ use crate::error::{CliError, EXIT_INTEGRITY};
 pub struct Args {
     #[command(flatten)]
     store: StoreArg,
-    /// Verifier key (name+id+base64, or a file holding it) [default: derived from the signing key]
-    #[arg(long, value_name = "VKEY")]
-    key: Option<String>,
+    #[command(flatten)]
+    key: VerifierKeyArg,
     /// Print the report as JSON
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(a: Args) -> Result<i32, CliError> {
-    let key = context::verifier_key(a.key.as_deref())?;
+    let key = a.key.resolve()?;
     let location = a.store.location();
     // On S3, object versions tell what a plain read cannot: objects hidden by delete markers
     // or shadowed by newer versions, and whether intact versions are retained.
