@@ -305,6 +305,53 @@ fn append(
     sink.append(kind, payload, blobs)
 }
 
+/// The last record of a run, and what was recorded before it.
+struct Finished {
+    kind: String,
+    payload: Map<String, Value>,
+    /// Blobs besides the captured output.
+    blobs: Vec<(String, Vec<u8>)>,
+    intent_index: Option<u64>,
+    records: Vec<u64>,
+    warnings: Vec<String>,
+}
+
+/// Appends the record of a finished run, with its scrubbed output as the `output.txt` blob,
+/// and returns the report `tftrail` exits with.
+fn finish(
+    sink: &mut dyn Sink,
+    scrubber: &Scrubber,
+    inv: &Invocation,
+    r: &runner::RunResult,
+    mut done: Finished,
+) -> Result<RunReport> {
+    let out = scrubber.scrub_bytes(&r.output);
+    let mut o = blob_ref("output.txt", &out);
+    o["truncated"] = json!(r.truncated);
+    done.payload.insert("output".into(), o);
+    done.blobs.push(("output.txt".into(), out));
+    let idx = append(
+        sink,
+        scrubber,
+        &done.kind,
+        Value::Object(done.payload),
+        done.blobs,
+    )
+    .map_err(|e| Error::RecordNotStored {
+        tool: inv.tool().name().into(),
+        exit_code: r.exit_code,
+        intent_index: done.intent_index,
+        source: e,
+    })?;
+    done.records.push(idx);
+    Ok(RunReport {
+        exit_code: r.exit_code,
+        status: r.status,
+        records: done.records,
+        warnings: done.warnings,
+    })
+}
+
 /// Runs `inv` the way `tftrail run` does and appends its records to `sink`.
 ///
 /// * Read-only commands run straight through, unrecorded (unless
@@ -445,31 +492,15 @@ pub fn run_recorded(
                 blobs.push(("plan.json".to_string(), p.redacted_json().to_vec()));
             }
             payload.insert("plan".into(), plan_info);
-            let out = scrubber.scrub_bytes(&r.output);
-            let mut o = blob_ref("output.txt", &out);
-            o["truncated"] = json!(r.truncated);
-            payload.insert("output".into(), o);
-            blobs.push(("output.txt".into(), out));
-            let idx = append(
-                sink,
-                &scrubber,
-                "terraform.plan",
-                Value::Object(payload),
+            let done = Finished {
+                kind: "terraform.plan".into(),
+                payload,
                 blobs,
-            )
-            .map_err(|e| Error::RecordNotStored {
-                tool: inv.tool().name().into(),
-                exit_code: r.exit_code,
                 intent_index: None,
-                source: e,
-            })?;
-            records.push(idx);
-            Ok(RunReport {
-                exit_code: r.exit_code,
-                status: r.status,
                 records,
                 warnings: report_warnings,
-            })
+            };
+            finish(sink, &scrubber, inv, &r, done)
         }
         op if op.is_mutating() => {
             let stem = op.kind_stem();
@@ -593,30 +624,15 @@ pub fn run_recorded(
                     json!({"workspace": ctx_after.workspace, "backend": ctx_after.backend}),
                 );
             }
-            let out = scrubber.scrub_bytes(&r.output);
-            let mut o = blob_ref("output.txt", &out);
-            o["truncated"] = json!(r.truncated);
-            payload.insert("output".into(), o);
-            let idx = append(
-                sink,
-                &scrubber,
-                &format!("{stem}.outcome"),
-                Value::Object(payload),
-                vec![("output.txt".into(), out)],
-            )
-            .map_err(|e| Error::RecordNotStored {
-                tool: inv.tool().name().into(),
-                exit_code: r.exit_code,
+            let done = Finished {
+                kind: format!("{stem}.outcome"),
+                payload,
+                blobs: Vec::new(),
                 intent_index: intent_idx,
-                source: e,
-            })?;
-            records.push(idx);
-            Ok(RunReport {
-                exit_code: r.exit_code,
-                status: r.status,
                 records,
                 warnings: report_warnings,
-            })
+            };
+            finish(sink, &scrubber, inv, &r, done)
         }
         _ => {
             // Read-only command recorded on request.
@@ -628,30 +644,15 @@ pub fn run_recorded(
             let scrubber = Scrubber::new(&secrets);
             let mut payload = base;
             run_fields(&r, &mut payload);
-            let out = scrubber.scrub_bytes(&r.output);
-            let mut o = blob_ref("output.txt", &out);
-            o["truncated"] = json!(r.truncated);
-            payload.insert("output".into(), o);
-            let idx = append(
-                sink,
-                &scrubber,
-                "terraform.command",
-                Value::Object(payload),
-                vec![("output.txt".into(), out)],
-            )
-            .map_err(|e| Error::RecordNotStored {
-                tool: inv.tool().name().into(),
-                exit_code: r.exit_code,
+            let done = Finished {
+                kind: "terraform.command".into(),
+                payload,
+                blobs: Vec::new(),
                 intent_index: None,
-                source: e,
-            })?;
-            records.push(idx);
-            Ok(RunReport {
-                exit_code: r.exit_code,
-                status: r.status,
                 records,
                 warnings: report_warnings,
-            })
+            };
+            finish(sink, &scrubber, inv, &r, done)
         }
     }
 }
