@@ -183,10 +183,18 @@ impl Log {
                 }
             };
             let start = it.size();
-            let claim = batch::encode(key, start, &entries);
             // Integration is pure: compute the objects first, so the store can write them
-            // (unnamed) while the claim becomes durable.
-            let out = it.integrate(&entries);
+            // (unnamed) while the claim becomes durable. Encoding the claim and integrating
+            // both hash every entry; they run on two threads.
+            let (claim, out) = if entries.len() < 64 {
+                (batch::encode(key, start, &entries), it.integrate(&entries))
+            } else {
+                std::thread::scope(|s| {
+                    let claim = s.spawn(|| batch::encode(key, start, &entries));
+                    let out = it.integrate(&entries);
+                    (claim.join().expect("claim encoder panicked"), out)
+                })
+            };
             let objects: Vec<NewObject> = out
                 .objects
                 .into_iter()
