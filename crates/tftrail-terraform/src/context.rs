@@ -145,7 +145,30 @@ impl Context {
     /// Captures the context for Terraform working in `dir` (already joined with `-chdir`).
     pub fn capture(dir: &Path, env: &Env) -> Context {
         let abs_dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-        let git_root = git(&abs_dir, &["rev-parse", "--show-toplevel"]).map(PathBuf::from);
+        // The git facts come from separate git processes; ask them all at once (outside a
+        // repository each fails at once).
+        let (git_root, remote, commit, branch, dirty) = std::thread::scope(|s| {
+            let d = abs_dir.as_path();
+            let remote = s.spawn(move || {
+                git(d, &["remote", "get-url", "origin"]).or_else(|| {
+                    let first = git(d, &["remote"])?;
+                    let first = first.lines().next()?.to_string();
+                    git(d, &["remote", "get-url", &first])
+                })
+            });
+            let commit = s.spawn(move || git(d, &["rev-parse", "--verify", "-q", "HEAD"]));
+            let branch = s.spawn(move || git(d, &["symbolic-ref", "-q", "--short", "HEAD"]));
+            let dirty = s.spawn(move || git_status_dirty(d));
+            let root = git(d, &["rev-parse", "--show-toplevel"]).map(PathBuf::from);
+            let join = "git helper thread panicked";
+            (
+                root,
+                remote.join().expect(join),
+                commit.join().expect(join),
+                branch.join().expect(join),
+                dirty.join().expect(join),
+            )
+        });
         let rel = match &git_root {
             Some(root) => {
                 let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.clone());
@@ -157,18 +180,11 @@ impl Context {
             }
             None => abs_dir.to_string_lossy().into_owned(),
         };
-        let git_info = git_root.as_ref().map(|_| {
-            let remote = git(&abs_dir, &["remote", "get-url", "origin"]).or_else(|| {
-                let first = git(&abs_dir, &["remote"])?;
-                let first = first.lines().next()?.to_string();
-                git(&abs_dir, &["remote", "get-url", &first])
-            });
-            GitInfo {
-                remote: remote.map(|r| strip_url_credentials(&r)),
-                commit: git(&abs_dir, &["rev-parse", "--verify", "-q", "HEAD"]),
-                branch: git(&abs_dir, &["symbolic-ref", "-q", "--short", "HEAD"]),
-                dirty: git_status_dirty(&abs_dir),
-            }
+        let git_info = git_root.as_ref().map(|_| GitInfo {
+            remote: remote.map(|r| strip_url_credentials(&r)),
+            commit,
+            branch,
+            dirty,
         });
         let (backend, backend_config) = backend_of(&abs_dir, env);
         Context {
