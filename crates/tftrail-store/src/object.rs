@@ -4,8 +4,10 @@
 //! - Objects are written with `PutMode::Create` (`If-None-Match: *`, GCS generation 0); an
 //!   existing object is read back and compared: identical bytes are success, different bytes a
 //!   [`StoreError::Conflict`].
-//! - The checkpoint moves with `PutMode::Update` (`If-Match: <etag>`), or `PutMode::Create`
-//!   when there is none yet; a failed precondition is [`Swap::Lost`].
+//! - The checkpoint moves with `PutMode::Update` (`If-Match: <etag>` on S3 and Azure,
+//!   `x-goog-if-generation-match: <generation>` on GCS, whose checkpoint [`Version`] is the
+//!   object's generation), or `PutMode::Create` when there is none yet; a failed precondition
+//!   is [`Swap::Lost`].
 //! - Every S3 PUT carries `Content-MD5`, which S3 Object Lock requires for writes into a
 //!   bucket with default retention (next to object_store's `x-amz-checksum-sha256`).
 //! - Transient failures (5xx, throttling, timeouts, connection errors) are retried with
@@ -171,6 +173,12 @@ impl ObjectStoreBackend {
     /// Connects to the bucket or container of an object-storage location, with credentials
     /// from the cloud's standard environment. Does not contact the service: see
     /// [`ObjectStoreBackend::check_reachable`].
+    ///
+    /// The environment is object_store's: `AWS_*` (plus `AWS_ENDPOINT_URL[_S3]`), `GOOGLE_*`
+    /// (`GOOGLE_APPLICATION_CREDENTIALS`, `GOOGLE_SERVICE_ACCOUNT`, `GOOGLE_BASE_URL` …) and
+    /// `AZURE_*` (`AZURE_STORAGE_ACCOUNT_NAME`, Entra ID, `AZURE_STORAGE_ENDPOINT` …; for the
+    /// Azurite emulator `AZURE_STORAGE_USE_EMULATOR=true`, with `AZURITE_BLOB_STORAGE_URL` when
+    /// it does not listen on `127.0.0.1:10000`).
     pub fn connect(cloud: Cloud, bucket: &str, prefix: &str) -> Result<Self, StoreError> {
         let location = Location::Object {
             cloud,
@@ -502,10 +510,16 @@ impl Store for ObjectStoreBackend {
         self.rt.block_on(async {
             match self.inner.get(&key).await {
                 Ok(r) => {
-                    let etag = r.meta.e_tag.clone().ok_or_else(|| StoreError::Backend {
+                    // GCS preconditions compare generations (x-goog-if-generation-match), not
+                    // ETags: object_store's GCS client needs the generation for PutMode::Update.
+                    let (tag, what) = match self.cloud {
+                        Cloud::Gcs => (r.meta.version.clone(), "generation"),
+                        Cloud::S3 | Cloud::Azure => (r.meta.e_tag.clone(), "ETag"),
+                    };
+                    let etag = tag.ok_or_else(|| StoreError::Backend {
                         op: "read",
                         path: CHECKPOINT.into(),
-                        message: "the service returned no ETag".into(),
+                        message: format!("the service returned no {what}"),
                     })?;
                     let b = r
                         .bytes()
@@ -525,6 +539,10 @@ impl Store for ObjectStoreBackend {
         let key = self.object_key(CHECKPOINT)?;
         let mode = match expected {
             None => PutMode::Create,
+            Some(v) if self.cloud == Cloud::Gcs => PutMode::Update(UpdateVersion {
+                e_tag: None,
+                version: Some(v.0.clone()),
+            }),
             Some(v) => PutMode::Update(UpdateVersion {
                 e_tag: Some(v.0.clone()),
                 version: None,
@@ -551,6 +569,194 @@ impl Store for ObjectStoreBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A minimal GCS XML-API server for the requests object_store's GCS client makes: `PUT`
+    /// honouring `x-goog-if-generation-match` (412 when it fails), `GET` returning
+    /// `x-goog-generation`, and `list-type=2` listings. No emulator in a package registry
+    /// implements these (docs/decisions/0004-object-storage.md), so this checks that the GCS
+    /// path sends generations, not ETags, and maps 412 the way the store contract needs.
+    mod fake_gcs {
+        use std::collections::BTreeMap;
+        use std::io::{BufRead, BufReader, Read, Write};
+        use std::net::{TcpListener, TcpStream};
+        use std::sync::{Arc, Mutex};
+
+        type Objects = Arc<Mutex<BTreeMap<String, (Vec<u8>, u64)>>>;
+
+        /// Starts the server on a free loopback port; returns its base URL.
+        pub fn start() -> String {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let url = format!("http://{}", l.local_addr().unwrap());
+            let objects: Objects = Arc::default();
+            std::thread::spawn(move || {
+                for conn in l.incoming().flatten() {
+                    let objects = objects.clone();
+                    std::thread::spawn(move || serve(conn, &objects));
+                }
+            });
+            url
+        }
+
+        fn dec(s: &str) -> String {
+            url::form_urlencoded::parse(format!("v={s}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        }
+
+        fn serve(conn: TcpStream, objects: &Objects) {
+            let mut r = BufReader::new(conn.try_clone().unwrap());
+            let mut w = conn;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                let mut parts = line.split_whitespace();
+                let (method, target) = (
+                    parts.next().unwrap_or("").to_string(),
+                    parts.next().unwrap_or("").to_string(),
+                );
+                let mut headers = BTreeMap::new();
+                loop {
+                    let mut h = String::new();
+                    r.read_line(&mut h).unwrap();
+                    let h = h.trim_end();
+                    if h.is_empty() {
+                        break;
+                    }
+                    let (k, v) = h.split_once(':').unwrap();
+                    headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+                }
+                let mut body = Vec::new();
+                if headers
+                    .get("transfer-encoding")
+                    .is_some_and(|v| v.contains("chunked"))
+                {
+                    loop {
+                        let mut size = String::new();
+                        r.read_line(&mut size).unwrap();
+                        let n = usize::from_str_radix(size.trim(), 16).unwrap();
+                        let mut chunk = vec![0; n + 2];
+                        r.read_exact(&mut chunk).unwrap();
+                        if n == 0 {
+                            break;
+                        }
+                        body.extend_from_slice(&chunk[..n]);
+                    }
+                } else if let Some(n) = headers.get("content-length") {
+                    body = vec![0; n.parse().unwrap()];
+                    r.read_exact(&mut body).unwrap();
+                }
+                let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+                let key = path
+                    .trim_start_matches('/')
+                    .split_once('/')
+                    .map(|(_, k)| dec(k));
+                let mut objs = objects.lock().unwrap();
+                let (status, extra, out): (u16, Vec<(String, String)>, Vec<u8>) = match (
+                    method.as_str(),
+                    key,
+                ) {
+                    ("PUT", Some(k)) => {
+                        let current = objs.get(&k).map(|(_, g)| *g).unwrap_or(0);
+                        match headers.get("x-goog-if-generation-match") {
+                            Some(want) if want.parse::<u64>().unwrap() != current => (
+                                412,
+                                vec![],
+                                b"<Error><Code>PreconditionFailed</Code></Error>".to_vec(),
+                            ),
+                            _ => {
+                                let g = current.max(1000) + 1;
+                                objs.insert(k, (body, g));
+                                (
+                                    200,
+                                    vec![
+                                        ("x-goog-generation".into(), g.to_string()),
+                                        ("etag".into(), format!("\"e{g}\"")),
+                                    ],
+                                    vec![],
+                                )
+                            }
+                        }
+                    }
+                    ("GET", Some(k)) if !k.is_empty() => match objs.get(&k) {
+                        Some((d, g)) => (
+                            200,
+                            vec![
+                                ("x-goog-generation".into(), g.to_string()),
+                                ("etag".into(), format!("\"e{g}\"")),
+                                (
+                                    "last-modified".into(),
+                                    "Thu, 01 Jan 2026 00:00:00 GMT".into(),
+                                ),
+                            ],
+                            d.clone(),
+                        ),
+                        None => (
+                            404,
+                            vec![],
+                            b"<Error><Code>NoSuchKey</Code></Error>".to_vec(),
+                        ),
+                    },
+                    ("GET", _) => {
+                        let prefix = query
+                            .split('&')
+                            .find_map(|kv| kv.strip_prefix("prefix="))
+                            .map(dec)
+                            .unwrap_or_default();
+                        let mut xml = String::from("<ListBucketResult>");
+                        for (k, (d, g)) in objs.iter().filter(|(k, _)| k.starts_with(&prefix)) {
+                            xml.push_str(&format!(
+                                    "<Contents><Key>{k}</Key><Size>{}</Size><LastModified>2026-01-01T00:00:00.000Z</LastModified><ETag>\"e{g}\"</ETag></Contents>",
+                                    d.len()
+                                ));
+                        }
+                        xml.push_str("</ListBucketResult>");
+                        (200, vec![], xml.into_bytes())
+                    }
+                    _ => (400, vec![], vec![]),
+                };
+                drop(objs);
+                let mut resp = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\n", out.len());
+                for (k, v) in extra {
+                    resp.push_str(&format!("{k}: {v}\r\n"));
+                }
+                resp.push_str("\r\n");
+                w.write_all(resp.as_bytes()).unwrap();
+                w.write_all(&out).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn gcs_create_only_and_generation_compare_and_swap() {
+        // nextest runs each test in its own process: these variables stay in this test.
+        std::env::set_var("GOOGLE_BASE_URL", fake_gcs::start());
+        // object_store 0.14's GCS PUT fetches a credential even with GOOGLE_SKIP_SIGNATURE: a
+        // static bearer token keeps it off the metadata server.
+        std::env::set_var("GOOGLE_BEARER_TOKEN", "test");
+        let s = ObjectStoreBackend::connect(Cloud::Gcs, "bkt", "log").unwrap();
+        s.check_reachable().unwrap();
+        let obj = NewObject::new("tile/0/000", b"one".to_vec());
+        s.create_all(std::slice::from_ref(&obj)).unwrap();
+        s.create_all(std::slice::from_ref(&obj)).unwrap();
+        assert!(matches!(
+            s.create_all(&[NewObject::new("tile/0/000", b"two".to_vec())]),
+            Err(StoreError::Conflict { .. })
+        ));
+        assert_eq!(s.list("tile/").unwrap(), ["tile/0/000"]);
+        assert!(s.get_checkpoint().unwrap().is_none());
+        assert_eq!(s.swap_checkpoint(None, b"c1").unwrap(), Swap::Done);
+        assert_eq!(s.swap_checkpoint(None, b"c1").unwrap(), Swap::Lost);
+        let (b, v1) = s.get_checkpoint().unwrap().unwrap();
+        assert_eq!(b, b"c1");
+        // The version is the generation, not the ETag.
+        assert!(v1.0.chars().all(|c| c.is_ascii_digit()), "{v1}");
+        assert_eq!(s.swap_checkpoint(Some(&v1), b"c2").unwrap(), Swap::Done);
+        assert_eq!(s.swap_checkpoint(Some(&v1), b"c3").unwrap(), Swap::Lost);
+        assert_eq!(s.get_checkpoint().unwrap().unwrap().0, b"c2");
+    }
 
     #[test]
     fn loopback_detection() {

@@ -1,4 +1,5 @@
-//! Test helpers (feature `testing`): a `moto_server` S3 fixture.
+//! Test helpers (feature `testing`): a `moto_server` S3 fixture and an Azurite (Azure Blob
+//! Storage emulator) fixture.
 //!
 //! [`Moto::start`] finds `moto_server` through the `TFTRAIL_MOTO_SERVER` environment variable
 //! or `PATH`, starts it on a free loopback port, waits until it answers, and kills it on drop.
@@ -7,6 +8,11 @@
 //! [`Moto::env`] gives the environment a store or a `tftrail` child process needs to talk to
 //! it; [`Moto::apply_env`] sets it in the current process (tests of one binary share one moto,
 //! so set it once).
+//!
+//! [`Azurite::start`] runs `azurite-blob` from the `TFTRAIL_AZURITE` environment variable (set by
+//! `scripts/test`; `scripts/deps` installs Azurite from npm) on a free loopback port with its
+//! data in a temporary directory. When the variable is unset it returns `None` after printing
+//! why: the Azure tests then skip with that message. When it is set but broken, it panics.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -195,5 +201,256 @@ impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// How to get Azurite, for messages.
+pub const AZURITE_HINT: &str =
+    "scripts/deps installs Azurite (npm package `azurite`) into .azurite/, linked as \
+     .venv/bin/azurite-blob, and scripts/test sets TFTRAIL_AZURITE to it";
+
+/// The account and key every Azurite instance accepts (Microsoft's documented well-known
+/// development credentials, not secrets).
+pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// A running Azurite blob service (`azurite-blob`), killed on drop (its data directory is
+/// removed too).
+#[derive(Debug)]
+pub struct Azurite {
+    child: Child,
+    addr: SocketAddr,
+    data: PathBuf,
+}
+
+/// A raw response from [`Azurite::send`].
+#[derive(Debug, Clone)]
+pub struct AzuriteResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers (lower-case names).
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl AzuriteResponse {
+    /// The first header of that (lower-case) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Azurite {
+    /// Starts `azurite-blob` (from `TFTRAIL_AZURITE`) on a free loopback port and waits (at
+    /// most 60 s) until it answers. `None`, after printing why, when `TFTRAIL_AZURITE` is
+    /// unset; panics when it is set but Azurite cannot run.
+    pub fn start() -> Option<Azurite> {
+        let Some(exe) = std::env::var_os("TFTRAIL_AZURITE").filter(|p| !p.is_empty()) else {
+            eprintln!("SKIPPED: TFTRAIL_AZURITE is not set, so no Azure test runs; {AZURITE_HINT}");
+            return None;
+        };
+        let exe = PathBuf::from(exe);
+        assert!(
+            exe.is_file(),
+            "TFTRAIL_AZURITE={} does not exist; {AZURITE_HINT}",
+            exe.display()
+        );
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+            l.local_addr().unwrap().port()
+        };
+        let data =
+            std::env::temp_dir().join(format!("tftrail-azurite-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&data).expect("create Azurite's data directory");
+        let child = Command::new(&exe)
+            .arg("--blobHost")
+            .arg("127.0.0.1")
+            .arg("--blobPort")
+            .arg(port.to_string())
+            .arg("--location")
+            .arg(&data)
+            .args(["--silent", "--disableTelemetry", "--skipApiVersionCheck"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}; {AZURITE_HINT}", exe.display()));
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let mut a = Azurite { child, addr, data };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(status)) = a.child.try_wait() {
+                panic!("azurite-blob exited early ({status}); {AZURITE_HINT}");
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "azurite-blob did not start within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(a)
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The environment object_store's Azure client reads to talk to an emulator:
+    /// `AZURE_STORAGE_USE_EMULATOR` (well-known account and key, plain http allowed) and
+    /// `AZURITE_BLOB_STORAGE_URL`.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AZURE_STORAGE_USE_EMULATOR", "true".into()),
+            ("AZURITE_BLOB_STORAGE_URL", self.endpoint()),
+        ]
+    }
+
+    /// Sets [`Azurite::env`] in this process and removes the Azure variables that would
+    /// override the emulator's account and key. Call before any store is opened.
+    pub fn apply_env(&self) {
+        for (k, v) in self.env() {
+            std::env::set_var(k, v);
+        }
+        for k in AZURE_OVERRIDES {
+            std::env::remove_var(k);
+        }
+    }
+
+    /// Sends one request signed with the emulator's shared key to
+    /// `/<account>/<container>[/<blob>][?query]`.
+    pub fn send(
+        &self,
+        method: &str,
+        container: &str,
+        blob: Option<&str>,
+        query: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> AzuriteResponse {
+        use object_store::azure::{AzureAccessKey, AzureAuthorizer, AzureCredential};
+        use object_store::client::{HttpConnector, ReqwestConnector};
+        let mut url = format!("{}/{AZURITE_ACCOUNT}/{container}", self.endpoint());
+        if let Some(b) = blob {
+            url.push('/');
+            url.push_str(b);
+        }
+        if !query.is_empty() {
+            url.push('?');
+            url.push_str(query);
+        }
+        let mut b = http::Request::builder()
+            .method(method)
+            .uri(&url)
+            .header("content-length", body.len().to_string());
+        for (n, v) in headers {
+            b = b.header(*n, *v);
+        }
+        let mut req = b
+            .body(object_store::client::HttpRequestBody::from(body))
+            .expect("request");
+        let cred = AzureCredential::AccessKey(AzureAccessKey::try_new(AZURITE_KEY).unwrap());
+        AzureAuthorizer::new(&cred, AZURITE_ACCOUNT)
+            .try_authorize(&mut req)
+            .expect("sign");
+        let rt = crate::object::runtime().expect("runtime");
+        let http = ReqwestConnector::default()
+            .connect(&object_store::ClientOptions::new().with_allow_http(true))
+            .expect("http client");
+        rt.block_on(async {
+            let resp = http
+                .execute(req)
+                .await
+                .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+            let status = resp.status().as_u16();
+            let headers = resp
+                .headers()
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_ascii_lowercase(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
+            let body = resp.into_body().bytes().await.expect("body").to_vec();
+            AzuriteResponse {
+                status,
+                headers,
+                body,
+            }
+        })
+    }
+
+    /// Creates a private container.
+    pub fn create_container(&self, container: &str) {
+        let r = self.send("PUT", container, None, "restype=container", &[], Vec::new());
+        assert!(
+            r.status < 300,
+            "create container {container}: {} {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+
+    /// Writes a block blob unconditionally (an overwrite, as an attacker with write access
+    /// would).
+    pub fn put_blob(&self, container: &str, blob: &str, data: &[u8]) {
+        let r = self.send(
+            "PUT",
+            container,
+            Some(blob),
+            "",
+            &[("x-ms-blob-type", "BlockBlob")],
+            data.to_vec(),
+        );
+        assert!(
+            r.status < 300,
+            "put {container}/{blob}: {} {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+
+    /// Reads a blob; `None` when it does not exist.
+    pub fn get_blob(&self, container: &str, blob: &str) -> Option<Vec<u8>> {
+        let r = self.send("GET", container, Some(blob), "", &[], Vec::new());
+        match r.status {
+            404 => None,
+            s if s < 300 => Some(r.body),
+            s => panic!(
+                "get {container}/{blob}: {s} {}",
+                String::from_utf8_lossy(&r.body)
+            ),
+        }
+    }
+}
+
+/// Azure variables that would make object_store use another account, key or endpoint than
+/// the emulator's.
+const AZURE_OVERRIDES: &[&str] = &[
+    "AZURE_STORAGE_ACCOUNT_NAME",
+    "AZURE_STORAGE_ACCOUNT_KEY",
+    "AZURE_STORAGE_ACCESS_KEY",
+    "AZURE_STORAGE_SAS_KEY",
+    "AZURE_STORAGE_SAS_TOKEN",
+    "AZURE_STORAGE_TOKEN",
+    "AZURE_STORAGE_ENDPOINT",
+    "AZURE_ENDPOINT",
+];
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data);
     }
 }

@@ -3,8 +3,13 @@
 //!
 //! Each property is reported as pass, fail or could-not-check, with the reason. The evaluation
 //! is pure (functions of the service's API responses) and unit-tested; [`check`] fetches the
-//! responses. S3 is checked live; for GCS and Azure the evaluation takes the JSON of their
-//! APIs ([`evaluate_gcs`], [`evaluate_azure`]) and the live check reports could-not-check.
+//! responses. S3 is checked live. Azure is checked live through the data plane with the
+//! store's own credentials ([`evaluate_azure_data_plane`]: version-level immutability, the
+//! checkpoint's retention and version id, anonymous access); the management-plane view
+//! (policy state and period, [`evaluate_azure`]) needs a subscription and resource group and
+//! is reported as could-not-check unless the checkpoint's own retention shows it. For GCS the
+//! evaluation takes the bucket resource's JSON ([`evaluate_gcs`]); the live check reports
+//! could-not-check.
 //!
 //! Bucket-policy rule (S3): a statement fails the check when it has `Effect: Allow`, a public
 //! principal (`"*"`, `{"AWS": "*"}`, or any `NotPrincipal`), an action that matches a write or
@@ -91,7 +96,7 @@ impl CheckReport {
                 Status::Fail => "FAIL",
                 Status::CouldNotCheck => "could not check",
             };
-            out.push_str(&format!("  {:<20} {:<16} {}\n", f.property, s, f.detail));
+            out.push_str(&format!("  {:<26} {:<16} {}\n", f.property, s, f.detail));
         }
         out
     }
@@ -432,7 +437,10 @@ pub fn check_s3(admin: &S3Admin, opts: &CheckOptions) -> Result<Vec<Finding>, St
 ///
 /// GCS keeps objects through a locked retention policy rather than versions: versioning
 /// passes when it is enabled or when a locked retention policy makes it unnecessary (the two
-/// cannot be combined on GCS).
+/// cannot be combined on GCS). But a bucket retention policy also refuses to replace
+/// `checkpoint`, so such a bucket cannot hold a log that grows: the `checkpoint` property
+/// fails then. Through object_store, no GCS bucket passes every property (see
+/// `docs/decisions/0004-object-storage.md`).
 pub fn evaluate_gcs(bucket_json: &str, min_days: u32) -> Vec<Finding> {
     let v: serde_json::Value = match serde_json::from_str(bucket_json) {
         Ok(v) => v,
@@ -488,6 +496,19 @@ pub fn evaluate_gcs(bucket_json: &str, min_days: u32) -> Vec<Finding> {
             "the retention policy is not locked: it can be shortened or removed",
         )
     });
+    out.push(match secs {
+        Some(_) => finding(
+            "checkpoint",
+            Status::Fail,
+            "the bucket retention policy refuses to replace `checkpoint`: every append fails, \
+             so the bucket can only keep a log that no longer grows",
+        ),
+        None => finding(
+            "checkpoint",
+            Status::Pass,
+            "no retention policy stops the checkpoint from moving",
+        ),
+    });
     let versioning = v
         .pointer("/versioning/enabled")
         .and_then(|b| b.as_bool())
@@ -538,18 +559,32 @@ pub fn evaluate_gcs(bucket_json: &str, min_days: u32) -> Vec<Finding> {
     out
 }
 
-/// Evaluates an Azure container (ARM `…/blobServices/default/containers/NAME` JSON, with
-/// `$expand=immutabilityPolicy` or a separate `immutabilityPolicies/default` merged in) and
-/// the blob service (`…/blobServices/default` JSON).
+/// Evaluates Azure's management-plane (ARM) view of a store for version-level immutability:
+/// the storage account (`Microsoft.Storage/storageAccounts/NAME`), the container
+/// (`…/blobServices/default/containers/NAME`, with its `immutabilityPolicies/default` merged in
+/// as `properties.immutabilityPolicy`, as `$expand=immutabilityPolicy` does) and the blob service
+/// (`…/blobServices/default`).
+///
+/// tftrail replaces `checkpoint` on every append, so what keeps the log is version-level
+/// immutability (`immutableStorageWithVersioning` on the account or the container, which needs
+/// blob versioning) with a Locked default time-based retention policy: each overwrite creates
+/// a new version and every version is retained. A container-level policy *without* version-level
+/// immutability refuses to overwrite the checkpoint, so it fails here even when Locked.
+/// The container's default policy, when it has one, takes precedence over the account's.
 pub fn evaluate_azure(
+    account_json: &str,
     container_json: &str,
     blob_service_json: &str,
     min_days: u32,
 ) -> Vec<Finding> {
     let parse = |s: &str| serde_json::from_str::<serde_json::Value>(s);
-    let (c, b) = match (parse(container_json), parse(blob_service_json)) {
-        (Ok(c), Ok(b)) => (c, b),
-        (Err(e), _) | (_, Err(e)) => {
+    let (a, c, b) = match (
+        parse(account_json),
+        parse(container_json),
+        parse(blob_service_json),
+    ) {
+        (Ok(a), Ok(c), Ok(b)) => (a, c, b),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
             return vec![finding(
                 "container",
                 Status::CouldNotCheck,
@@ -557,45 +592,83 @@ pub fn evaluate_azure(
             )]
         }
     };
-    let mut out = Vec::new();
-    let pol = c
+    let flag = |v: &serde_json::Value, p: &str| v.pointer(p).and_then(|x| x.as_bool());
+    let account_vlw = flag(&a, "/properties/immutableStorageWithVersioning/enabled") == Some(true);
+    let container_vlw =
+        flag(&c, "/properties/immutableStorageWithVersioning/enabled") == Some(true);
+    let vlw = account_vlw || container_vlw;
+    let container_pol = c
         .pointer("/properties/immutabilityPolicy/properties")
-        .or_else(|| c.pointer("/properties/immutabilityPolicy"));
+        .or_else(|| c.pointer("/properties/immutabilityPolicy"))
+        .filter(|p| p.get("immutabilityPeriodSinceCreationInDays").is_some());
+    let account_pol = a.pointer("/properties/immutableStorageWithVersioning/immutabilityPolicy");
+    let mut out = Vec::new();
+    out.push(match (vlw, container_pol.is_some()) {
+        (true, _) => finding(
+            "version-level-immutability",
+            Status::Pass,
+            if account_vlw {
+                "enabled on the storage account"
+            } else {
+                "enabled on the container"
+            },
+        ),
+        (false, true) => finding(
+            "version-level-immutability",
+            Status::Fail,
+            "the container has a container-level retention policy without version-level \
+             immutability: it refuses to overwrite the checkpoint, so the log cannot move \
+             (see `tftrail bootstrap azure`)",
+        ),
+        (false, false) => finding(
+            "version-level-immutability",
+            Status::Fail,
+            "version-level immutability (immutable storage with versioning) is not enabled",
+        ),
+    });
+    let (pol, scope) = match (container_pol, account_pol) {
+        (Some(p), _) => (Some(p), "container"),
+        (None, Some(p)) => (Some(p), "account"),
+        (None, None) => (None, ""),
+    };
     let state = pol.and_then(|p| p.get("state")).and_then(|s| s.as_str());
     let days = pol
         .and_then(|p| p.get("immutabilityPeriodSinceCreationInDays"))
         .and_then(|d| d.as_u64());
+    const R: &str = "retention-policy";
     out.push(match (state, days) {
         (None, _) | (_, None) => finding(
-            "immutability-policy",
+            R,
             Status::Fail,
-            "no time-based retention (immutability) policy on the container",
+            "no default time-based retention policy on the account or the container",
         ),
         (Some("Locked"), Some(d)) if d >= u64::from(min_days) => finding(
-            "immutability-policy",
+            R,
             Status::Pass,
-            format!("locked, {d} days"),
+            format!("{scope} default policy locked, {d} days"),
         ),
         (Some("Locked"), Some(d)) => finding(
-            "immutability-policy",
+            R,
             Status::Fail,
             format!("retention of {d} days is shorter than the required {min_days}"),
         ),
         (Some(s), Some(d)) => finding(
-            "immutability-policy",
+            R,
             Status::Fail,
-            format!("the policy ({d} days) is {s}, not Locked: it can be removed"),
+            format!("the {scope} default policy ({d} days) is {s}, not Locked: it can be removed"),
         ),
     });
-    let versioning = b
-        .pointer("/properties/isVersioningEnabled")
-        .and_then(|v| v.as_bool())
-        .unwrap_or(false);
-    out.push(if versioning {
-        finding("versioning", Status::Pass, "blob versioning is enabled")
-    } else {
-        finding("versioning", Status::Fail, "blob versioning is off")
-    });
+    out.push(
+        if flag(&b, "/properties/isVersioningEnabled") == Some(true) {
+            finding("versioning", Status::Pass, "blob versioning is enabled")
+        } else {
+            finding(
+                "versioning",
+                Status::Fail,
+                "blob versioning is off: an overwrite or a delete keeps nothing",
+            )
+        },
+    );
     let public = c
         .pointer("/properties/publicAccess")
         .and_then(|v| v.as_str())
@@ -610,6 +683,372 @@ pub fn evaluate_azure(
         )
     });
     out
+}
+
+/// Response headers (lower-case names) of a data-plane request.
+pub type Headers = [(String, String)];
+
+fn header<'a>(h: &'a Headers, name: &str) -> Option<&'a str> {
+    h.iter().find(|(n, _)| n == name).map(|(_, v)| v.trim())
+}
+
+/// Evaluates what Azure's data plane (the blob endpoint, with the store's own credentials)
+/// shows: the container's properties (`GET ?restype=container`) and, when the log has one,
+/// the checkpoint blob's (`HEAD …/checkpoint`, `None` when there is none yet).
+///
+/// Whether the default retention policy is Locked, and for how long, is management-plane
+/// information ([`evaluate_azure`]); the data plane shows it only through the per-version
+/// policy it reports on a blob (`x-ms-immutability-policy-mode` / `-until-date`). When a blob
+/// reports none, the retention is "could not check", not a failure.
+pub fn evaluate_azure_data_plane(
+    container: &Headers,
+    checkpoint: Option<&Headers>,
+    min_days: u32,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let vlw = header(container, "x-ms-immutable-storage-with-versioning-enabled");
+    let has_policy = header(container, "x-ms-has-immutability-policy") == Some("true");
+    const V: &str = "version-level-immutability";
+    out.push(match vlw {
+        Some(v) if v.eq_ignore_ascii_case("true") => finding(
+            V,
+            Status::Pass,
+            "immutable storage with versioning is enabled for the container",
+        ),
+        Some(_) if has_policy => finding(
+            V,
+            Status::Fail,
+            "the container has a container-level retention policy without version-level \
+             immutability: it refuses to overwrite the checkpoint, so the log cannot move \
+             (see `tftrail bootstrap azure`)",
+        ),
+        Some(_) => finding(
+            V,
+            Status::Fail,
+            "immutable storage with versioning is not enabled: blobs can be overwritten and \
+             deleted",
+        ),
+        None => finding(
+            V,
+            Status::CouldNotCheck,
+            "the service does not report x-ms-immutable-storage-with-versioning-enabled",
+        ),
+    });
+    const R: &str = "retention-policy";
+    const VER: &str = "versioning";
+    match checkpoint {
+        None => {
+            out.push(finding(
+                R,
+                Status::CouldNotCheck,
+                "no checkpoint blob yet to read its retention from; the default policy is \
+                 visible through the management API only (e.g. `az storage account show`)",
+            ));
+            out.push(finding(
+                VER,
+                Status::CouldNotCheck,
+                "no checkpoint blob yet to read its version id from",
+            ));
+        }
+        Some(h) => {
+            let mode = header(h, "x-ms-immutability-policy-mode");
+            let until = header(h, "x-ms-immutability-policy-until-date").and_then(parse_http_date);
+            let since = header(h, "last-modified").and_then(parse_http_date);
+            out.push(match (mode, until) {
+                (Some(m), Some(u)) if m.eq_ignore_ascii_case("locked") => {
+                    let days = since.map(|s| (u - s).max(0) / 86_400);
+                    match days {
+                        Some(d) if d >= i64::from(min_days) => finding(
+                            R,
+                            Status::Pass,
+                            format!("the checkpoint's version is locked for {d} days"),
+                        ),
+                        Some(d) => finding(
+                            R,
+                            Status::Fail,
+                            format!(
+                                "the checkpoint's version is retained {d} days, shorter than \
+                                 the required {min_days}"
+                            ),
+                        ),
+                        None => finding(
+                            R,
+                            Status::CouldNotCheck,
+                            "locked, but the blob's Last-Modified is missing",
+                        ),
+                    }
+                }
+                (Some(m), _) if m.eq_ignore_ascii_case("unlocked") => finding(
+                    R,
+                    Status::Fail,
+                    "the checkpoint's retention policy is Unlocked: it can be shortened or removed",
+                ),
+                _ => finding(
+                    R,
+                    Status::CouldNotCheck,
+                    "the checkpoint reports no version-level retention; whether the default \
+                     policy is Locked is visible through the management API only (e.g. \
+                     `az storage account show`)",
+                ),
+            });
+            out.push(if header(h, "x-ms-version-id").is_some() {
+                finding(
+                    VER,
+                    Status::Pass,
+                    "blobs have version ids: versioning is on",
+                )
+            } else {
+                finding(
+                    VER,
+                    Status::Fail,
+                    "the checkpoint has no version id: blob versioning is off, so an overwrite \
+                     or a delete keeps nothing",
+                )
+            });
+        }
+    }
+    out.push(match header(container, "x-ms-blob-public-access") {
+        None => finding("public-access", Status::Pass, "no anonymous access"),
+        Some(level) => finding(
+            "public-access",
+            Status::Fail,
+            format!("anonymous access level is {level}"),
+        ),
+    });
+    out
+}
+
+/// Seconds since the Unix epoch of an RFC 7231 date (`Sun, 06 Nov 1994 08:49:37 GMT`).
+fn parse_http_date(s: &str) -> Option<i64> {
+    let parts: Vec<&str> = s.split_whitespace().collect();
+    let [_, day, mon, year, hms, "GMT"] = parts.as_slice() else {
+        return None;
+    };
+    let day: i64 = day.parse().ok()?;
+    let year: i64 = year.parse().ok()?;
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let mon = MONTHS.iter().position(|m| m == mon)? as i64 + 1;
+    let mut t = hms.split(':').map(|x| x.parse::<i64>().ok());
+    let (h, m, sec) = (t.next()??, t.next()??, t.next()??);
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if mon <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mon + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + m * 60 + sec)
+}
+
+/// Checks an Azure store live through the data plane, with the store's own credentials.
+fn check_azure(location: &str, opts: &CheckOptions) -> Result<Vec<Finding>, StoreError> {
+    let Location::Object { bucket, prefix, .. } = Location::parse(location)? else {
+        return Err(StoreError::NotAStore {
+            location: location.to_string(),
+            reason: "not an az:// location".into(),
+        });
+    };
+    let admin = AzureDataPlane::new(location, &bucket)?;
+    let c = admin.send("GET", None, "restype=container")?;
+    match c.status {
+        200..=299 => {}
+        404 => {
+            return Err(StoreError::NotAStore {
+                location: location.to_string(),
+                reason: "the bucket or container does not exist".into(),
+            })
+        }
+        403 => {
+            return Ok(vec![finding(
+                "container",
+                Status::CouldNotCheck,
+                format!(
+                    "permission denied reading the container's properties (HTTP 403 {})",
+                    c.error_code
+                ),
+            )])
+        }
+        s => {
+            return Ok(vec![finding(
+                "container",
+                Status::CouldNotCheck,
+                format!(
+                    "HTTP {s} {} reading the container's properties",
+                    c.error_code
+                ),
+            )])
+        }
+    }
+    let key = if prefix.is_empty() {
+        crate::CHECKPOINT.to_string()
+    } else {
+        format!("{prefix}/{}", crate::CHECKPOINT)
+    };
+    let cp = admin.send("HEAD", Some(&key), "")?;
+    let cp_headers = match cp.status {
+        200..=299 => Some(cp.headers),
+        404 => None,
+        s => {
+            let mut out = evaluate_azure_data_plane(&c.headers, None, opts.min_retention_days);
+            for f in &mut out {
+                if f.property == "retention-policy" || f.property == "versioning" {
+                    f.detail = format!("HTTP {s} reading the checkpoint's properties");
+                }
+            }
+            return Ok(out);
+        }
+    };
+    let mut out =
+        evaluate_azure_data_plane(&c.headers, cp_headers.as_deref(), opts.min_retention_days);
+    let retained = out
+        .iter()
+        .any(|f| f.property == "retention-policy" && f.status == Status::Pass);
+    if !retained {
+        out.push(finding(
+            "management-plane",
+            Status::CouldNotCheck,
+            "the account's and container's immutability policies (Locked or not, period) are read \
+         through Azure Resource Manager, which needs a subscription and resource group: check \
+         them with `az storage account show` and `az storage container immutability-policy show`",
+        ));
+    }
+    Ok(out)
+}
+
+/// A response of [`AzureDataPlane::send`].
+struct AzResponse {
+    status: u16,
+    headers: Vec<(String, String)>,
+    error_code: String,
+}
+
+/// Signed requests to the blob endpoint of an Azure store, with object_store's credential chain
+/// (the same environment as the store: `AZURE_*`, Entra ID, the emulator).
+struct AzureDataPlane {
+    container_url: String,
+    account: String,
+    creds: object_store::azure::AzureCredentialProvider,
+    http: object_store::client::HttpClient,
+    rt: tokio::runtime::Runtime,
+}
+
+impl AzureDataPlane {
+    fn new(location: &str, container: &str) -> Result<Self, StoreError> {
+        use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+        use object_store::client::{HttpConnector, ReqwestConnector};
+        let bad = |e: object_store::Error| StoreError::NotAStore {
+            location: location.to_string(),
+            reason: format!("cannot configure the client: {e}"),
+        };
+        let rt = crate::object::runtime()?;
+        let b = MicrosoftAzureBuilder::from_env().with_container_name(container);
+        let emulator = b
+            .get_config_value(&AzureConfigKey::UseEmulator)
+            .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"));
+        let endpoint = b.get_config_value(&AzureConfigKey::Endpoint);
+        let account = b.get_config_value(&AzureConfigKey::AccountName);
+        let (service, account) = if emulator {
+            let account = account.unwrap_or_else(|| "devstoreaccount1".into());
+            let url = std::env::var("AZURITE_BLOB_STORAGE_URL")
+                .unwrap_or_else(|_| "http://127.0.0.1:10000".into());
+            (format!("{}/{account}", url.trim_end_matches('/')), account)
+        } else {
+            let Some(account) = account else {
+                return Err(StoreError::NotAStore {
+                    location: location.to_string(),
+                    reason: "no storage account: set AZURE_STORAGE_ACCOUNT_NAME".into(),
+                });
+            };
+            let url =
+                endpoint.unwrap_or_else(|| format!("https://{account}.blob.core.windows.net"));
+            (url.trim_end_matches('/').to_string(), account)
+        };
+        let creds = {
+            let _guard = rt.enter();
+            b.build().map_err(bad)?.credentials().clone()
+        };
+        let http = ReqwestConnector::default()
+            .connect(&object_store::ClientOptions::new().with_allow_http(emulator))
+            .map_err(bad)?;
+        Ok(AzureDataPlane {
+            container_url: format!("{service}/{container}"),
+            account,
+            creds,
+            http,
+            rt,
+        })
+    }
+
+    fn send(
+        &self,
+        method: &str,
+        blob: Option<&str>,
+        query: &str,
+    ) -> Result<AzResponse, StoreError> {
+        use object_store::azure::AzureAuthorizer;
+        let what = blob.unwrap_or("").to_string();
+        let mut url = self.container_url.clone();
+        if let Some(b) = blob {
+            url.push('/');
+            url.push_str(b);
+        }
+        if !query.is_empty() {
+            url.push('?');
+            url.push_str(query);
+        }
+        self.rt.block_on(async {
+            let cred = self
+                .creds
+                .get_credential()
+                .await
+                .map_err(|e| crate::object::map_err("sign", &what, e))?;
+            let mut req = http::Request::builder()
+                .method(method)
+                .uri(&url)
+                .body(object_store::client::HttpRequestBody::from(Vec::new()))
+                .map_err(|e| StoreError::Backend {
+                    op: "request",
+                    path: what.clone(),
+                    message: e.to_string(),
+                })?;
+            AzureAuthorizer::new(&cred, &self.account)
+                .try_authorize(&mut req)
+                .map_err(|e| crate::object::map_err("sign", &what, e))?;
+            let resp = self
+                .http
+                .execute(req)
+                .await
+                .map_err(|e| StoreError::Transient {
+                    op: "request",
+                    path: what.clone(),
+                    message: e.to_string(),
+                })?;
+            let status = resp.status().as_u16();
+            let headers: Vec<(String, String)> = resp
+                .headers()
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_ascii_lowercase(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
+            let error_code = headers
+                .iter()
+                .find(|(n, _)| n == "x-ms-error-code")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            Ok(AzResponse {
+                status,
+                headers,
+                error_code,
+            })
+        })
+    }
 }
 
 /// Runs the storage check on a store location.
@@ -628,15 +1067,12 @@ pub fn check(location: &str, opts: &CheckOptions) -> Result<CheckReport, StoreEr
         Cloud::Gcs => vec![finding(
             "bucket",
             Status::CouldNotCheck,
-            "live GCS check not implemented yet: retention policy, bucket lock, public access \
-             prevention and uniform access are evaluated from the bucket resource",
+            "live GCS check not implemented yet (the bucket resource's retention policy, lock, \
+             versioning, public access prevention and uniform access are evaluated by \
+             `evaluate_gcs`); note that through object_store no GCS bucket can both be \
+             write-once and let the checkpoint move (see `tftrail bootstrap gcp`)",
         )],
-        Cloud::Azure => vec![finding(
-            "container",
-            Status::CouldNotCheck,
-            "live Azure check not implemented yet: it needs the management API (subscription, \
-             resource group) for the immutability policy and versioning",
-        )],
+        Cloud::Azure => check_azure(location, opts)?,
     };
     Ok(CheckReport {
         location: loc.to_string(),
@@ -756,7 +1192,23 @@ mod tests {
         let good = r#"{"name":"b","retentionPolicy":{"retentionPeriod":"31536000","effectiveTime":"2026-01-01T00:00:00Z","isLocked":true},
             "iamConfiguration":{"uniformBucketLevelAccess":{"enabled":true},"publicAccessPrevention":"enforced"}}"#;
         let f = evaluate_gcs(good, 365);
-        assert!(f.iter().all(|f| f.status == Status::Pass), "{f:?}");
+        // Write-once, but the checkpoint cannot move.
+        let fails: Vec<_> = f
+            .iter()
+            .filter(|f| f.status != Status::Pass)
+            .map(|f| f.property)
+            .collect();
+        assert_eq!(fails, ["checkpoint"], "{f:?}");
+        // What `tftrail bootstrap gcp` creates: a live log, not write-once.
+        let live = r#"{"name":"b","versioning":{"enabled":true},"softDeletePolicy":{"retentionDurationSeconds":"7776000"},
+            "iamConfiguration":{"uniformBucketLevelAccess":{"enabled":true},"publicAccessPrevention":"enforced"}}"#;
+        let f = evaluate_gcs(live, 365);
+        let fails: Vec<_> = f
+            .iter()
+            .filter(|f| f.status != Status::Pass)
+            .map(|f| f.property)
+            .collect();
+        assert_eq!(fails, ["retention-policy", "bucket-lock"], "{f:?}");
         let bad = r#"{"name":"b","retentionPolicy":{"retentionPeriod":"86400"},"versioning":{"enabled":false},
             "iamConfiguration":{"uniformBucketLevelAccess":{"enabled":false},"publicAccessPrevention":"inherited"}}"#;
         let f = evaluate_gcs(bad, 365);
@@ -770,6 +1222,7 @@ mod tests {
             [
                 "retention-policy",
                 "bucket-lock",
+                "checkpoint",
                 "versioning",
                 "public-access-prevention",
                 "uniform-access"
@@ -780,16 +1233,116 @@ mod tests {
 
     #[test]
     fn azure_evaluation() {
-        let c = r#"{"name":"c","properties":{"publicAccess":"None","immutabilityPolicy":{"properties":{"immutabilityPeriodSinceCreationInDays":400,"state":"Locked","allowProtectedAppendWrites":false}}}}"#;
+        let acct = r#"{"properties":{"immutableStorageWithVersioning":{"enabled":true,"immutabilityPolicy":{"immutabilityPeriodSinceCreationInDays":400,"state":"Locked","allowProtectedAppendWrites":false}}}}"#;
+        let c = r#"{"name":"c","properties":{"publicAccess":"None"}}"#;
         let b = r#"{"properties":{"isVersioningEnabled":true}}"#;
-        let f = evaluate_azure(c, b, 365);
+        let f = evaluate_azure(acct, c, b, 365);
         assert!(f.iter().all(|f| f.status == Status::Pass), "{f:?}");
-        let unlocked = r#"{"properties":{"publicAccess":"Container","immutabilityPolicy":{"properties":{"immutabilityPeriodSinceCreationInDays":400,"state":"Unlocked"}}}}"#;
-        let f = evaluate_azure(unlocked, "{}", 365);
-        assert!(f[0].detail.contains("Unlocked"));
+        assert!(f[1]
+            .detail
+            .contains("account default policy locked, 400 days"));
+        // Version-level immutability on the container, with its own (default) policy.
+        let c_vlw = r#"{"properties":{"immutableStorageWithVersioning":{"enabled":true},"immutabilityPolicy":{"properties":{"immutabilityPeriodSinceCreationInDays":500,"state":"Locked"}}}}"#;
+        let f = evaluate_azure("{}", c_vlw, b, 365);
+        assert!(f.iter().all(|f| f.status == Status::Pass), "{f:?}");
+        assert!(f[0].detail.contains("container"), "{f:?}");
+        // A locked container-level policy without version-level immutability: WORM, but the
+        // checkpoint can never move.
+        let legacy = r#"{"properties":{"publicAccess":"None","immutabilityPolicy":{"properties":{"immutabilityPeriodSinceCreationInDays":400,"state":"Locked"}}}}"#;
+        let f = evaluate_azure("{}", legacy, b, 365);
+        assert_eq!(f[0].status, Status::Fail);
+        assert!(
+            f[0].detail.contains("refuses to overwrite the checkpoint"),
+            "{f:?}"
+        );
+        // Unlocked: removable.
+        let unlocked = r#"{"properties":{"immutableStorageWithVersioning":{"enabled":true,"immutabilityPolicy":{"immutabilityPeriodSinceCreationInDays":400,"state":"Unlocked"}}}}"#;
+        let f = evaluate_azure(unlocked, c, b, 365);
+        assert!(
+            f[1].status == Status::Fail && f[1].detail.contains("Unlocked"),
+            "{f:?}"
+        );
+        let short = r#"{"properties":{"immutableStorageWithVersioning":{"enabled":true,"immutabilityPolicy":{"immutabilityPeriodSinceCreationInDays":7,"state":"Locked"}}}}"#;
+        assert!(evaluate_azure(short, c, b, 365)[1]
+            .detail
+            .contains("shorter"));
+        // Nothing at all, public, no versioning.
+        let public = r#"{"properties":{"publicAccess":"Container"}}"#;
+        let f = evaluate_azure("{}", public, "{}", 365);
         assert!(f.iter().all(|f| f.status == Status::Fail), "{f:?}");
-        let short = r#"{"properties":{"immutabilityPolicy":{"properties":{"immutabilityPeriodSinceCreationInDays":7,"state":"Locked"}}}}"#;
-        assert!(evaluate_azure(short, b, 365)[0].detail.contains("shorter"));
+        assert_eq!(
+            evaluate_azure("{", c, b, 1)[0].status,
+            Status::CouldNotCheck
+        );
+    }
+
+    fn hs(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn azure_data_plane_evaluation() {
+        let container = hs(&[("x-ms-immutable-storage-with-versioning-enabled", "true")]);
+        let cp = hs(&[
+            ("last-modified", "Mon, 02 Mar 2026 10:00:00 GMT"),
+            ("x-ms-version-id", "2026-03-02T10:00:00.0000000Z"),
+            ("x-ms-immutability-policy-mode", "locked"),
+            (
+                "x-ms-immutability-policy-until-date",
+                "Wed, 07 Apr 2027 10:00:00 GMT",
+            ),
+        ]);
+        let f = evaluate_azure_data_plane(&container, Some(&cp), 365);
+        assert!(f.iter().all(|f| f.status == Status::Pass), "{f:?}");
+        assert!(f[1].detail.contains("401 days"), "{f:?}");
+        let f = evaluate_azure_data_plane(&container, Some(&cp), 500);
+        assert!(f[1].status == Status::Fail && f[1].detail.contains("shorter"));
+        // No per-version policy reported, no versioning, public, legacy policy.
+        let legacy = hs(&[
+            ("x-ms-immutable-storage-with-versioning-enabled", "false"),
+            ("x-ms-has-immutability-policy", "true"),
+            ("x-ms-blob-public-access", "blob"),
+        ]);
+        let bare = hs(&[("last-modified", "Mon, 02 Mar 2026 10:00:00 GMT")]);
+        let f = evaluate_azure_data_plane(&legacy, Some(&bare), 365);
+        let st: Vec<_> = f.iter().map(|f| (f.property, f.status)).collect();
+        assert_eq!(
+            st,
+            [
+                ("version-level-immutability", Status::Fail),
+                ("retention-policy", Status::CouldNotCheck),
+                ("versioning", Status::Fail),
+                ("public-access", Status::Fail),
+            ]
+        );
+        assert!(f[0].detail.contains("refuses to overwrite the checkpoint"));
+        let unlocked = hs(&[("x-ms-immutability-policy-mode", "unlocked")]);
+        let f = evaluate_azure_data_plane(&container, Some(&unlocked), 1);
+        assert_eq!(f[1].status, Status::Fail);
+        // An emulator that reports nothing; no checkpoint yet.
+        let f = evaluate_azure_data_plane(&[], None, 1);
+        assert_eq!(f[0].status, Status::CouldNotCheck);
+        assert_eq!(f[1].status, Status::CouldNotCheck);
+        assert_eq!(f[2].status, Status::CouldNotCheck);
+        assert_eq!(f[3].status, Status::Pass);
+    }
+
+    #[test]
+    fn http_dates() {
+        assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
+        assert_eq!(
+            parse_http_date("Tue, 29 Feb 2028 12:00:00 GMT"),
+            Some(1_835_438_400)
+        );
+        assert_eq!(parse_http_date("2026-01-01"), None);
+        assert_eq!(parse_http_date("Sun, 06 Foo 1994 08:49:37 GMT"), None);
     }
 
     #[test]

@@ -147,9 +147,9 @@ data "aws_iam_policy_document" "bucket" {
   }
   # Objects other than the checkpoint may only be created, never overwritten.
   statement {
-    sid         = "DenyOverwrites"
-    effect      = "Deny"
-    actions     = ["s3:PutObject"]
+    sid           = "DenyOverwrites"
+    effect        = "Deny"
+    actions       = ["s3:PutObject"]
     not_resources = ["${aws_s3_bucket.audit.arn}/${var.log_prefix}/checkpoint"]
     principals {
       type        = "*"

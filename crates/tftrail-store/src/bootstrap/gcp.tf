@@ -1,13 +1,27 @@
 # tftrail audit bucket on Google Cloud Storage.
 #
-# A locked retention policy (Bucket Lock) keeps every object for `retention_days`: objects
-# cannot be deleted or overwritten until they are that old, and a locked policy can never be
-# removed or shortened. (GCS does not combine retention policies with object versioning;
-# the retention policy is the stronger guarantee.) tftrail writes with
-# x-goog-if-generation-match: 0 (create only).
-# KNOWN LIMITATION: a retention policy also refuses to *replace* an object, and the
-# checkpoint is replaced on every append. Until tftrail supports a separate checkpoint
-# location on GCS, this configuration suits archives, not a live log.
+# KNOWN LIMITATION: this bucket is NOT write-once storage, and `tftrail storage check` says so.
+# tftrail creates every object once (x-goog-if-generation-match: 0) and replaces only
+# `checkpoint` (x-goog-if-generation-match: <generation>). What would make GCS write-once
+# cannot host that checkpoint through the object_store client tftrail uses:
+# - a bucket retention policy (Bucket Lock) refuses to replace any object until it is
+#   `retention_days` old, so the first append after `init` fails on the checkpoint, and
+#   GCS does not combine a retention policy with object versioning;
+# - Object Retention Lock (per-object retention, `enable_object_retention`) needs each
+#   object's retention set in its upload metadata or by a later PATCH of the JSON API,
+#   which object_store does not expose.
+# See docs/decisions/0004-object-storage.md for what supporting either would take.
+#
+# What this configuration does instead, for a log that can grow:
+# - object versioning: an overwritten or deleted object stays as a noncurrent version;
+# - soft delete for 90 days (the maximum): even a deleted noncurrent version can be restored;
+# - no lifecycle rule: nothing is ever deleted automatically;
+# - writers may create objects but not delete them, and overwriting an object needs
+#   storage.objects.delete: they get that permission for `<log_prefix>/checkpoint` only,
+#   through an IAM condition, so they cannot replace a tile, a bundle, a blob or a claim;
+# - no ACLs (uniform bucket-level access), never public (public access prevention).
+# A project owner can still change all of this: rely on `tftrail verify` (which detects any
+# change) and on witnesses or off-site copies of checkpoints, not on the bucket alone.
 # Apply once, then run `tftrail storage check gs://<bucket>/<prefix>`.
 
 terraform {
@@ -20,6 +34,11 @@ terraform {
   }
 }
 
+variable "project" {
+  type        = string
+  description = "Project that holds the bucket and the writer role."
+}
+
 variable "bucket_name" {
   type        = string
   description = "Name of the audit bucket (globally unique)."
@@ -30,10 +49,16 @@ variable "location" {
   default = "EU"
 }
 
+variable "log_prefix" {
+  description = "Key prefix of the log inside the bucket (the store is gs://<bucket>/<log_prefix>)."
+  type        = string
+  default     = "tftrail"
+}
+
 variable "retention_days" {
-  description = "Retention of every object, in days. Locked: cannot be shortened later."
+  description = "How long deleted objects stay restorable (soft delete), in days; at most 90."
   type        = number
-  default     = 365
+  default     = 90
 }
 
 variable "writer_members" {
@@ -47,22 +72,27 @@ variable "reader_members" {
 }
 
 resource "google_storage_bucket" "audit" {
+  project  = var.project
   name     = var.bucket_name
   location = var.location
 
   # No ACLs: IAM only.
   uniform_bucket_level_access = true
   # Never public, whatever IAM binding is added later.
-  public_access_prevention    = "enforced"
+  public_access_prevention = "enforced"
 
-  retention_policy {
-    retention_period = var.retention_days * 86400
-    # Bucket Lock: irreversible.
-    is_locked = true
+  # Overwritten and deleted objects stay as noncurrent versions.
+  versioning {
+    enabled = true
+  }
+
+  # Deleted objects (noncurrent versions included) stay restorable.
+  soft_delete_policy {
+    retention_duration_seconds = var.retention_days * 86400
   }
 }
 
-# Writers create objects; objectCreator has no delete or overwrite permission.
+# Writers create objects; objectCreator cannot delete, and so cannot overwrite.
 resource "google_storage_bucket_iam_member" "writer" {
   for_each = toset(var.writer_members)
   bucket   = google_storage_bucket.audit.name
@@ -77,6 +107,26 @@ resource "google_storage_bucket_iam_member" "writer_read" {
   member   = each.value
 }
 
+# Replacing the checkpoint needs storage.objects.delete on that one object.
+resource "google_project_iam_custom_role" "checkpoint_writer" {
+  project     = var.project
+  role_id     = "tftrailCheckpointWriter"
+  title       = "tftrail checkpoint writer"
+  description = "Replace a tftrail log's checkpoint (granted on that object only)."
+  permissions = ["storage.objects.delete"]
+}
+
+resource "google_storage_bucket_iam_member" "writer_checkpoint" {
+  for_each = toset(var.writer_members)
+  bucket   = google_storage_bucket.audit.name
+  role     = google_project_iam_custom_role.checkpoint_writer.name
+  member   = each.value
+  condition {
+    title      = "tftrail checkpoint only"
+    expression = "resource.name == \"projects/_/buckets/${var.bucket_name}/objects/${var.log_prefix}/checkpoint\""
+  }
+}
+
 resource "google_storage_bucket_iam_member" "reader" {
   for_each = toset(var.reader_members)
   bucket   = google_storage_bucket.audit.name
@@ -85,5 +135,5 @@ resource "google_storage_bucket_iam_member" "reader" {
 }
 
 output "store" {
-  value = "gs://${google_storage_bucket.audit.name}/tftrail"
+  value = "gs://${google_storage_bucket.audit.name}/${var.log_prefix}"
 }

@@ -69,29 +69,59 @@ mod tests {
     }
 
     #[test]
-    fn gcp_and_azure_configs_have_every_property() {
+    fn gcp_config_has_every_property() {
+        let gcp = bootstrap_config(Cloud::Gcs);
         has_all(
-            bootstrap_config(Cloud::Gcs),
+            gcp,
             &[
-                "retention_policy",
-                "is_locked",
-                "public_access_prevention    = \"enforced\"",
+                "KNOWN LIMITATION",
+                "versioning {",
+                "enabled = true",
+                "soft_delete_policy",
+                "public_access_prevention = \"enforced\"",
                 "uniform_bucket_level_access = true",
+                "roles/storage.objectCreator",
+                "storage.objects.delete",
+                "/checkpoint",
                 "var.retention_days",
             ],
         );
+        // A retention policy would refuse to replace the checkpoint; no lifecycle rule may
+        // delete anything.
+        assert!(!gcp.contains("retention_policy {"));
+        assert!(!gcp.contains("lifecycle_rule"));
+    }
+
+    #[test]
+    fn azure_config_uses_version_level_immutability() {
+        let az = bootstrap_config(Cloud::Azure);
         has_all(
-            bootstrap_config(Cloud::Azure),
+            az,
             &[
-                "azurerm_storage_container_immutability_policy",
-                "protected_append_writes_enabled",
-                "immutability_period_in_days",
-                "locked",
-                "versioning_enabled",
-                "allow_nested_items_to_be_public",
-                "https_traffic_only_enabled",
+                "versioning_enabled = true",
+                "immutability_policy {",
+                "allow_protected_append_writes = false",
+                "period_since_creation_in_days = var.retention_days",
+                "var.lock_policy ? \"Locked\" : \"Unlocked\"",
+                "allow_nested_items_to_be_public = false",
+                "https_traffic_only_enabled      = true",
+                "shared_access_key_enabled       = false",
+                "container_access_type = \"private\"",
+                "blobs/write",
                 "var.retention_days",
             ],
         );
+        // A container-level policy refuses to overwrite the checkpoint.
+        assert!(!az.contains("azurerm_storage_container_immutability_policy"));
+        // Writers never get delete.
+        let writer = az
+            .split("resource \"azurerm_role_definition\" \"writer\"")
+            .nth(1)
+            .unwrap()
+            .split("resource ")
+            .next()
+            .unwrap();
+        assert!(!writer.contains("delete"), "writer can delete");
+        assert!(!writer.contains("Contributor"));
     }
 }
