@@ -34,7 +34,8 @@ pub const CHECKPOINT: &str = "checkpoint";
 
 /// Opaque version of the checkpoint object, used for compare-and-swap.
 ///
-/// For a local directory it is the SHA-256 of the bytes; for object storage, the ETag.
+/// For a local directory it is the SHA-256 of the bytes; for object storage, the ETag (S3,
+/// Azure) or the generation (GCS).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Version(pub String);
 

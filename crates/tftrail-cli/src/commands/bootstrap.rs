@@ -20,9 +20,11 @@ pub struct Args {
 enum Target {
     /// S3 bucket with Object Lock (COMPLIANCE), versioning, Block Public Access
     Aws,
-    /// GCS bucket with a locked retention policy
+    /// GCS bucket: versioning, soft delete, create-only writers (not write-once: a bucket
+    /// retention policy would refuse moving the checkpoint)
     Gcp,
-    /// Azure storage container with a locked time-based retention policy
+    /// Azure storage account and container with version-level immutability: every blob
+    /// version retained, the checkpoint still able to move
     Azure,
 }
 

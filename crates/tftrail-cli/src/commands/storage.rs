@@ -14,9 +14,12 @@ pub struct Args {
 
 #[derive(clap::Subcommand)]
 enum StorageCommand {
-    /// Check that the store keeps what is written: Object Lock in COMPLIANCE mode with a
+    /// Check that the store keeps what is written. S3: Object Lock in COMPLIANCE mode with a
     /// default retention of at least --min-retention-days, versioning, Block Public Access,
-    /// and no bucket-policy statement that lets the public write or delete.
+    /// and no bucket-policy statement that lets the public write or delete. Azure:
+    /// version-level immutability on the container, no anonymous access, the checkpoint
+    /// versioned and under retention (whether the policy is locked, and for how long, needs
+    /// the management API: could not check). GCS: not checked live yet (could not check).
     ///
     /// Each property is printed as pass, FAIL or could not check, with the reason.
     /// Exit status: 0 every property passes; 1 at least one fails (a local directory always
