@@ -8,14 +8,14 @@
 #   cargo build -p tftrail-cli && benches/s3.sh
 #
 # Env: REPS (default 5), TFTRAIL (default target/release/tftrail if built, else target/debug),
-# TERRAFORM, MOTO (default moto_server on PATH). Markdown on stdout, details on stderr.
+# TERRAFORM, MOTO (default moto_server_atomic, else moto_server, on PATH). Markdown on stdout, details on stderr.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if [ -z "${TFTRAIL:-}" ]; then
   TFTRAIL="$root/target/release/tftrail"; [ -x "$TFTRAIL" ] || TFTRAIL="$root/target/debug/tftrail"
 fi
 TERRAFORM="${TERRAFORM:-$(command -v terraform)}"
-MOTO="${MOTO:-$(command -v moto_server)}"
+MOTO="${MOTO:-$(command -v moto_server_atomic || command -v moto_server)}"
 REPS="${REPS:-5}"
 
 tmp="$(mktemp -d)"

@@ -11,82 +11,25 @@
 
 mod common;
 
-use std::process::Output;
-use std::sync::{Mutex, MutexGuard};
-
-use common::{code, describe, run, stderr, stdout, Env};
+use common::{code, describe, stderr, stdout, Env, ServerSlot, Shared};
 use tftrail_store::testing::Azurite;
 use tftrail_store::{NewObject, StoreError, Swap, CHECKPOINT};
 
-struct Shared {
-    azurite: Option<Azurite>,
-    users: usize,
-}
+static SLOT: ServerSlot<Azurite> = std::sync::Mutex::new((None, 0));
 
-static SHARED: Mutex<Shared> = Mutex::new(Shared {
-    azurite: None,
-    users: 0,
-});
-
-fn lock() -> MutexGuard<'static, Shared> {
-    SHARED.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A handle on the shared Azurite; the last one dropped stops it.
-struct AzGuard {
-    env: Vec<(&'static str, String)>,
-}
+type AzGuard = Shared<Azurite>;
 
 /// The shared emulator, or `None` (the test skips) when `TFTRAIL_AZURITE` is unset.
 fn azurite() -> Option<AzGuard> {
-    let mut s = lock();
-    if s.azurite.is_none() {
-        let a = Azurite::start()?;
-        a.apply_env();
-        s.azurite = Some(a);
-    }
-    s.users += 1;
-    Some(AzGuard {
-        env: s.azurite.as_ref().unwrap().env(),
-    })
-}
-
-impl Drop for AzGuard {
-    fn drop(&mut self) {
-        let mut s = lock();
-        s.users -= 1;
-        if s.users == 0 {
-            s.azurite = None;
-        }
-    }
-}
-
-impl AzGuard {
-    fn with<R>(&self, f: impl FnOnce(&Azurite) -> R) -> R {
-        let s = lock();
-        f(s.azurite.as_ref().unwrap())
-    }
-
-    /// `tftrail args…` on the log at `loc`.
-    fn tftrail(&self, env: &Env, loc: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
-        let mut c = env.command(args);
-        c.env("TFTRAIL_STORE", loc)
-            .envs(self.env.iter().map(|(k, v)| (*k, v)));
-        run(c, stdin)
-    }
-
-    fn ok(&self, env: &Env, loc: &str, args: &[&str], stdin: Option<&[u8]>) -> String {
-        let out = self.tftrail(env, loc, args, stdin);
-        assert_eq!(code(&out), 0, "tftrail {args:?}\n{}", describe(&out));
-        stdout(&out)
-    }
-}
-
-fn log_json(g: &AzGuard, env: &Env, loc: &str) -> Vec<serde_json::Value> {
-    g.ok(env, loc, &["log", "--limit", "0", "--json"], None)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect()
+    Shared::acquire(
+        &SLOT,
+        || {
+            let a = Azurite::start()?;
+            a.apply_env();
+            Some(a)
+        },
+        Azurite::env,
+    )
 }
 
 /// Flips one bit of a blob in the emulator, behind tftrail's back.
@@ -132,7 +75,7 @@ fn azure_everyday_commands() {
     );
     assert_eq!(v["size"].as_u64(), Some(303));
 
-    let recs = log_json(&g, &env, loc);
+    let recs = g.log_json(&env, loc);
     assert_eq!(recs.len(), 303);
     let mut is: Vec<u64> = recs
         .iter()
@@ -303,7 +246,8 @@ fn azure_checkpoint_compare_and_swap() {
         v.contains(&format!("verified: {} records", writers * each)),
         "{v}"
     );
-    let mut seen: Vec<(u64, u64)> = log_json(&g, &env, loc)
+    let mut seen: Vec<(u64, u64)> = g
+        .log_json(&env, loc)
         .iter()
         .map(|r| {
             let p = &r["record"]["payload"];

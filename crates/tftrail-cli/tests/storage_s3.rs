@@ -7,84 +7,26 @@
 
 mod common;
 
-use std::process::Output;
-use std::sync::{Mutex, MutexGuard};
-
-use common::{code, describe, run, stderr, stdout, Env};
+use common::{code, describe, stderr, stdout, Env, ServerSlot, Shared};
 use tftrail_store::s3admin::S3Admin;
 use tftrail_store::testing::{object_lock_xml, Moto, PUBLIC_ACCESS_BLOCK_ALL};
 
-struct Shared {
-    moto: Option<Moto>,
-    users: usize,
-}
+static SLOT: ServerSlot<Moto> = std::sync::Mutex::new((None, 0));
 
-static SHARED: Mutex<Shared> = Mutex::new(Shared {
-    moto: None,
-    users: 0,
-});
+type MotoGuard = Shared<Moto>;
 
-/// A handle on the shared moto_server; the last one dropped stops it.
-struct MotoGuard {
-    endpoint: String,
-    env: Vec<(&'static str, String)>,
-}
-
-fn lock() -> MutexGuard<'static, Shared> {
-    SHARED.lock().unwrap_or_else(|e| e.into_inner())
-}
-
+/// The shared moto_server.
 fn moto() -> MotoGuard {
-    let mut s = lock();
-    if s.moto.is_none() {
-        let m = Moto::start();
-        m.apply_env();
-        s.moto = Some(m);
-    }
-    s.users += 1;
-    let m = s.moto.as_ref().unwrap();
-    MotoGuard {
-        endpoint: m.endpoint(),
-        env: m.env(),
-    }
-}
-
-impl Drop for MotoGuard {
-    fn drop(&mut self) {
-        let mut s = lock();
-        s.users -= 1;
-        if s.users == 0 {
-            s.moto = None;
-        }
-    }
-}
-
-impl MotoGuard {
-    fn with<R>(&self, f: impl FnOnce(&Moto) -> R) -> R {
-        let s = lock();
-        f(s.moto.as_ref().unwrap())
-    }
-
-    /// `tftrail args…` on the log at `loc`.
-    fn tftrail(&self, env: &Env, loc: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
-        let mut c = env.command(args);
-        c.env("TFTRAIL_STORE", loc)
-            .envs(self.env.iter().map(|(k, v)| (*k, v)));
-        run(c, stdin)
-    }
-
-    fn ok(&self, env: &Env, loc: &str, args: &[&str], stdin: Option<&[u8]>) -> String {
-        let out = self.tftrail(env, loc, args, stdin);
-        assert_eq!(code(&out), 0, "tftrail {args:?}\n{}", describe(&out));
-        stdout(&out)
-    }
-}
-
-fn log_json(g: &MotoGuard, env: &Env, loc: &str) -> Vec<serde_json::Value> {
-    g.ok(env, loc, &["log", "--limit", "0", "--json"], None)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect()
+    Shared::acquire(
+        &SLOT,
+        || {
+            let m = Moto::start();
+            m.apply_env();
+            Some(m)
+        },
+        Moto::env,
+    )
+    .expect("moto starts")
 }
 
 /// Every version id of `key`, newest first (delete markers excluded).
@@ -113,7 +55,7 @@ fn s3_everyday_commands() {
         );
         assert_eq!(idx.trim(), i.to_string());
     }
-    let recs = log_json(&g, &env, loc);
+    let recs = g.log_json(&env, loc);
     assert_eq!(recs.len(), 3);
     let shown = g.ok(&env, loc, &["show", "1", "--json"], None);
     assert!(shown.contains("\"i\":1"), "{shown}");
@@ -168,7 +110,7 @@ fn compliance_lock_delete_markers_and_recover() {
         .envs(g.env.iter().map(|(k, v)| (*k, v)))
         .args([
             "--endpoint-url",
-            &g.endpoint,
+            &g.with(Moto::endpoint),
             "s3api",
             "delete-object",
             "--bucket",
@@ -257,7 +199,7 @@ fn compliance_lock_delete_markers_and_recover() {
     let dest = dest.to_str().unwrap();
     let v = g.ok(&env, dest, &["verify"], None);
     assert!(v.contains("verified: 301 records"), "{v}");
-    let recs = log_json(&g, &env, dest);
+    let recs = g.log_json(&env, dest);
     assert_eq!(recs.len(), 301);
     let mut ns: Vec<u64> = recs
         .iter()
@@ -294,7 +236,8 @@ fn concurrent_writer_processes() {
     });
     let v = g.ok(&env, loc, &["verify"], None);
     assert!(v.contains("verified: 400 records"), "{v}");
-    let mut seen: Vec<(u64, u64)> = log_json(&g, &env, loc)
+    let mut seen: Vec<(u64, u64)> = g
+        .log_json(&env, loc)
         .iter()
         .map(|r| {
             let p = &r["record"]["payload"];
@@ -304,6 +247,85 @@ fn concurrent_writer_processes() {
     seen.sort();
     let want: Vec<(u64, u64)> = (0..8).flat_map(|w| (0..50).map(move |n| (w, n))).collect();
     assert_eq!(seen, want);
+}
+
+/// A writer killed (SIGKILL) at any moment of a batch append on S3 leaves nothing that blocks
+/// the next writer: its batch is all in or all out, nothing acknowledged is lost, and the log
+/// verifies.
+#[test]
+fn killed_writer_does_not_block_others() {
+    use std::io::Write;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    const BATCH: u64 = 400;
+    let g = moto();
+    g.with(|m| m.create_audit_bucket("killed", 1));
+    let env = Env::new();
+    let loc = "s3://killed/log";
+    g.ok(
+        &env,
+        loc,
+        &["init", "--origin", "test.example/killed"],
+        None,
+    );
+    let lines = |it: u64| -> Vec<u8> {
+        (0..BATCH)
+            .map(|n| format!("{{\"it\":{it},\"n\":{n}}}\n"))
+            .collect::<String>()
+            .into_bytes()
+    };
+    // How long an uninterrupted batch takes, to spread the kills over it.
+    let t = Instant::now();
+    g.ok(&env, loc, &["append", "--batch"], Some(&lines(0)));
+    let runtime = t.elapsed();
+    let mut acked = vec![0u64];
+    let mut seed = u64::from(std::process::id()) | 1;
+    for it in 1..=6u64 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = Duration::from_micros(seed % (runtime.as_micros() as u64 + 1));
+        let mut c = env.command(&["append", "--batch", "--json"]);
+        c.env("TFTRAIL_STORE", loc)
+            .envs(g.env.iter().map(|(k, v)| (*k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(&lines(it)).unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        if code(&out) == 0 && !out.stdout.is_empty() {
+            acked.push(it);
+        }
+        // The next writer is not blocked by what the killed one left.
+        let after = format!("{{\"after\":{it}}}");
+        g.ok(&env, loc, &["append"], Some(after.as_bytes()));
+    }
+    let v = g.ok(&env, loc, &["verify"], None);
+    assert!(v.starts_with("OK:"), "{v}");
+    let mut per_batch = std::collections::BTreeMap::<u64, u64>::new();
+    let mut afters = 0;
+    for r in g.log_json(&env, loc) {
+        let p = &r["record"]["payload"];
+        match p["it"].as_u64() {
+            Some(it) => *per_batch.entry(it).or_default() += 1,
+            None => afters += 1,
+        }
+    }
+    assert_eq!(afters, 6);
+    for (it, n) in &per_batch {
+        assert_eq!(*n, BATCH, "batch {it} is partly in the log");
+    }
+    for it in &acked {
+        assert!(per_batch.contains_key(it), "acknowledged batch {it} lost");
+    }
+    eprintln!(
+        "batch takes {runtime:?}; acknowledged {acked:?}; in the log {:?}",
+        per_batch.keys().collect::<Vec<_>>()
+    );
 }
 
 fn check(g: &MotoGuard, env: &Env, loc: &str, min_days: &str) -> (i32, String) {
@@ -441,7 +463,8 @@ fn terraform_run_on_s3() {
     }
     let v = g.ok(&env, loc, &["verify"], None);
     assert!(v.contains(&format!("verified: {total} records")), "{v}");
-    let kinds: Vec<String> = log_json(&g, &env, loc)
+    let kinds: Vec<String> = g
+        .log_json(&env, loc)
         .iter()
         .map(|r| r["record"]["kind"].as_str().unwrap().to_string())
         .collect();

@@ -16,6 +16,9 @@ use crate::{Log, LogError};
 
 /// How many times a writer retries after losing a race before giving up.
 const MAX_ATTEMPTS: u32 = 200;
+/// How long a writer without a local lock lets another writer publish a batch it claimed
+/// before finishing that batch itself (see [`Log::claim_shared`]).
+const PATIENCE: Duration = Duration::from_secs(2);
 /// Entries per batch claim in a large append.
 const CHUNK_ENTRIES: usize = 65_536;
 /// Bytes per batch claim in a large append.
@@ -69,16 +72,19 @@ pub fn init(store: &dyn Store, key: &SigningKey) -> Result<Checkpoint, LogError>
     }
 }
 
-/// Jittered exponential backoff: 5 ms doubling up to 500 ms.
-fn backoff(attempt: u32) {
-    let base = 5u64 << attempt.min(7);
-    let cap = base.min(500);
-    let nanos = std::time::SystemTime::now()
+/// A little randomness for backoff, different across processes.
+fn jitter() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0) as u64
-        ^ u64::from(std::process::id()).wrapping_mul(2654435761);
-    std::thread::sleep(Duration::from_millis(cap / 2 + nanos % (cap / 2 + 1)));
+        ^ u64::from(std::process::id()).wrapping_mul(2654435761)
+}
+
+/// Jittered exponential backoff: 5 ms doubling up to 500 ms.
+fn backoff(attempt: u32) {
+    let cap = (5u64 << attempt.min(7)).min(500);
+    std::thread::sleep(Duration::from_millis(cap / 2 + jitter() % (cap / 2 + 1)));
 }
 
 impl Log {
@@ -172,6 +178,9 @@ impl Log {
         state: &mut Option<(Head, Integrator)>,
         locked: bool,
     ) -> Result<u64, LogError> {
+        if !locked {
+            return self.claim_shared(key, entries, state);
+        }
         for attempt in 0..MAX_ATTEMPTS {
             let (head, mut it) = match state.take() {
                 Some(s) => s,
@@ -201,27 +210,13 @@ impl Log {
                 .map(|(p, d)| NewObject::new(p, d))
                 .collect();
             let claim = NewObject::new(batch_path(start), claim);
-            let created = if locked {
-                self.store
-                    .create_after(std::slice::from_ref(&claim), &objects)
-            } else {
-                // Without a local writer lock, other machines race for the same position.
-                // Conditional creates are atomic on S3, GCS and Azure; reading the claim back
-                // also catches servers whose If-None-Match is check-then-put (moto).
-                self.store
-                    .create_all(std::slice::from_ref(&claim))
-                    .and_then(|()| match self.store.get(&claim.path)? {
-                        Some(b) if b == claim.data => Ok(()),
-                        _ => Err(StoreError::Conflict {
-                            path: claim.path.clone(),
-                        }),
-                    })
-                    .and_then(|()| self.store.create_all(&objects))
-            };
-            match created {
+            match self
+                .store
+                .create_after(std::slice::from_ref(&claim), &objects)
+            {
                 Ok(()) => {}
-                Err(StoreError::Conflict { path }) if path == batch_path(start) => {
-                    // Another writer sequenced a batch here first: integrate it and retry.
+                Err(StoreError::Conflict { path }) if path == claim.path => {
+                    // Only a writer on another machine sharing this directory gets here.
                     backoff(attempt);
                     continue;
                 }
@@ -231,6 +226,72 @@ impl Log {
             return Ok(start);
         }
         Err(LogError::Contention(MAX_ATTEMPTS))
+    }
+
+    /// [`Log::claim_and_integrate`] without a local writer lock: writers on other machines race
+    /// for the same positions. Losing costs little: a writer reads only the checkpoint and
+    /// asks whether the next position is claimed (HEAD) until it holds a claim; only then does
+    /// it read tiles and integrate. A position claimed by another writer is left to that
+    /// writer to publish, for at most [`PATIENCE`]; after that it was left by a crashed writer
+    /// and is rolled forward.
+    fn claim_shared(
+        &self,
+        key: &SigningKey,
+        entries: Vec<Vec<u8>>,
+        state: &mut Option<(Head, Integrator)>,
+    ) -> Result<u64, LogError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let (head, it) = match state.take() {
+                Some((head, it)) => (head, Some(it)),
+                None => (self.head()?, None),
+            };
+            let start = it.as_ref().map_or(head.checkpoint.size, Integrator::size);
+            let path = batch_path(start);
+            if self.store.exists(&path)? {
+                let head = self.await_checkpoint_past(head, start)?;
+                if head.checkpoint.size <= start {
+                    let mut it = self.integrator(&head.checkpoint)?;
+                    self.roll_forward(key, head, &mut it)?;
+                }
+                continue;
+            }
+            // Conditional creates are atomic on S3, GCS and Azure; reading the claim back
+            // also catches servers whose If-None-Match is check-then-put (moto).
+            let claim = NewObject::new(path.clone(), batch::encode(key, start, &entries));
+            let won = self
+                .store
+                .create_all(std::slice::from_ref(&claim))
+                .and_then(|()| Ok(self.store.get(&path)?.as_deref() == Some(&claim.data[..])));
+            match won {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(StoreError::Conflict { path: p }) if p == path => continue,
+                Err(e) => return Err(e.into()),
+            }
+            // Position `start` is ours.
+            let mut it = match it {
+                Some(it) => it,
+                None => self.integrator(&head.checkpoint)?,
+            };
+            let out = it.integrate(&entries);
+            self.write_objects(out.objects)?;
+            *state = Some((head, it));
+            return Ok(start);
+        }
+        Err(LogError::Contention(MAX_ATTEMPTS))
+    }
+
+    /// Polls the checkpoint (50 ms doubling to 400 ms, jittered) until it covers position
+    /// `pos` or [`PATIENCE`] has passed; returns the last head read.
+    fn await_checkpoint_past(&self, mut head: Head, pos: u64) -> Result<Head, LogError> {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        let mut wait = 50u64;
+        while head.checkpoint.size <= pos && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(wait / 2 + jitter() % (wait / 2 + 1)));
+            wait = (wait * 2).min(400);
+            head = self.head()?;
+        }
+        Ok(head)
     }
 
     /// Finishes any claimed batches at the edge of the tree (left by a crashed or slower

@@ -147,6 +147,11 @@ pub trait Store: Send + Sync {
     /// Reads an object; `Ok(None)` when it does not exist.
     fn get(&self, path: &str) -> Result<Option<Vec<u8>>, StoreError>;
 
+    /// Whether an object exists, without reading it (object stores send a HEAD request).
+    fn exists(&self, path: &str) -> Result<bool, StoreError> {
+        Ok(self.get(path)?.is_some())
+    }
+
     /// Creates every object (in any order, possibly in parallel), durably.
     fn create_all(&self, objects: &[NewObject]) -> Result<(), StoreError>;
 

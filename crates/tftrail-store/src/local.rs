@@ -328,6 +328,15 @@ impl Store for LocalStore {
         }
     }
 
+    fn exists(&self, path: &str) -> Result<bool, StoreError> {
+        let p = self.object_path(path)?;
+        match fs::metadata(&p) {
+            Ok(m) => Ok(m.is_file()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_err("read", &p, e)),
+        }
+    }
+
     fn create_all(&self, objects: &[NewObject]) -> Result<(), StoreError> {
         let staged = self.stage_all(objects)?;
         let dirty = self.commit_staged(objects, staged)?;

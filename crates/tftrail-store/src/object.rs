@@ -469,6 +469,17 @@ impl Store for ObjectStoreBackend {
         self.rt.block_on(self.get_async(path))
     }
 
+    fn exists(&self, path: &str) -> Result<bool, StoreError> {
+        let key = self.object_key(path)?;
+        match self.rt.block_on(self.inner.head(&key)) {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { source, .. }) if !no_such_bucket(&*source) => {
+                Ok(false)
+            }
+            Err(e) => Err(map_err("read", path, e)),
+        }
+    }
+
     fn create_all(&self, objects: &[NewObject]) -> Result<(), StoreError> {
         self.rt.block_on(async {
             futures::stream::iter(objects.iter().map(|o| self.create_one(o)))

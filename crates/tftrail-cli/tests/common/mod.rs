@@ -370,3 +370,79 @@ impl Env {
         v["record"].clone()
     }
 }
+
+// ---- Storage servers shared by the tests of one binary (tests/storage_*.rs) ----
+
+/// Where a shared server lives: the server (while some test uses it) and how many use it.
+pub type ServerSlot<T> = std::sync::Mutex<(Option<T>, usize)>;
+
+/// A test's handle on a server shared by the tests that run at the same time (moto,
+/// Azurite); the last handle dropped stops the server.
+pub struct Shared<T: 'static> {
+    slot: &'static ServerSlot<T>,
+    /// The variables that point `tftrail` at the server.
+    pub env: Vec<(&'static str, String)>,
+}
+
+fn lock_slot<T>(
+    slot: &'static ServerSlot<T>,
+) -> std::sync::MutexGuard<'static, (Option<T>, usize)> {
+    slot.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl<T: 'static> Shared<T> {
+    /// The running server, started with `start` if no test uses one; `None` when `start`
+    /// gives none (the test skips). `env` gives the variables `tftrail` needs.
+    pub fn acquire(
+        slot: &'static ServerSlot<T>,
+        start: impl FnOnce() -> Option<T>,
+        env: impl FnOnce(&T) -> Vec<(&'static str, String)>,
+    ) -> Option<Self> {
+        let mut s = lock_slot(slot);
+        if s.0.is_none() {
+            s.0 = Some(start()?);
+        }
+        s.1 += 1;
+        let env = env(s.0.as_ref().expect("started"));
+        Some(Shared { slot, env })
+    }
+
+    /// Uses the server directly (behind tftrail's back).
+    pub fn with<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        let s = lock_slot(self.slot);
+        f(s.0.as_ref().expect("a handle keeps the server running"))
+    }
+
+    /// `tftrail args…` on the log at `loc`.
+    pub fn tftrail(&self, env: &Env, loc: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        let mut c = env.command(args);
+        c.env("TFTRAIL_STORE", loc)
+            .envs(self.env.iter().map(|(k, v)| (*k, v)));
+        run(c, stdin)
+    }
+
+    /// Like [`Shared::tftrail`], asserting exit 0; returns stdout.
+    pub fn ok(&self, env: &Env, loc: &str, args: &[&str], stdin: Option<&[u8]>) -> String {
+        let out = self.tftrail(env, loc, args, stdin);
+        assert_eq!(code(&out), 0, "tftrail {args:?}\n{}", describe(&out));
+        stdout(&out)
+    }
+
+    /// `tftrail log --json` of the log at `loc`, all records, newest first.
+    pub fn log_json(&self, env: &Env, loc: &str) -> Vec<serde_json::Value> {
+        self.ok(env, loc, &["log", "--limit", "0", "--json"], None)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON line"))
+            .collect()
+    }
+}
+
+impl<T: 'static> Drop for Shared<T> {
+    fn drop(&mut self) {
+        let mut s = lock_slot(self.slot);
+        s.1 -= 1;
+        if s.1 == 0 {
+            s.0 = None;
+        }
+    }
+}
