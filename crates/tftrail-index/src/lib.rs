@@ -416,6 +416,57 @@ CREATE INDEX rc_address ON resource_changes(address, idx);
 CREATE INDEX rc_idx ON resource_changes(idx);
 ";
 
+/// [`Index::extend`] inside the caller's transaction.
+fn extend_in(
+    tx: &rusqlite::Transaction<'_>,
+    path: &str,
+    log: &Log,
+    cp: &Checkpoint,
+    from: u64,
+) -> Result<(), IndexError> {
+    let db = |source| IndexError::Db {
+        path: path.to_string(),
+        source,
+    };
+    let mut start = from;
+    while start < cp.size {
+        let end = (start + CHUNK).min(cp.size);
+        let entries = log.entries(cp, start, end)?;
+        for (k, e) in entries.iter().enumerate() {
+            let index = start + k as u64;
+            let mut r = Record::from_entry(e).map_err(|err| IndexError::BadRecord {
+                index,
+                reason: err.to_string(),
+            })?;
+            inflate(log, &mut r.payload)?;
+            let lookup = |i: u64| -> Vec<(String, String)> {
+                let Ok(mut st) = tx.prepare_cached(
+                    "SELECT address, action FROM resource_changes WHERE idx = ?1 AND source = 'plan'",
+                ) else {
+                    return vec![];
+                };
+                st.query_map([i as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map(|rows| rows.filter_map(Result::ok).collect())
+                    .unwrap_or_default()
+            };
+            let (row, changes) = extract(index, &r, &lookup);
+            insert(tx, &row, &changes).map_err(db)?;
+        }
+        start = end;
+    }
+    tx.execute(
+        "UPDATE meta SET v = ?1 WHERE k = 'size'",
+        [cp.size.to_string()],
+    )
+    .map_err(db)?;
+    tx.execute(
+        "UPDATE meta SET v = ?1 WHERE k = 'root'",
+        [hash_b64(&cp.root)],
+    )
+    .map_err(db)?;
+    Ok(())
+}
+
 fn remove_db_files(path: &Path) {
     for suffix in ["", "-journal", "-wal", "-shm"] {
         let mut p = path.as_os_str().to_owned();
@@ -493,6 +544,14 @@ impl Index {
         })?;
         let ix = Index { conn, path: p };
         ix.db(ix.conn.busy_timeout(std::time::Duration::from_secs(30)))?;
+        // The index is a cache of the log: a commit lost in a power failure only makes it
+        // stale (its recorded size and root are updated in the same transaction), which the
+        // next open notices. WAL with synchronous=NORMAL stays consistent after a crash and
+        // needs no fsync per commit.
+        ix.db(ix
+            .conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0)))?;
+        ix.db(ix.conn.execute_batch("PRAGMA synchronous=NORMAL"))?;
         Ok(ix)
     }
 
@@ -560,72 +619,37 @@ impl Index {
             path: path.clone(),
             source,
         };
-        self.conn
-            .execute_batch(
-                "DROP TABLE IF EXISTS meta; DROP TABLE IF EXISTS records;
-                 DROP TABLE IF EXISTS resource_changes;",
-            )
-            .map_err(db)?;
-        self.conn.execute_batch(SCHEMA).map_err(db)?;
-        self.conn
-            .execute(
-                "INSERT INTO meta (k, v) VALUES ('schema', ?1), ('key', ?2), ('size', '0'), ('root', ?3)",
-                params![
-                    SCHEMA_VERSION,
-                    log.key().as_str(),
-                    hash_b64(&tftrail_core::merkle::empty_root())
-                ],
-            )
-            .map_err(db)?;
-        self.extend(log, cp, 0)
+        // One transaction: dropping, creating and filling commit together.
+        let tx = self.conn.transaction().map_err(db)?;
+        tx.execute_batch(
+            "DROP TABLE IF EXISTS meta; DROP TABLE IF EXISTS records;
+             DROP TABLE IF EXISTS resource_changes;",
+        )
+        .map_err(db)?;
+        tx.execute_batch(SCHEMA).map_err(db)?;
+        tx.execute(
+            "INSERT INTO meta (k, v) VALUES ('schema', ?1), ('key', ?2), ('size', '0'), ('root', ?3)",
+            params![
+                SCHEMA_VERSION,
+                log.key().as_str(),
+                hash_b64(&tftrail_core::merkle::empty_root())
+            ],
+        )
+        .map_err(db)?;
+        extend_in(&tx, &path, log, cp, 0)?;
+        tx.commit().map_err(db)
     }
 
     /// Indexes entries `from..` of the tree at `cp`, then records (size, root) — all in one
     /// transaction, so a crash leaves the previous consistent state.
     fn extend(&mut self, log: &Log, cp: &Checkpoint, from: u64) -> Result<(), IndexError> {
-        let cp = cp.clone();
         let path = self.path.clone();
         let db = |source| IndexError::Db {
             path: path.clone(),
             source,
         };
         let tx = self.conn.transaction().map_err(db)?;
-        let mut start = from;
-        while start < cp.size {
-            let end = (start + CHUNK).min(cp.size);
-            let entries = log.entries(&cp, start, end)?;
-            for (k, e) in entries.iter().enumerate() {
-                let index = start + k as u64;
-                let mut r = Record::from_entry(e).map_err(|err| IndexError::BadRecord {
-                    index,
-                    reason: err.to_string(),
-                })?;
-                inflate(log, &mut r.payload)?;
-                let lookup = |i: u64| -> Vec<(String, String)> {
-                    let Ok(mut st) = tx.prepare_cached(
-                        "SELECT address, action FROM resource_changes WHERE idx = ?1 AND source = 'plan'",
-                    ) else {
-                        return vec![];
-                    };
-                    st.query_map([i as i64], |r| Ok((r.get(0)?, r.get(1)?)))
-                        .map(|rows| rows.filter_map(Result::ok).collect())
-                        .unwrap_or_default()
-                };
-                let (row, changes) = extract(index, &r, &lookup);
-                insert(&tx, &row, &changes).map_err(db)?;
-            }
-            start = end;
-        }
-        tx.execute(
-            "UPDATE meta SET v = ?1 WHERE k = 'size'",
-            [cp.size.to_string()],
-        )
-        .map_err(db)?;
-        tx.execute(
-            "UPDATE meta SET v = ?1 WHERE k = 'root'",
-            [hash_b64(&cp.root)],
-        )
-        .map_err(db)?;
+        extend_in(&tx, &path, log, cp, from)?;
         tx.commit().map_err(db)
     }
 

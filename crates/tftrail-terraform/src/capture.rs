@@ -593,7 +593,7 @@ pub fn run_recorded(
                 }
             };
             let r = runner::run(&spec_with(inv.raw_args().to_vec()), &run_opts)?;
-            let ctx_after = Context::capture(&dir, env);
+            let ctx_after = ctx.after_command(env);
             let state_after = read_state(inv, &ctx_after, &program, env);
             if let Some(s) = &state_after.snapshot {
                 secrets.extend(s.secrets());

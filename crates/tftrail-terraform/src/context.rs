@@ -149,12 +149,16 @@ impl Context {
         // repository each fails at once).
         let (git_root, remote, commit, branch, dirty) = std::thread::scope(|s| {
             let d = abs_dir.as_path();
+            // Every remote's URL in one call: origin's, else the first listed.
             let remote = s.spawn(move || {
-                git(d, &["remote", "get-url", "origin"]).or_else(|| {
-                    let first = git(d, &["remote"])?;
-                    let first = first.lines().next()?.to_string();
-                    git(d, &["remote", "get-url", &first])
-                })
+                let urls = git(d, &["config", "--get-regexp", r"^remote\..*\.url$"])?;
+                let pairs: Vec<(&str, &str)> =
+                    urls.lines().filter_map(|l| l.split_once(' ')).collect();
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == "remote.origin.url")
+                    .or(pairs.first())
+                    .map(|(_, url)| url.to_string())
             });
             let commit = s.spawn(move || git(d, &["rev-parse", "--verify", "-q", "HEAD"]));
             let branch = s.spawn(move || git(d, &["symbolic-ref", "-q", "--short", "HEAD"]));
@@ -204,6 +208,19 @@ impl Context {
 
     /// The backend's `config` block from `.terraform/terraform.tfstate` (not serialised:
     /// it may hold credentials).
+    /// The same context after a command that may have changed the workspace or the backend
+    /// (`init -migrate-state`, `workspace select`): those are read again, the rest (git,
+    /// actor) is kept.
+    pub fn after_command(&self, env: &Env) -> Context {
+        let (backend, backend_config) = backend_of(&self.abs_dir, env);
+        Context {
+            workspace: workspace_of(&self.abs_dir, env),
+            backend,
+            backend_config,
+            ..self.clone()
+        }
+    }
+
     pub(crate) fn backend_config(&self) -> &Value {
         &self.backend_config
     }
@@ -459,6 +476,84 @@ mod tests {
         ] {
             assert_eq!(strip_url_credentials(i), o, "{i}");
         }
+    }
+
+    /// Runs git in `dir` (a real git, as tftrail uses it); panics when it fails.
+    fn git_ok(dir: &Path, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .expect("git runs");
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    #[test]
+    fn git_facts() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("repo");
+        let infra = repo.join("infra/prod");
+        std::fs::create_dir_all(&infra).unwrap();
+        git_ok(&repo, &["init", "-q", "-b", "audit-branch"]);
+        git_ok(
+            &repo,
+            &[
+                "remote",
+                "add",
+                "upstream",
+                "https://u:pw@up.example/o/r.git",
+            ],
+        );
+        std::fs::write(infra.join("main.tf"), "# x\n").unwrap();
+        git_ok(&repo, &["add", "."]);
+        git_ok(&repo, &["commit", "-q", "-m", "one"]);
+        let head = git_ok(&repo, &["rev-parse", "HEAD"]);
+
+        // Without origin: the first remote, credentials stripped.
+        let c = Context::capture(&infra, &Env::empty());
+        assert_eq!(c.dir, "infra/prod");
+        let g = c.git.expect("in a work tree");
+        assert_eq!(g.remote.as_deref(), Some("https://up.example/o/r.git"));
+        assert_eq!(g.commit.as_deref(), Some(head.as_str()));
+        assert_eq!(g.branch.as_deref(), Some("audit-branch"));
+        assert_eq!(g.dirty, Some(false));
+
+        // origin wins; an untracked file makes the tree dirty.
+        git_ok(
+            &repo,
+            &[
+                "remote",
+                "add",
+                "origin",
+                "https://tok3n@git.example/o/r.git",
+            ],
+        );
+        std::fs::write(infra.join("new.tf"), "# y\n").unwrap();
+        let g = Context::capture(&infra, &Env::empty()).git.unwrap();
+        assert_eq!(g.remote.as_deref(), Some("https://git.example/o/r.git"));
+        assert_eq!(g.dirty, Some(true));
+
+        // Detached HEAD: no branch, still the commit.
+        git_ok(&repo, &["checkout", "-q", "--detach"]);
+        let g = Context::capture(&infra, &Env::empty()).git.unwrap();
+        assert_eq!(g.branch, None);
+        assert_eq!(g.commit.as_deref(), Some(head.as_str()));
+
+        // Outside any repository: no git facts, the absolute directory.
+        let outside = tmp.path().join("plain");
+        std::fs::create_dir_all(&outside).unwrap();
+        let c = Context::capture(&outside, &Env::empty());
+        assert!(c.git.is_none());
+        assert_eq!(
+            Path::new(&c.dir),
+            std::fs::canonicalize(&outside).unwrap().as_path()
+        );
     }
 
     #[test]
