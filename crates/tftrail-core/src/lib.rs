@@ -19,6 +19,7 @@
 
 pub mod batch;
 pub mod bundle;
+mod canonical;
 pub mod checkpoint;
 pub mod integrate;
 pub mod layout;
