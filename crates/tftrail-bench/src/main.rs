@@ -76,8 +76,8 @@ fn new_log(dir: &std::path::Path) -> (Log, SigningKey) {
 
 /// Appends `total` records of `size` bytes in batches of `batch`; returns records/s.
 fn append_rate(size: usize, batch: usize, total: usize) -> f64 {
-    let dir = tempfile::tempdir_in(bench_dir()).unwrap();
-    let (log, key) = new_log(dir.path());
+    let dir = scratch();
+    let (log, key) = new_log(&dir);
     let batches: Vec<Vec<Vec<u8>>> = (0..total / batch)
         .map(|b| {
             (0..batch)
@@ -92,6 +92,18 @@ fn append_rate(size: usize, batch: usize, total: usize) -> f64 {
     total as f64 / start.elapsed().as_secs_f64()
 }
 
+/// The directory of this run: every benchmark's files stay until the whole run ends. Deleting
+/// thousands of files makes ext4 slower to create new ones for a while (new inodes skip
+/// recently deleted ones, reading the inode table for each), which would otherwise be charged
+/// to the next benchmark.
+static RUN_DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+
+/// A new directory for one benchmark, removed with the run's directory at the end.
+fn scratch() -> PathBuf {
+    let run = RUN_DIR.get_or_init(|| tempfile::tempdir_in(bench_dir()).unwrap());
+    tempfile::tempdir_in(run.path()).unwrap().keep()
+}
+
 fn bench_dir() -> PathBuf {
     std::env::var_os("TFTRAIL_BENCH_DIR")
         .map(PathBuf::from)
@@ -100,8 +112,8 @@ fn bench_dir() -> PathBuf {
 
 /// Builds a log of `count` 1 KiB records and verifies it; returns (entry MB/s, seconds).
 fn verify_rate(count: usize) -> (f64, f64) {
-    let dir = tempfile::tempdir_in(bench_dir()).unwrap();
-    let (log, key) = new_log(dir.path());
+    let dir = scratch();
+    let (log, key) = new_log(&dir);
     let mut i = 0u64;
     while (i as usize) < count {
         let n = 10_000.min(count - i as usize);
@@ -141,13 +153,13 @@ fn process_ms(runs: usize) -> Option<f64> {
     if !exe.exists() {
         return None;
     }
-    let home = tempfile::tempdir_in(bench_dir()).unwrap();
+    let home = scratch();
     let run = |args: &[&str], input: &str| {
         let mut c = Command::new(&exe)
             .args(args)
-            .env("HOME", home.path())
-            .env("TFTRAIL_STORE", home.path().join("log"))
-            .env("TFTRAIL_KEY", home.path().join("key"))
+            .env("HOME", home.as_path())
+            .env("TFTRAIL_STORE", home.as_path().join("log"))
+            .env("TFTRAIL_KEY", home.as_path().join("key"))
             .env_remove("XDG_DATA_HOME")
             .env_remove("XDG_CONFIG_HOME")
             .env_remove("XDG_STATE_HOME")
@@ -205,11 +217,13 @@ fn main() {
         200_000 / scale,
         mbs / (2.0 * sha)
     );
-    if verify_only {
-        return;
+    if !verify_only {
+        match process_ms(if quick { 10 } else { 50 }) {
+            Some(ms) => println!("| one `tftrail append` process, start to exit (median) | {ms:.1} ms | | |"),
+            None => println!("| one `tftrail append` process | not measured: build the tftrail binary in the same profile first | | |"),
+        }
     }
-    match process_ms(if quick { 10 } else { 50 }) {
-        Some(ms) => println!("| one `tftrail append` process, start to exit (median) | {ms:.1} ms | | |"),
-        None => println!("| one `tftrail append` process | not measured: build the tftrail binary in the same profile first | | |"),
+    if let Some(run) = RUN_DIR.get() {
+        let _ = std::fs::remove_dir_all(run.path());
     }
 }

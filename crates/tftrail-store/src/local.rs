@@ -25,8 +25,10 @@ const CHECKPOINT_LOCK: &str = ".lock-checkpoint";
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// Objects written concurrently by one `create_all`.
+/// Threads fsyncing the temp files of one `create_all` at once.
 const PARALLEL_WRITES: usize = 8;
+/// Temp files open at once while staging.
+const STAGE_GROUP: usize = 256;
 
 /// A store in a local directory.
 #[derive(Debug, Clone)]
@@ -153,54 +155,85 @@ impl LocalStore {
         Ok(())
     }
 
-    /// Writes each object that does not exist yet to a durable temp file (several threads
-    /// at once, so the filesystem can commit them together). `None`: the object exists.
+    /// Writes each object that does not exist yet to a durable temp file. `None`: the object
+    /// exists. Files are created and written on this thread (creating inodes in parallel only
+    /// contends on the filesystem's allocation locks) and made durable by fsyncs on several
+    /// threads at once, which the filesystem can commit together.
     fn stage_all(&self, objects: &[NewObject]) -> Result<Vec<Option<PathBuf>>, StoreError> {
-        let stage = |part: &[NewObject]| -> Vec<Result<Option<PathBuf>, StoreError>> {
-            part.iter()
-                .map(|o| {
-                    if self.object_path(&o.path)?.exists() {
-                        Ok(None)
-                    } else {
-                        self.write_tmp(&o.data).map(Some)
-                    }
-                })
-                .collect()
-        };
-        let threads = objects.len().clamp(1, PARALLEL_WRITES);
-        let results: Vec<Result<Option<PathBuf>, StoreError>> = if threads == 1 {
-            stage(objects)
-        } else {
-            let chunk = objects.len().div_ceil(threads);
-            std::thread::scope(|s| {
-                let handles: Vec<_> = objects
-                    .chunks(chunk)
-                    .map(|part| s.spawn(move || stage(part)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .flat_map(|h| h.join().expect("writer thread panicked"))
-                    .collect()
-            })
-        };
-        let mut out = Vec::with_capacity(results.len());
-        let mut failure = None;
-        for r in results {
-            match r {
-                Ok(p) => out.push(p),
+        // A bounded number of open temp files at a time.
+        let mut out = Vec::with_capacity(objects.len());
+        for group in objects.chunks(STAGE_GROUP) {
+            match self.stage_group(group) {
+                Ok(paths) => out.extend(paths),
                 Err(e) => {
-                    failure.get_or_insert(e);
-                    out.push(None);
+                    for p in out.into_iter().flatten() {
+                        let _ = fs::remove_file(p);
+                    }
+                    return Err(e);
                 }
             }
         }
-        if let Some(e) = failure {
-            for p in out.into_iter().flatten() {
+        Ok(out)
+    }
+
+    fn stage_group(&self, objects: &[NewObject]) -> Result<Vec<Option<PathBuf>>, StoreError> {
+        let mut staged: Vec<Option<(PathBuf, File)>> = Vec::with_capacity(objects.len());
+        let cleanup = |staged: Vec<Option<(PathBuf, File)>>| {
+            for (p, _) in staged.into_iter().flatten() {
                 let _ = fs::remove_file(p);
             }
+        };
+        for o in objects {
+            let written = (|| {
+                if self.object_path(&o.path)?.exists() {
+                    return Ok(None);
+                }
+                let (p, mut f) = self.tmp_file()?;
+                match f.write_all(&o.data) {
+                    Ok(()) => Ok(Some((p, f))),
+                    Err(e) => {
+                        let _ = fs::remove_file(&p);
+                        Err(io_err("write", &p, e))
+                    }
+                }
+            })();
+            match written {
+                Ok(x) => staged.push(x),
+                Err(e) => {
+                    cleanup(staged);
+                    return Err(e);
+                }
+            }
+        }
+        let sync = |part: &[Option<(PathBuf, File)>]| -> Result<(), StoreError> {
+            for (p, f) in part.iter().flatten() {
+                f.sync_all().map_err(|e| io_err("write", p, e))?;
+            }
+            Ok(())
+        };
+        let pending = staged.iter().filter(|x| x.is_some()).count();
+        let threads = pending.clamp(1, PARALLEL_WRITES);
+        let synced = if threads == 1 {
+            sync(&staged)
+        } else {
+            let chunk = staged.len().div_ceil(threads);
+            std::thread::scope(|s| {
+                let handles: Vec<_> = staged
+                    .chunks(chunk)
+                    .map(|part| s.spawn(move || sync(part)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("sync thread panicked"))
+                    .collect::<Result<Vec<()>, _>>()
+                    .map(|_| ())
+            })
+        };
+        if let Err(e) = synced {
+            cleanup(staged);
             return Err(e);
         }
-        Ok(out)
+        Ok(staged.into_iter().map(|x| x.map(|(p, _)| p)).collect())
     }
 
     /// Gives staged temp files their names (never replacing anything) and compares objects
