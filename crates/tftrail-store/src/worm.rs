@@ -1051,6 +1051,98 @@ impl AzureDataPlane {
     }
 }
 
+/// Reads the bucket resource (`GET storage/v1/b/BUCKET`, GCS's JSON API) with object_store's
+/// credential chain and endpoint (`GOOGLE_*`, `GOOGLE_BASE_URL` for an emulator) and evaluates
+/// it with [`evaluate_gcs`].
+fn check_gcs(location: &str, opts: &CheckOptions) -> Result<Vec<Finding>, StoreError> {
+    let Location::Object { bucket, .. } = Location::parse(location)? else {
+        return Err(StoreError::NotAStore {
+            location: location.to_string(),
+            reason: "not a gs:// location".into(),
+        });
+    };
+    let b = object_store::gcp::GoogleCloudStorageBuilder::from_env().with_bucket_name(&bucket);
+    check_gcs_with(location, &bucket, b, opts)
+}
+
+fn check_gcs_with(
+    location: &str,
+    bucket: &str,
+    b: object_store::gcp::GoogleCloudStorageBuilder,
+    opts: &CheckOptions,
+) -> Result<Vec<Finding>, StoreError> {
+    use object_store::client::{HttpConnector, ReqwestConnector};
+    use object_store::gcp::GoogleConfigKey;
+    let bucket = bucket.to_string();
+    let bad = |e: object_store::Error| StoreError::NotAStore {
+        location: location.to_string(),
+        reason: format!("cannot configure the client: {e}"),
+    };
+    let rt = crate::object::runtime()?;
+    let base = b
+        .get_config_value(&GoogleConfigKey::BaseUrl)
+        .unwrap_or_else(|| "https://storage.googleapis.com".into());
+    let url = format!("{}/storage/v1/b/{bucket}", base.trim_end_matches('/'));
+    let creds = {
+        let _guard = rt.enter();
+        b.build().map_err(bad)?.credentials().clone()
+    };
+    let http = ReqwestConnector::default()
+        .connect(&object_store::ClientOptions::new().with_allow_http(base.starts_with("http://")))
+        .map_err(bad)?;
+    let (status, body) = rt.block_on(async {
+        let cred = creds
+            .get_credential()
+            .await
+            .map_err(|e| crate::object::map_err("sign", &bucket, e))?;
+        let req = http::Request::builder()
+            .method("GET")
+            .uri(&url)
+            .header("authorization", format!("Bearer {}", cred.bearer))
+            .body(object_store::client::HttpRequestBody::from(Vec::new()))
+            .map_err(|e| StoreError::Backend {
+                op: "request",
+                path: bucket.clone(),
+                message: e.to_string(),
+            })?;
+        let transient = |message: String| StoreError::Transient {
+            op: "request",
+            path: bucket.clone(),
+            message,
+        };
+        let resp = http
+            .execute(req)
+            .await
+            .map_err(|e| transient(e.to_string()))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .into_body()
+            .bytes()
+            .await
+            .map_err(|e| transient(e.to_string()))?;
+        Ok::<_, StoreError>((status, String::from_utf8_lossy(&body).into_owned()))
+    })?;
+    match status {
+        200..=299 => Ok(evaluate_gcs(&body, opts.min_retention_days)),
+        404 => Err(StoreError::NotAStore {
+            location: location.to_string(),
+            reason: "the bucket or container does not exist".into(),
+        }),
+        s => Ok(vec![finding(
+            "bucket",
+            Status::CouldNotCheck,
+            format!(
+                "HTTP {s} reading the bucket's settings{}",
+                if s == 403 {
+                    " (permission denied: the check needs storage.buckets.get)"
+                } else {
+                    ""
+                }
+            ),
+        )]),
+    }
+}
+
 /// Runs the storage check on a store location.
 pub fn check(location: &str, opts: &CheckOptions) -> Result<CheckReport, StoreError> {
     let loc = Location::parse(location)?;
@@ -1064,14 +1156,7 @@ pub fn check(location: &str, opts: &CheckOptions) -> Result<CheckReport, StoreEr
     };
     let findings = match cloud {
         Cloud::S3 => check_s3(&S3Admin::for_location(location)?, opts)?,
-        Cloud::Gcs => vec![finding(
-            "bucket",
-            Status::CouldNotCheck,
-            "live GCS check not implemented yet (the bucket resource's retention policy, lock, \
-             versioning, public access prevention and uniform access are evaluated by \
-             `evaluate_gcs`); note that through object_store no GCS bucket can both be \
-             write-once and let the checkpoint move (see `tftrail bootstrap gcp`)",
-        )],
+        Cloud::Gcs => check_gcs(location, opts)?,
         Cloud::Azure => check_azure(location, opts)?,
     };
     Ok(CheckReport {
@@ -1185,6 +1270,88 @@ mod tests {
             evaluate_s3_policy(&Fetched::Body("{".into())).status,
             Status::CouldNotCheck
         );
+    }
+
+    /// The live GCS check against a loopback server speaking the JSON API's bucket resource:
+    /// the request carries the bearer token, the answer is evaluated, a missing bucket is
+    /// named, a refusal is "could not check".
+    #[test]
+    fn gcs_live_check_reads_the_bucket_resource() {
+        use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+        use std::io::{BufRead, BufReader, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", l.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for conn in l.incoming().flatten() {
+                let mut r = BufReader::new(conn.try_clone().unwrap());
+                let mut w = conn;
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                let mut auth = String::new();
+                loop {
+                    let mut h = String::new();
+                    r.read_line(&mut h).unwrap();
+                    if h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some(v) = h.to_ascii_lowercase().strip_prefix("authorization:") {
+                        auth = v.trim().to_string();
+                    }
+                }
+                let (status, body) = match (line.split_whitespace().nth(1), auth.as_str()) {
+                    (_, a) if a != "bearer tok" => (401, String::new()),
+                    (Some("/storage/v1/b/good"), _) => (
+                        200,
+                        r#"{"name":"good","versioning":{"enabled":true},
+                            "softDeletePolicy":{"retentionDurationSeconds":"7776000"},
+                            "iamConfiguration":{"publicAccessPrevention":"enforced",
+                              "uniformBucketLevelAccess":{"enabled":true}}}"#
+                            .to_string(),
+                    ),
+                    (Some("/storage/v1/b/locked"), _) => (
+                        200,
+                        r#"{"name":"locked","retentionPolicy":{"retentionPeriod":"8640000","isLocked":true}}"#
+                            .to_string(),
+                    ),
+                    (Some("/storage/v1/b/secret"), _) => (403, String::new()),
+                    _ => (404, String::new()),
+                };
+                let _ = write!(
+                    w,
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        let opts = CheckOptions {
+            min_retention_days: 30,
+        };
+        let run = |bucket: &str| {
+            let b = GoogleCloudStorageBuilder::new()
+                .with_bucket_name(bucket)
+                .with_config(GoogleConfigKey::BaseUrl, &base)
+                .with_config(GoogleConfigKey::BearerToken, "tok");
+            check_gcs_with(&format!("gs://{bucket}/log"), bucket, b, &opts)
+        };
+        let good = run("good").unwrap();
+        assert_eq!(
+            good,
+            evaluate_gcs(
+                r#"{"name":"good","versioning":{"enabled":true},
+                "softDeletePolicy":{"retentionDurationSeconds":"7776000"},
+                "iamConfiguration":{"publicAccessPrevention":"enforced",
+                  "uniformBucketLevelAccess":{"enabled":true}}}"#,
+                30
+            )
+        );
+        let locked = run("locked").unwrap();
+        let cp = locked.iter().find(|f| f.property == "checkpoint").unwrap();
+        assert_eq!(cp.status, Status::Fail, "{cp:?}");
+        assert!(matches!(run("nope"), Err(StoreError::NotAStore { .. })));
+        let denied = run("secret").unwrap();
+        assert_eq!(denied.len(), 1);
+        assert_eq!(denied[0].status, Status::CouldNotCheck);
+        assert!(denied[0].detail.contains("403"), "{:?}", denied[0]);
     }
 
     #[test]
