@@ -18,6 +18,7 @@ pub mod bootstrap;
 mod local;
 mod location;
 mod object;
+pub mod request;
 pub mod s3admin;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -21,42 +21,7 @@ use crate::location::{Cloud, Location};
 use crate::object::{runtime, s3_settings_from_env, S3Settings};
 use crate::StoreError;
 
-/// A raw S3 response.
-#[derive(Debug, Clone)]
-pub struct RawResponse {
-    /// HTTP status.
-    pub status: u16,
-    /// Response headers (lower-case names).
-    pub headers: Vec<(String, String)>,
-    /// Body.
-    pub body: Vec<u8>,
-}
-
-impl RawResponse {
-    /// The first header of that (lower-case) name.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The S3 error code in an error body (`<Error><Code>…`), if any.
-    pub fn error_code(&self) -> Option<String> {
-        #[derive(Deserialize)]
-        struct E {
-            #[serde(rename = "Code")]
-            code: String,
-        }
-        quick_xml::de::from_str::<E>(&String::from_utf8_lossy(&self.body))
-            .ok()
-            .map(|e| e.code)
-    }
-
-    fn is_success(&self) -> bool {
-        (200..300).contains(&self.status)
-    }
-}
+pub use crate::request::RawResponse;
 
 /// Client for S3 bucket-configuration and object-version calls on one bucket and prefix.
 pub struct S3Admin {
@@ -336,41 +301,8 @@ impl S3Admin {
                 AwsAuthorizer::new(&cred, "s3", &region)
                     .try_authorize(&mut req, None)
                     .map_err(|e| crate::object::map_err("sign", &what, e))?;
-                let resp = self
-                    .http
-                    .execute(req)
-                    .await
-                    .map_err(|e| StoreError::Transient {
-                        op: "request",
-                        path: what.clone(),
-                        message: e.to_string(),
-                    })?;
-                let status = resp.status().as_u16();
-                let headers: Vec<(String, String)> = resp
-                    .headers()
-                    .iter()
-                    .map(|(n, v)| {
-                        (
-                            n.as_str().to_ascii_lowercase(),
-                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                        )
-                    })
-                    .collect();
-                let body = resp
-                    .into_body()
-                    .bytes()
-                    .await
-                    .map_err(|e| StoreError::Transient {
-                        op: "request",
-                        path: what.clone(),
-                        message: e.to_string(),
-                    })?
-                    .to_vec();
-                let r = RawResponse {
-                    status,
-                    headers,
-                    body,
-                };
+                let r = crate::request::execute(&self.http, req, &what).await?;
+                let status = r.status;
                 if matches!(status, 301 | 307 | 400) {
                     if let Some(real) = r.header("x-amz-bucket-region") {
                         if real != region {

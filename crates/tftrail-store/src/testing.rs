@@ -225,25 +225,7 @@ pub struct Azurite {
 }
 
 /// A raw response from [`Azurite::send`].
-#[derive(Debug, Clone)]
-pub struct AzuriteResponse {
-    /// HTTP status.
-    pub status: u16,
-    /// Response headers (lower-case names).
-    pub headers: Vec<(String, String)>,
-    /// Body.
-    pub body: Vec<u8>,
-}
-
-impl AzuriteResponse {
-    /// The first header of that (lower-case) name.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
+pub type AzuriteResponse = crate::request::RawResponse;
 
 impl Azurite {
     /// Starts `azurite-blob` (from `TFTRAIL_AZURITE`) on a free loopback port and waits (at
@@ -365,29 +347,8 @@ impl Azurite {
         let http = ReqwestConnector::default()
             .connect(&object_store::ClientOptions::new().with_allow_http(true))
             .expect("http client");
-        rt.block_on(async {
-            let resp = http
-                .execute(req)
-                .await
-                .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-            let status = resp.status().as_u16();
-            let headers = resp
-                .headers()
-                .iter()
-                .map(|(n, v)| {
-                    (
-                        n.as_str().to_ascii_lowercase(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect();
-            let body = resp.into_body().bytes().await.expect("body").to_vec();
-            AzuriteResponse {
-                status,
-                headers,
-                body,
-            }
-        })
+        rt.block_on(crate::request::execute(&http, req, &url))
+            .unwrap_or_else(|e| panic!("{method} {url}: {e}"))
     }
 
     /// Creates a private container.

@@ -1017,31 +1017,9 @@ impl AzureDataPlane {
             AzureAuthorizer::new(&cred, &self.account)
                 .try_authorize(&mut req)
                 .map_err(|e| crate::object::map_err("sign", &what, e))?;
-            let resp = self
-                .http
-                .execute(req)
-                .await
-                .map_err(|e| StoreError::Transient {
-                    op: "request",
-                    path: what.clone(),
-                    message: e.to_string(),
-                })?;
-            let status = resp.status().as_u16();
-            let headers: Vec<(String, String)> = resp
-                .headers()
-                .iter()
-                .map(|(n, v)| {
-                    (
-                        n.as_str().to_ascii_lowercase(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect();
-            let error_code = headers
-                .iter()
-                .find(|(n, _)| n == "x-ms-error-code")
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default();
+            let r = crate::request::execute(&self.http, req, &what).await?;
+            let error_code = r.header("x-ms-error-code").unwrap_or_default().to_string();
+            let (status, headers) = (r.status, r.headers);
             Ok(AzResponse {
                 status,
                 headers,
@@ -1105,22 +1083,8 @@ fn check_gcs_with(
                 path: bucket.clone(),
                 message: e.to_string(),
             })?;
-        let transient = |message: String| StoreError::Transient {
-            op: "request",
-            path: bucket.clone(),
-            message,
-        };
-        let resp = http
-            .execute(req)
-            .await
-            .map_err(|e| transient(e.to_string()))?;
-        let status = resp.status().as_u16();
-        let body = resp
-            .into_body()
-            .bytes()
-            .await
-            .map_err(|e| transient(e.to_string()))?;
-        Ok::<_, StoreError>((status, String::from_utf8_lossy(&body).into_owned()))
+        let r = crate::request::execute(&http, req, &bucket).await?;
+        Ok::<_, StoreError>((r.status, String::from_utf8_lossy(&r.body).into_owned()))
     })?;
     match status {
         200..=299 => Ok(evaluate_gcs(&body, opts.min_retention_days)),
