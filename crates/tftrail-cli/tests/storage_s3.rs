@@ -437,32 +437,15 @@ fn terraform_run_on_s3() {
     let env = Env::new();
     let loc = "s3://tfrun/log";
     g.ok(&env, loc, &["init", "--origin", "test.example/tf"], None);
-    let dir = env.path("work");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("main.tf"),
-        "resource \"terraform_data\" \"x\" {\n  input = \"hello\"\n}\n",
-    )
-    .unwrap();
-    let mut envs: Vec<(&str, &str)> = g.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    envs.push(("TFTRAIL_STORE", loc));
-    let mut total = 0;
-    for args in [
-        &["init", "-input=false"][..],
-        &["plan", "-input=false", "-out", "p1"],
-        &["apply", "-input=false", "p1"],
-    ] {
-        let (out, rec) = env.tf_run(&dir, args, &envs);
-        assert_eq!(code(&out), 0, "{args:?}\n{}", describe(&out));
-        assert!(
-            !rec.is_empty(),
-            "{args:?} recorded nothing\n{}",
-            describe(&out)
-        );
-        total += rec.len();
-    }
-    let v = g.ok(&env, loc, &["verify"], None);
-    assert!(v.contains(&format!("verified: {total} records")), "{v}");
+    g.terraform_runs(
+        &env,
+        loc,
+        &[
+            &["init", "-input=false"],
+            &["plan", "-input=false", "-out", "p1"],
+            &["apply", "-input=false", "p1"],
+        ],
+    );
     let kinds: Vec<String> = g
         .log_json(&env, loc)
         .iter()

@@ -437,6 +437,37 @@ impl<T: 'static> Shared<T> {
     }
 }
 
+impl<T: 'static> Shared<T> {
+    /// Runs `terraform <args>` for each of `runs` through `tftrail run` on the log at `loc`
+    /// (a one-resource configuration in a fresh directory); each must succeed and be recorded.
+    /// Then `verify` must count every record. Returns how many records were made.
+    pub fn terraform_runs(&self, env: &Env, loc: &str, runs: &[&[&str]]) -> usize {
+        let dir = env.path("work");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("main.tf"),
+            "resource \"terraform_data\" \"x\" {\n  input = \"hello\"\n}\n",
+        )
+        .unwrap();
+        let mut envs: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        envs.push(("TFTRAIL_STORE", loc));
+        let mut total = 0;
+        for args in runs {
+            let (out, rec) = env.tf_run(&dir, args, &envs);
+            assert_eq!(code(&out), 0, "{args:?}\n{}", describe(&out));
+            assert!(
+                !rec.is_empty(),
+                "{args:?} recorded nothing\n{}",
+                describe(&out)
+            );
+            total += rec.len();
+        }
+        let v = self.ok(env, loc, &["verify"], None);
+        assert!(v.contains(&format!("verified: {total} records")), "{v}");
+        total
+    }
+}
+
 impl<T: 'static> Drop for Shared<T> {
     fn drop(&mut self) {
         let mut s = lock_slot(self.slot);
