@@ -47,19 +47,7 @@ fn azure_everyday_commands() {
     g.with(|a| a.create_container("everyday"));
     let env = Env::new();
     let loc = "az://everyday/team/log";
-    let vkey = g
-        .ok(&env, loc, &["init", "--origin", "test.example/az"], None)
-        .trim()
-        .to_string();
-    for i in 0..3 {
-        let idx = g.ok(
-            &env,
-            loc,
-            &["append"],
-            Some(format!("{{\"i\":{i}}}").as_bytes()),
-        );
-        assert_eq!(idx.trim(), i.to_string());
-    }
+    let vkey = g.init_and_append(&env, loc, "test.example/az", 3);
     // 300 more in one batch: crosses a full tile (256) and leaves partial ones.
     let lines: String = (3..303).map(|i| format!("{{\"i\":{i}}}\n")).collect();
     let out = g.ok(
@@ -103,14 +91,7 @@ fn azure_everyday_commands() {
             assert!(a.get_blob("everyday", blob).is_some(), "{blob} missing");
         }
     });
-    let receipt = g.ok(&env, loc, &["prove", "2"], None);
-    let file = env.path("r.txt");
-    std::fs::write(&file, &receipt).unwrap();
-    let out = env.tftrail(
-        &["verify-receipt", file.to_str().unwrap(), "--key", &vkey],
-        None,
-    );
-    assert_eq!(code(&out), 0, "{}", describe(&out));
+    g.receipt_verifies_offline(&env, loc, 2, &vkey);
 }
 
 #[test]

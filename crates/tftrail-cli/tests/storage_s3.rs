@@ -42,19 +42,7 @@ fn s3_everyday_commands() {
     g.with(|m| m.create_audit_bucket("everyday", 1));
     let env = Env::new();
     let loc = "s3://everyday/team/log";
-    let vkey = g
-        .ok(&env, loc, &["init", "--origin", "test.example/s3"], None)
-        .trim()
-        .to_string();
-    for i in 0..3 {
-        let idx = g.ok(
-            &env,
-            loc,
-            &["append"],
-            Some(format!("{{\"i\":{i}}}").as_bytes()),
-        );
-        assert_eq!(idx.trim(), i.to_string());
-    }
+    let vkey = g.init_and_append(&env, loc, "test.example/s3", 3);
     let recs = g.log_json(&env, loc);
     assert_eq!(recs.len(), 3);
     let shown = g.ok(&env, loc, &["show", "1", "--json"], None);
@@ -64,15 +52,7 @@ fn s3_everyday_commands() {
         v.starts_with("OK: log test.example/s3 verified: 3 records"),
         "{v}"
     );
-    let receipt = g.ok(&env, loc, &["prove", "2"], None);
-    let file = env.path("r.txt");
-    std::fs::write(&file, &receipt).unwrap();
-    // Offline: no store, nothing but the verifier key.
-    let out = env.tftrail(
-        &["verify-receipt", file.to_str().unwrap(), "--key", &vkey],
-        None,
-    );
-    assert_eq!(code(&out), 0, "{}", describe(&out));
+    g.receipt_verifies_offline(&env, loc, 2, &vkey);
     // storage check on the log's own store passes.
     let out = g.tftrail(
         &env,

@@ -438,6 +438,38 @@ impl<T: 'static> Shared<T> {
 }
 
 impl<T: 'static> Shared<T> {
+    /// `init --origin ORIGIN` of a log at `loc`, then `n` single appends `{"i":0}`…, each
+    /// printing its index. Returns the verifier key.
+    pub fn init_and_append(&self, env: &Env, loc: &str, origin: &str, n: u64) -> String {
+        let vkey = self
+            .ok(env, loc, &["init", "--origin", origin], None)
+            .trim()
+            .to_string();
+        for i in 0..n {
+            let idx = self.ok(
+                env,
+                loc,
+                &["append"],
+                Some(format!("{{\"i\":{i}}}").as_bytes()),
+            );
+            assert_eq!(idx.trim(), i.to_string());
+        }
+        vkey
+    }
+
+    /// `prove N` on the log at `loc`, then `verify-receipt` offline: no store, nothing but
+    /// the verifier key.
+    pub fn receipt_verifies_offline(&self, env: &Env, loc: &str, n: u64, vkey: &str) {
+        let receipt = self.ok(env, loc, &["prove", &n.to_string()], None);
+        let file = env.path("r.txt");
+        std::fs::write(&file, &receipt).unwrap();
+        let out = env.tftrail(
+            &["verify-receipt", file.to_str().unwrap(), "--key", vkey],
+            None,
+        );
+        assert_eq!(code(&out), 0, "{}", describe(&out));
+    }
+
     /// Runs `terraform <args>` for each of `runs` through `tftrail run` on the log at `loc`
     /// (a one-resource configuration in a fresh directory); each must succeed and be recorded.
     /// Then `verify` must count every record. Returns how many records were made.
