@@ -2,6 +2,8 @@
 # tftrail on S3 (a local moto_server with Object Lock), measured in one run:
 #  1. HTTP requests per append (counted from moto's request log), by method;
 #  2. records/s at batch sizes 1, 100 and 1,000 (one `tftrail append` process per batch);
+#  2b. WRITERS (8) processes appending APPENDS (10) records each to one log at once: requests
+#     per append and PUTs refused by a precondition;
 #  3. wall time of the usual recipe `terraform plan | aws s3 cp - s3://bucket/$(date +%s)_plan.log`
 #     vs `tftrail run --store s3://… -- terraform plan`, same config, same server (medians).
 #
@@ -80,6 +82,36 @@ echo "|---:|---:|---:|"
 for size in 1 100 1000; do
   printf '| %d | %.3f | %.1f |\n' "$size" "$(echo "$size / ${rate[$size]}" | bc -l)" "${rate[$size]}"
 done
+
+# Contention: WRITERS processes, each appending APPENDS records one by one, on one log.
+WRITERS="${WRITERS:-8}"; APPENDS="${APPENDS:-10}"
+# A second log needs its own signing key.
+export TFTRAIL_KEY="$tmp/contended.key"
+"$TFTRAIL" init --store s3://audit/contended --origin bench.example/contended >/dev/null 2>&1
+before=$(lines); s=$(now); writers=()
+for w in $(seq "$WRITERS"); do
+  ( for i in $(seq "$APPENDS"); do
+      printf '{"w":%d,"i":%d}\n' "$w" "$i" | "$TFTRAIL" append --store s3://audit/contended >/dev/null || exit 1
+    done ) &
+  writers+=($!)
+done
+for pid in "${writers[@]}"; do
+  wait "$pid" || { echo "a contended append failed" >&2; exit 1; }
+done
+e=$(now)
+n=$(( WRITERS * APPENDS ))
+read -r put get head list total <<<"$(count "$before")"
+failed=$(tail -n +"$(( before + 1 ))" "$tmp/moto.log" | grep -cE '"PUT /[^"]*" 412' || true)
+echo
+echo "| $WRITERS writers × $APPENDS appends on one log | value |"
+echo "|---|---:|"
+printf '| wall time | %.1f s |\n' "$(echo "$e - $s" | bc -l)"
+printf '| requests per append (PUT / GET / HEAD / LIST) | %.1f (%.1f / %.1f / %.1f / %.1f) |\n' \
+  "$(echo "$total/$n" | bc -l)" "$(echo "$put/$n" | bc -l)" "$(echo "$get/$n" | bc -l)" \
+  "$(echo "$head/$n" | bc -l)" "$(echo "$list/$n" | bc -l)"
+printf '| PUTs refused by a precondition (412), per append | %.2f |\n' "$(echo "$failed/$n" | bc -l)"
+"$TFTRAIL" verify --store s3://audit/contended | head -1 >&2
+unset TFTRAIL_KEY
 
 # The usual recipe vs tftrail run, alternating, same config and server.
 d="$tmp/cfg"; mkdir -p "$d"; cd "$d"
