@@ -95,10 +95,9 @@ impl Integrator {
         assert_eq!(entries.len(), hashes.len());
         let old_size = self.edge.size();
         let mut objects = Vec::new();
-        for (e, h) in entries.iter().zip(hashes) {
-            let e = e.as_ref();
-            let index = self.edge.size();
-            bundle::push(&mut self.bundle, e);
+        for (i, e) in entries.iter().enumerate() {
+            let index = old_size + i as u64;
+            bundle::push(&mut self.bundle, e.as_ref());
             self.bundle_len += 1;
             if self.bundle_len == TILE_WIDTH {
                 objects.push((
@@ -107,37 +106,50 @@ impl Integrator {
                 ));
                 self.bundle_len = 0;
             }
-            self.edge.push(*h, &mut |t| {
-                objects.push((
-                    tile_path(t.level, t.index, TILE_WIDTH),
-                    tile_data(&t.hashes),
-                ));
-            });
         }
-        let size = self.edge.size();
+        let size = old_size + entries.len() as u64;
         if self.bundle_len > 0 && size != old_size {
             objects.push((
                 bundle_path(size / TILE_WIDTH, self.bundle_len),
                 self.bundle.clone(),
             ));
         }
-        for level in 0..self.edge.levels() {
-            let shift = 8 * u32::from(level);
-            let partial = self.edge.partial(level);
-            if !partial.is_empty() && (old_size >> shift) != (size >> shift) {
-                let n = (size >> shift) / TILE_WIDTH;
-                objects.push((
-                    tile_path(level, n, partial.len() as u64),
-                    tile_data(partial),
-                ));
-            }
-        }
+        objects.extend(push_hashes(&mut self.edge, hashes));
         Integrated {
             size,
             root: self.edge.root(),
             objects,
         }
     }
+}
+
+/// Appends leaf hashes to `edge` and returns the hash tiles that writes: every tile that
+/// fills up, then the partial tile of each level that changed. (Verification rebuilds the
+/// tree with this alone; appending adds the entry bundles, see [`Integrator`].)
+pub fn push_hashes(edge: &mut Edge, hashes: &[Hash]) -> Vec<(String, Vec<u8>)> {
+    let old_size = edge.size();
+    let mut tiles = Vec::new();
+    for h in hashes {
+        edge.push(*h, &mut |t| {
+            tiles.push((
+                tile_path(t.level, t.index, TILE_WIDTH),
+                tile_data(&t.hashes),
+            ));
+        });
+    }
+    let size = edge.size();
+    for level in 0..edge.levels() {
+        let shift = 8 * u32::from(level);
+        let partial = edge.partial(level);
+        if !partial.is_empty() && (old_size >> shift) != (size >> shift) {
+            let n = (size >> shift) / TILE_WIDTH;
+            tiles.push((
+                tile_path(level, n, partial.len() as u64),
+                tile_data(partial),
+            ));
+        }
+    }
+    tiles
 }
 
 #[cfg(test)]

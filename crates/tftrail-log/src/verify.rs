@@ -7,6 +7,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tftrail_core::checkpoint::Checkpoint;
+use tftrail_core::integrate::push_hashes;
 use tftrail_core::layout::{
     blob_path, bundle_path, classify, partial_width, tile_path, ObjectKind,
 };
@@ -376,7 +377,7 @@ impl Log {
                 if chunk_end <= done {
                     continue;
                 }
-                for (p, d) in integrate_tiles(&mut edge, &hashes[done..chunk_end]) {
+                for (p, d) in push_hashes(&mut edge, &hashes[done..chunk_end]) {
                     // The worker read this bundle's level-0 tile already.
                     let known = (p == tile0_path).then_some(tile0.as_deref());
                     self.check_tile(rep, partials, &p, &d, !p.contains(".p/"), known)?;
@@ -478,35 +479,6 @@ fn push_unique(rep: &mut VerifyReport, p: Problem) {
     if rep.problems.len() < 1000 && !rep.problems.contains(&p) {
         rep.problems.push(p);
     }
-}
-
-/// Appends leaf hashes to the edge and returns the hash tiles this writes, as
-/// [`tftrail_core::integrate::Integrator::integrate_hashed`] does (full tiles as they fill up,
-/// then the partial tile of each level that changed), without building entry bundles.
-fn integrate_tiles(edge: &mut Edge, hashes: &[Hash]) -> Vec<(String, Vec<u8>)> {
-    let old_size = edge.size();
-    let mut tiles = Vec::new();
-    for h in hashes {
-        edge.push(*h, &mut |t| {
-            tiles.push((
-                tile_path(t.level, t.index, TILE_WIDTH),
-                tile_data(&t.hashes),
-            ));
-        });
-    }
-    let size = edge.size();
-    for level in 0..edge.levels() {
-        let shift = 8 * u32::from(level);
-        let partial = edge.partial(level);
-        if !partial.is_empty() && (old_size >> shift) != (size >> shift) {
-            let n = (size >> shift) / TILE_WIDTH;
-            tiles.push((
-                tile_path(level, n, partial.len() as u64),
-                tile_data(partial),
-            ));
-        }
-    }
-    tiles
 }
 
 /// Records a problem once.
