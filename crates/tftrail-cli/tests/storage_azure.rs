@@ -210,36 +210,7 @@ fn azure_checkpoint_compare_and_swap() {
     let env = Env::new();
     let loc = "az://cas/log";
     g.ok(&env, loc, &["init", "--origin", "test.example/cas"], None);
-    let (writers, each) = (4u64, 20u64);
-    std::thread::scope(|s| {
-        for w in 0..writers {
-            let (g, env) = (&g, &env);
-            s.spawn(move || {
-                for n in 0..each {
-                    let payload = format!("{{\"w\":{w},\"n\":{n}}}");
-                    g.ok(env, loc, &["append"], Some(payload.as_bytes()));
-                }
-            });
-        }
-    });
-    let v = g.ok(&env, loc, &["verify"], None);
-    assert!(
-        v.contains(&format!("verified: {} records", writers * each)),
-        "{v}"
-    );
-    let mut seen: Vec<(u64, u64)> = g
-        .log_json(&env, loc)
-        .iter()
-        .map(|r| {
-            let p = &r["record"]["payload"];
-            (p["w"].as_u64().unwrap(), p["n"].as_u64().unwrap())
-        })
-        .collect();
-    seen.sort();
-    let want: Vec<(u64, u64)> = (0..writers)
-        .flat_map(|w| (0..each).map(move |n| (w, n)))
-        .collect();
-    assert_eq!(seen, want);
+    g.concurrent_appends(&env, loc, 4, 20);
 }
 
 #[test]

@@ -203,30 +203,7 @@ fn concurrent_writer_processes() {
         &["init", "--origin", "test.example/concurrent"],
         None,
     );
-    std::thread::scope(|s| {
-        for w in 0..8 {
-            let (g, env) = (&g, &env);
-            s.spawn(move || {
-                for n in 0..50 {
-                    let payload = format!("{{\"w\":{w},\"n\":{n}}}");
-                    g.ok(env, loc, &["append"], Some(payload.as_bytes()));
-                }
-            });
-        }
-    });
-    let v = g.ok(&env, loc, &["verify"], None);
-    assert!(v.contains("verified: 400 records"), "{v}");
-    let mut seen: Vec<(u64, u64)> = g
-        .log_json(&env, loc)
-        .iter()
-        .map(|r| {
-            let p = &r["record"]["payload"];
-            (p["w"].as_u64().unwrap(), p["n"].as_u64().unwrap())
-        })
-        .collect();
-    seen.sort();
-    let want: Vec<(u64, u64)> = (0..8).flat_map(|w| (0..50).map(move |n| (w, n))).collect();
-    assert_eq!(seen, want);
+    g.concurrent_appends(&env, loc, 8, 50);
 }
 
 /// A writer killed (SIGKILL) at any moment of a batch append on S3 leaves nothing that blocks

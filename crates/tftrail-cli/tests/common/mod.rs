@@ -470,6 +470,42 @@ impl<T: 'static> Shared<T> {
         assert_eq!(code(&out), 0, "{}", describe(&out));
     }
 
+    /// `writers` processes at once, each appending `each` records `{"w":W,"n":N}` one by one
+    /// to the log at `loc`; then `verify` must pass and every record be there exactly once.
+    pub fn concurrent_appends(&self, env: &Env, loc: &str, writers: u64, each: u64)
+    where
+        T: Send,
+    {
+        std::thread::scope(|s| {
+            for w in 0..writers {
+                s.spawn(move || {
+                    for n in 0..each {
+                        let payload = format!("{{\"w\":{w},\"n\":{n}}}");
+                        self.ok(env, loc, &["append"], Some(payload.as_bytes()));
+                    }
+                });
+            }
+        });
+        let v = self.ok(env, loc, &["verify"], None);
+        assert!(
+            v.contains(&format!("verified: {} records", writers * each)),
+            "{v}"
+        );
+        let mut seen: Vec<(u64, u64)> = self
+            .log_json(env, loc)
+            .iter()
+            .map(|r| {
+                let p = &r["record"]["payload"];
+                (p["w"].as_u64().unwrap(), p["n"].as_u64().unwrap())
+            })
+            .collect();
+        seen.sort();
+        let want: Vec<(u64, u64)> = (0..writers)
+            .flat_map(|w| (0..each).map(move |n| (w, n)))
+            .collect();
+        assert_eq!(seen, want);
+    }
+
     /// Runs `terraform <args>` for each of `runs` through `tftrail run` on the log at `loc`
     /// (a one-resource configuration in a fresh directory); each must succeed and be recorded.
     /// Then `verify` must count every record. Returns how many records were made.

@@ -17,30 +17,10 @@ use serde_json::{Map, Number, Value};
 
 use super::*;
 
-/// The decoder as it was before the single pass, verbatim.
+/// The decoder as it was before the single pass: [`decode_reference`], which still explains
+/// every entry the single pass refuses.
 fn reference_from_entry(entry: &[u8]) -> Result<Record, RecordError> {
-    #[derive(Deserialize)]
-    struct VersionOnly {
-        v: Option<u64>,
-    }
-    let rec: Record = match serde_json::from_slice(entry) {
-        Ok(r) => r,
-        Err(e) => {
-            if let Ok(VersionOnly { v: Some(v) }) = serde_json::from_slice(entry) {
-                if v != u64::from(SCHEMA_VERSION) {
-                    return Err(RecordError::UnknownVersion(v));
-                }
-            }
-            return Err(RecordError::Malformed(e.to_string()));
-        }
-    };
-    rec.validate()?;
-    let canonical = serde_json_canonicalizer::to_vec(&rec)
-        .map_err(|e| RecordError::Malformed(e.to_string()))?;
-    if canonical != entry {
-        return Err(RecordError::NotCanonical);
-    }
-    Ok(rec)
+    decode_reference(entry)
 }
 
 /// `validate_time` as it was, verbatim (the reference decoder above calls the current one).
