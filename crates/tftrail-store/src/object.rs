@@ -13,11 +13,19 @@
 //! - Transient failures (5xx, throttling, timeouts, connection errors) are retried with
 //!   exponential backoff by object_store; what still fails is [`StoreError::Transient`].
 //! - Nothing is ever deleted.
+//! - GCS with Object Retention Lock: when the bucket has object retention enabled and the label
+//!   [`GCS_RETENTION_LABEL`] (N days), every object created except `checkpoint` is uploaded
+//!   with a Locked retention until now + N days, in the upload itself
+//!   (`x-goog-object-lock-mode: COMPLIANCE`, `x-goog-object-lock-retain-until-date`), so no
+//!   object exists unprotected. A writer reads the bucket resource once per process, before
+//!   its first write (`GET storage/v1/b/B`, `storage.buckets.get`); no label, or object
+//!   retention off: objects are created without retention. See
+//!   docs/decisions/0004-object-storage.md.
 //!
 //! The trait is synchronous: the store owns a small tokio runtime and blocks on it. Do not
 //! call it from inside another tokio runtime's async context.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -45,7 +53,55 @@ pub struct ObjectStoreBackend {
     bucket: String,
     prefix: String,
     inner: Arc<dyn ObjectStore>,
+    /// GCS only: the JSON API and the bucket's object-retention setting.
+    gcs: Option<GcsWriter>,
     rt: tokio::runtime::Runtime,
+}
+
+/// Label on a GCS bucket that tells writers for how many days to lock each object they
+/// create (Object Retention Lock). Set by `tftrail bootstrap gcp`; checked by `storage check`.
+pub(crate) const GCS_RETENTION_LABEL: &str = "tftrail-retention-days";
+
+/// The longest retention GCS accepts: 100 years.
+const GCS_MAX_RETENTION_DAYS: u32 = 36_500;
+
+/// What a GCS writer needs beyond object_store: the bucket's retention setting, read once.
+struct GcsWriter {
+    api: crate::request::GcsJsonApi,
+    /// `Some(days)`: lock new objects for that long; `None`: the bucket asks for no retention.
+    retention_days: OnceLock<Option<u32>>,
+}
+
+/// Whether a GCS bucket resource has Object Retention Lock enabled (`objectRetention.mode`).
+pub(crate) fn gcs_object_retention_enabled(bucket: &serde_json::Value) -> bool {
+    bucket
+        .pointer("/objectRetention/mode")
+        .and_then(|m| m.as_str())
+        == Some("Enabled")
+}
+
+/// The [`GCS_RETENTION_LABEL`] of a GCS bucket resource: `None` without the label, an error
+/// for a value that is not a number of days GCS accepts (1 to 36,500).
+pub(crate) fn gcs_label_days(bucket: &serde_json::Value) -> Option<Result<u32, String>> {
+    let raw = bucket.get("labels")?.get(GCS_RETENTION_LABEL)?;
+    let text = raw.as_str().unwrap_or_default().trim();
+    Some(match text.parse::<u32>() {
+        Ok(d) if (1..=GCS_MAX_RETENTION_DAYS).contains(&d) => Ok(d),
+        _ => Err(format!(
+            "the bucket label {GCS_RETENTION_LABEL}={raw} is not a number of days from 1 to \
+             {GCS_MAX_RETENTION_DAYS}"
+        )),
+    })
+}
+
+/// The retention a writer gives new objects in a GCS bucket: `Ok(Some(days))` with object
+/// retention enabled and the label set, `Ok(None)` when either is missing (objects are then
+/// created without retention), an error for a bad label.
+pub(crate) fn gcs_writer_retention(bucket: &serde_json::Value) -> Result<Option<u32>, String> {
+    if !gcs_object_retention_enabled(bucket) {
+        return Ok(None);
+    }
+    gcs_label_days(bucket).transpose()
 }
 
 impl std::fmt::Debug for ObjectStoreBackend {
@@ -169,6 +225,53 @@ impl HttpService for Md5Service {
     }
 }
 
+/// The retention a GCS writer gives an object it creates. It rides in the request's
+/// extensions (object_store hands `PutOptions::extensions` to the HTTP request) to
+/// [`GcsService`], which turns it into the upload's headers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct GcsLock {
+    /// RFC 3339 UTC.
+    retain_until: String,
+}
+
+/// An HTTP connector for GCS that adds the Object Retention Lock headers of an XML-API upload
+/// (`x-goog-object-lock-mode: COMPLIANCE`, i.e. Locked, and
+/// `x-goog-object-lock-retain-until-date`) to a PUT that carries a [`GcsLock`].
+///
+/// GCS authenticates these requests with a bearer token, not a signature over the headers,
+/// so adding headers here is allowed.
+#[derive(Debug, Default)]
+struct GcsConnector;
+
+#[derive(Debug)]
+struct GcsService(HttpClient);
+
+impl HttpConnector for GcsConnector {
+    fn connect(&self, options: &ClientOptions) -> object_store::Result<HttpClient> {
+        let inner = ReqwestConnector::default().connect(options)?;
+        Ok(HttpClient::new(GcsService(inner)))
+    }
+}
+
+#[async_trait]
+impl HttpService for GcsService {
+    async fn call(&self, mut req: HttpRequest) -> Result<HttpResponse, HttpError> {
+        if req.method() == http::Method::PUT {
+            if let Some(lock) = req.extensions().get::<GcsLock>().cloned() {
+                let headers = req.headers_mut();
+                headers.insert(
+                    "x-goog-object-lock-mode",
+                    http::HeaderValue::from_static("COMPLIANCE"),
+                );
+                if let Ok(v) = http::HeaderValue::from_str(&lock.retain_until) {
+                    headers.insert("x-goog-object-lock-retain-until-date", v);
+                }
+            }
+        }
+        self.0.execute(req).await
+    }
+}
+
 impl ObjectStoreBackend {
     /// Connects to the bucket or container of an object-storage location, with credentials
     /// from the cloud's standard environment. Does not contact the service: see
@@ -191,6 +294,7 @@ impl ObjectStoreBackend {
             reason: format!("cannot configure the client: {e}"),
         };
         let rt = runtime()?;
+        let mut gcs = None;
         let inner: Arc<dyn ObjectStore> = match cloud {
             Cloud::S3 => {
                 use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
@@ -212,13 +316,19 @@ impl ObjectStoreBackend {
             }
             Cloud::Gcs => {
                 let _guard = rt.enter();
-                Arc::new(
-                    object_store::gcp::GoogleCloudStorageBuilder::from_env()
-                        .with_bucket_name(bucket)
-                        .with_retry(retry_config())
-                        .build()
-                        .map_err(config_err)?,
-                )
+                let b = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_retry(retry_config())
+                    .with_http_connector(GcsConnector);
+                let base = crate::request::GcsJsonApi::base_url(&b);
+                let store = b.build().map_err(config_err)?;
+                let api = crate::request::GcsJsonApi::new(base, store.credentials().clone())
+                    .map_err(config_err)?;
+                gcs = Some(GcsWriter {
+                    api,
+                    retention_days: OnceLock::new(),
+                });
+                Arc::new(store)
             }
             Cloud::Azure => {
                 let _guard = rt.enter();
@@ -236,8 +346,89 @@ impl ObjectStoreBackend {
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
             inner,
+            gcs,
             rt,
         })
+    }
+
+    /// GCS: for how many days to lock the objects this writer creates, from the bucket
+    /// resource, read on the first write and kept for the life of the process. `None` on
+    /// other clouds and on a bucket without object retention or without the label.
+    ///
+    /// A bucket whose settings cannot be read fails the write (fail closed): without them
+    /// the writer cannot know whether the bucket expects its objects locked.
+    fn gcs_retention_days(&self) -> Result<Option<u32>, StoreError> {
+        let Some(g) = &self.gcs else {
+            return Ok(None);
+        };
+        if let Some(days) = g.retention_days.get() {
+            return Ok(*days);
+        }
+        const OP: &str = "read the bucket's retention settings";
+        let location = self.location();
+        let r = self.rt.block_on(g.api.get(
+            &format!("b/{}?fields=objectRetention,labels", self.bucket),
+            &location,
+        ))?;
+        let days = match r.status {
+            200..=299 => {
+                let v: serde_json::Value =
+                    serde_json::from_slice(&r.body).map_err(|e| StoreError::Backend {
+                        op: OP,
+                        path: location.clone(),
+                        message: format!("unreadable bucket resource: {e}"),
+                    })?;
+                gcs_writer_retention(&v).map_err(|message| StoreError::Backend {
+                    op: OP,
+                    path: location.clone(),
+                    message,
+                })?
+            }
+            404 => {
+                return Err(StoreError::NotAStore {
+                    location,
+                    reason: "the bucket or container does not exist".into(),
+                })
+            }
+            s @ (408 | 429 | 500..=599) => {
+                return Err(StoreError::Transient {
+                    op: OP,
+                    path: location,
+                    message: format!("HTTP {s}"),
+                })
+            }
+            s => {
+                return Err(StoreError::Backend {
+                    op: OP,
+                    path: location,
+                    message: format!(
+                        "HTTP {s}{}: a writer reads the bucket's object retention and its \
+                         {GCS_RETENTION_LABEL} label before creating objects",
+                        if s == 403 {
+                            " (permission denied: writers need storage.buckets.get, see \
+                             `tftrail bootstrap gcp`)"
+                        } else {
+                            ""
+                        }
+                    ),
+                })
+            }
+        };
+        Ok(*g.retention_days.get_or_init(|| days))
+    }
+
+    /// The lock to put on the objects created now, if the bucket asks for one.
+    fn gcs_lock(&self) -> Result<Option<GcsLock>, StoreError> {
+        let Some(days) = self.gcs_retention_days()? else {
+            return Ok(None);
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        Ok(Some(GcsLock {
+            retain_until: rfc3339_utc(now + i64::from(days) * 86_400),
+        }))
     }
 
     /// Which cloud.
@@ -318,7 +509,15 @@ impl ObjectStoreBackend {
         }
     }
 
-    async fn create_one(&self, obj: &NewObject) -> Result<(), StoreError> {
+    /// Whether an object with these bytes is already there (`Some(false)`: other bytes).
+    async fn same_bytes(&self, obj: &NewObject) -> Result<Option<bool>, StoreError> {
+        Ok(self
+            .get_async(&obj.path)
+            .await?
+            .map(|existing| existing == obj.data))
+    }
+
+    async fn create_one(&self, obj: &NewObject, lock: Option<&GcsLock>) -> Result<(), StoreError> {
         if obj.path == CHECKPOINT {
             return Err(StoreError::Backend {
                 op: "write",
@@ -329,18 +528,21 @@ impl ObjectStoreBackend {
         let key = self.object_key(&obj.path)?;
         // A 409 (concurrent conditional write in flight) may leave nothing to compare yet.
         for attempt in 0..5u32 {
-            let opts = PutOptions {
+            let mut opts = PutOptions {
                 mode: PutMode::Create,
                 ..Default::default()
             };
+            if let Some(lock) = lock {
+                opts.extensions.insert(lock.clone());
+            }
             let payload = PutPayload::from(obj.data.clone());
             match self.inner.put_opts(&key, payload, opts).await {
                 Ok(_) => return Ok(()),
                 Err(object_store::Error::AlreadyExists { .. })
                 | Err(object_store::Error::Precondition { .. }) => {
-                    match self.get_async(&obj.path).await? {
-                        Some(existing) if existing == obj.data => return Ok(()),
-                        Some(_) => {
+                    match self.same_bytes(obj).await? {
+                        Some(true) => return Ok(()),
+                        Some(false) => {
                             return Err(StoreError::Conflict {
                                 path: obj.path.clone(),
                             })
@@ -349,6 +551,32 @@ impl ObjectStoreBackend {
                             tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
                         }
                     }
+                }
+                // GCS may refuse an object under retention before it evaluates the
+                // generation precondition: compare as for a failed precondition.
+                Err(e @ object_store::Error::PermissionDenied { .. })
+                    if self.cloud == Cloud::Gcs =>
+                {
+                    return match self.same_bytes(obj).await? {
+                        Some(true) => Ok(()),
+                        Some(false) => Err(StoreError::Conflict {
+                            path: obj.path.clone(),
+                        }),
+                        None => Err(match (lock, map_err("write", &obj.path, e)) {
+                            (Some(l), StoreError::Backend { op, path, message }) => {
+                                StoreError::Backend {
+                                    op,
+                                    message: format!(
+                                        "{message} (creating it locked until {} needs \
+                                         storage.objects.create and storage.objects.setRetention)",
+                                        l.retain_until
+                                    ),
+                                    path,
+                                }
+                            }
+                            (_, other) => other,
+                        }),
+                    };
                 }
                 Err(e) => return Err(map_err("write", &obj.path, e)),
             }
@@ -481,8 +709,12 @@ impl Store for ObjectStoreBackend {
     }
 
     fn create_all(&self, objects: &[NewObject]) -> Result<(), StoreError> {
+        if objects.is_empty() {
+            return Ok(());
+        }
+        let lock = self.gcs_lock()?;
         self.rt.block_on(async {
-            futures::stream::iter(objects.iter().map(|o| self.create_one(o)))
+            futures::stream::iter(objects.iter().map(|o| self.create_one(o, lock.as_ref())))
                 .buffer_unordered(MAX_IN_FLIGHT)
                 .try_collect::<Vec<()>>()
                 .await
@@ -577,35 +809,147 @@ impl Store for ObjectStoreBackend {
     }
 }
 
+/// `YYYY-MM-DDTHH:MM:SSZ` (RFC 3339, UTC) of a time in seconds since the Unix epoch.
+pub(crate) fn rfc3339_utc(secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// Seconds since the Unix epoch of an RFC 3339 time (`2027-01-31T12:00:00.250Z`,
+/// `…+01:00`); fractions of a second are dropped.
+pub(crate) fn parse_rfc3339(s: &str) -> Option<i64> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A minimal GCS XML-API server for the requests object_store's GCS client makes: `PUT`
-    /// honouring `x-goog-if-generation-match` (412 when it fails), `GET` returning
-    /// `x-goog-generation`, and `list-type=2` listings. No emulator in a package registry
-    /// implements these (docs/decisions/0004-object-storage.md), so this checks that the GCS
-    /// path sends generations, not ETags, and maps 412 the way the store contract needs.
+    /// A minimal GCS server for the requests tftrail's GCS store makes. No emulator in a
+    /// package registry implements them (docs/decisions/0004-object-storage.md), so this
+    /// loopback fake stands in for GCS, strict where the store contract depends on it:
+    /// - XML API (object_store's client): `PUT` honouring `x-goog-if-generation-match` (412
+    ///   when it fails) and the Object Retention Lock headers `x-goog-object-lock-mode` and
+    ///   `x-goog-object-lock-retain-until-date` (400 on a bucket without object retention or
+    ///   for a bad value); an object under an unexpired retention can be neither replaced nor
+    ///   deleted (403), as on GCS; `GET` returning `x-goog-generation`; `DELETE`;
+    ///   `list-type=2` listings.
+    /// - JSON API: `GET storage/v1/b/B`, the bucket resource, whose settings follow the
+    ///   bucket's name ([`bucket`]).
+    ///
+    /// Every request is recorded with its retention headers. It is not GCS: header names and
+    /// status codes follow GCS's documentation, and nothing here has run against GCS itself.
     mod fake_gcs {
         use std::collections::BTreeMap;
         use std::io::{BufRead, BufReader, Read, Write};
         use std::net::{TcpListener, TcpStream};
         use std::sync::{Arc, Mutex};
 
-        type Objects = Arc<Mutex<BTreeMap<String, (Vec<u8>, u64)>>>;
+        /// A bucket's settings in the fake.
+        #[derive(Clone, Copy, Default)]
+        pub struct Bucket {
+            /// `objectRetention.mode: Enabled`.
+            pub object_retention: bool,
+            /// The `tftrail-retention-days` label.
+            pub label: Option<&'static str>,
+            /// Uploads with retention headers are refused (a writer without
+            /// storage.objects.setRetention).
+            pub deny_set_retention: bool,
+            /// An object under retention is refused (403) before the generation precondition
+            /// is evaluated.
+            pub retention_first: bool,
+            /// The bucket resource is readable (else 403: no storage.buckets.get).
+            pub readable: bool,
+        }
 
-        /// Starts the server on a free loopback port; returns its base URL.
-        pub fn start() -> String {
+        /// The buckets the fake knows, by name.
+        pub fn bucket(name: &str) -> Option<Bucket> {
+            let worm = Bucket {
+                object_retention: true,
+                label: Some("30"),
+                readable: true,
+                ..Default::default()
+            };
+            Some(match name {
+                "bkt" => Bucket {
+                    readable: true,
+                    ..Default::default()
+                },
+                "worm" => worm,
+                "worm403" => Bucket {
+                    retention_first: true,
+                    ..worm
+                },
+                "nolabel" => Bucket {
+                    label: None,
+                    ..worm
+                },
+                "badlabel" => Bucket {
+                    label: Some("forever"),
+                    ..worm
+                },
+                "norole" => Bucket {
+                    deny_set_retention: true,
+                    ..worm
+                },
+                "private" => Bucket {
+                    readable: false,
+                    ..worm
+                },
+                _ => return None,
+            })
+        }
+
+        /// An object's retention, with the JSON API's mode names (`Locked`, `Unlocked`).
+        #[derive(Clone, Debug, PartialEq, Eq)]
+        pub struct Retention {
+            pub mode: String,
+            pub until: String,
+        }
+
+        pub struct Obj {
+            pub data: Vec<u8>,
+            pub generation: u64,
+            pub retention: Option<Retention>,
+        }
+
+        /// A request as received: method, target, and its retention headers (mode, date).
+        #[derive(Clone, Debug)]
+        pub struct Seen {
+            pub method: String,
+            pub target: String,
+            pub lock: Option<(String, String)>,
+        }
+
+        #[derive(Default)]
+        pub struct State {
+            /// By (bucket, object name).
+            pub objects: BTreeMap<(String, String), Obj>,
+            pub requests: Vec<Seen>,
+        }
+
+        pub type Shared = Arc<Mutex<State>>;
+
+        /// Starts the server on a free loopback port; returns its base URL and its state.
+        pub fn start() -> (String, Shared) {
             let l = TcpListener::bind("127.0.0.1:0").unwrap();
             let url = format!("http://{}", l.local_addr().unwrap());
-            let objects: Objects = Arc::default();
+            let state: Shared = Arc::default();
+            let shared = state.clone();
             std::thread::spawn(move || {
                 for conn in l.incoming().flatten() {
-                    let objects = objects.clone();
-                    std::thread::spawn(move || serve(conn, &objects));
+                    let state = state.clone();
+                    std::thread::spawn(move || serve(conn, &state));
                 }
             });
-            url
+            (url, shared)
         }
 
         fn dec(s: &str) -> String {
@@ -615,7 +959,210 @@ mod tests {
                 .unwrap_or_default()
         }
 
-        fn serve(conn: TcpStream, objects: &Objects) {
+        fn now() -> i64 {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64
+        }
+
+        /// Whether a retention still protects its object.
+        fn active(r: &Retention) -> bool {
+            super::super::parse_rfc3339(&r.until).is_some_and(|t| t > now())
+        }
+
+        type Reply = (u16, Vec<(String, String)>, Vec<u8>);
+
+        fn xml_error(status: u16, code: &str, message: &str) -> Reply {
+            (
+                status,
+                vec![],
+                format!("<Error><Code>{code}</Code><Message>{message}</Message></Error>")
+                    .into_bytes(),
+            )
+        }
+
+        fn bucket_resource(name: &str) -> Reply {
+            let Some(b) = bucket(name) else {
+                return (404, vec![], br#"{"error":{"code":404}}"#.to_vec());
+            };
+            if !b.readable {
+                return (
+                    403,
+                    vec![],
+                    br#"{"error":{"code":403,"message":"does not have storage.buckets.get access"}}"#
+                        .to_vec(),
+                );
+            }
+            let mut v = serde_json::json!({ "name": name });
+            if b.object_retention {
+                v["objectRetention"] = serde_json::json!({ "mode": "Enabled" });
+            }
+            if let Some(l) = b.label {
+                v["labels"] = serde_json::json!({ super::super::GCS_RETENTION_LABEL: l });
+            }
+            (200, vec![], v.to_string().into_bytes())
+        }
+
+        fn put(
+            st: &mut State,
+            b: Bucket,
+            id: (String, String),
+            headers: &BTreeMap<String, String>,
+            body: Vec<u8>,
+        ) -> Reply {
+            let current = st.objects.get(&id);
+            let generation = current.map(|o| o.generation).unwrap_or(0);
+            let protected = current
+                .and_then(|o| o.retention.as_ref())
+                .is_some_and(active);
+            let precondition_failed = headers
+                .get("x-goog-if-generation-match")
+                .is_some_and(|want| want.parse::<u64>().unwrap() != generation);
+            let under_retention = xml_error(
+                403,
+                "AccessDenied",
+                "Object is under active retention and cannot be deleted or overwritten",
+            );
+            if b.retention_first && protected {
+                return under_retention;
+            }
+            if precondition_failed {
+                return xml_error(412, "PreconditionFailed", "");
+            }
+            if protected {
+                return under_retention;
+            }
+            let retention = match (
+                headers.get("x-goog-object-lock-mode"),
+                headers.get("x-goog-object-lock-retain-until-date"),
+            ) {
+                (None, None) => None,
+                (Some(mode), Some(until)) => {
+                    if !b.object_retention {
+                        return xml_error(
+                            400,
+                            "InvalidArgument",
+                            "object retention is not enabled on the bucket",
+                        );
+                    }
+                    if b.deny_set_retention {
+                        return xml_error(
+                            403,
+                            "AccessDenied",
+                            "w@p.iam does not have storage.objects.setRetention access",
+                        );
+                    }
+                    let mode = match mode.as_str() {
+                        "COMPLIANCE" => "Locked",
+                        "GOVERNANCE" => "Unlocked",
+                        _ => return xml_error(400, "InvalidArgument", "bad retention mode"),
+                    };
+                    if super::super::parse_rfc3339(until).is_none_or(|t| t <= now()) {
+                        return xml_error(400, "InvalidArgument", "bad retain-until date");
+                    }
+                    Some(Retention {
+                        mode: mode.into(),
+                        until: until.clone(),
+                    })
+                }
+                _ => return xml_error(400, "InvalidArgument", "incomplete retention"),
+            };
+            let g = generation.max(1000) + 1;
+            st.objects.insert(
+                id,
+                Obj {
+                    data: body,
+                    generation: g,
+                    retention,
+                },
+            );
+            (
+                200,
+                vec![
+                    ("x-goog-generation".into(), g.to_string()),
+                    ("etag".into(), format!("\"e{g}\"")),
+                ],
+                vec![],
+            )
+        }
+
+        fn respond(
+            st: &mut State,
+            method: &str,
+            path: &str,
+            query: &str,
+            headers: &BTreeMap<String, String>,
+            body: Vec<u8>,
+        ) -> Reply {
+            if let Some(rest) = path.strip_prefix("/storage/v1/b/") {
+                return match method {
+                    "GET" if !rest.contains('/') => bucket_resource(rest),
+                    _ => (400, vec![], vec![]),
+                };
+            }
+            let (bkt, key) = match path.trim_start_matches('/').split_once('/') {
+                Some((b, k)) => (b.to_string(), Some(dec(k))),
+                None => (path.trim_start_matches('/').to_string(), None),
+            };
+            let Some(b) = bucket(&bkt) else {
+                return xml_error(404, "NoSuchBucket", "The specified bucket does not exist");
+            };
+            match (method, key) {
+                ("PUT", Some(k)) => put(st, b, (bkt, k), headers, body),
+                ("DELETE", Some(k)) => match st.objects.get(&(bkt.clone(), k.clone())) {
+                    Some(o) if o.retention.as_ref().is_some_and(active) => xml_error(
+                        403,
+                        "AccessDenied",
+                        "Object is under active retention and cannot be deleted or overwritten",
+                    ),
+                    Some(_) => {
+                        st.objects.remove(&(bkt, k));
+                        (204, vec![], vec![])
+                    }
+                    None => xml_error(404, "NoSuchKey", ""),
+                },
+                ("GET", Some(k)) if !k.is_empty() => match st.objects.get(&(bkt, k)) {
+                    Some(o) => (
+                        200,
+                        vec![
+                            ("x-goog-generation".into(), o.generation.to_string()),
+                            ("etag".into(), format!("\"e{}\"", o.generation)),
+                            (
+                                "last-modified".into(),
+                                "Thu, 01 Jan 2026 00:00:00 GMT".into(),
+                            ),
+                        ],
+                        o.data.clone(),
+                    ),
+                    None => xml_error(404, "NoSuchKey", ""),
+                },
+                ("GET", _) => {
+                    let prefix = query
+                        .split('&')
+                        .find_map(|kv| kv.strip_prefix("prefix="))
+                        .map(dec)
+                        .unwrap_or_default();
+                    let mut xml = String::from("<ListBucketResult>");
+                    for ((_, k), o) in st
+                        .objects
+                        .iter()
+                        .filter(|((ob, k), _)| *ob == bkt && k.starts_with(&prefix))
+                    {
+                        xml.push_str(&format!(
+                            "<Contents><Key>{k}</Key><Size>{}</Size><LastModified>2026-01-01T00:00:00.000Z</LastModified><ETag>\"e{}\"</ETag></Contents>",
+                            o.data.len(),
+                            o.generation
+                        ));
+                    }
+                    xml.push_str("</ListBucketResult>");
+                    (200, vec![], xml.into_bytes())
+                }
+                _ => (400, vec![], vec![]),
+            }
+        }
+
+        fn serve(conn: TcpStream, state: &Shared) {
             let mut r = BufReader::new(conn.try_clone().unwrap());
             let mut w = conn;
             loop {
@@ -660,75 +1207,22 @@ mod tests {
                     r.read_exact(&mut body).unwrap();
                 }
                 let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-                let key = path
-                    .trim_start_matches('/')
-                    .split_once('/')
-                    .map(|(_, k)| dec(k));
-                let mut objs = objects.lock().unwrap();
-                let (status, extra, out): (u16, Vec<(String, String)>, Vec<u8>) = match (
-                    method.as_str(),
-                    key,
-                ) {
-                    ("PUT", Some(k)) => {
-                        let current = objs.get(&k).map(|(_, g)| *g).unwrap_or(0);
-                        match headers.get("x-goog-if-generation-match") {
-                            Some(want) if want.parse::<u64>().unwrap() != current => (
-                                412,
-                                vec![],
-                                b"<Error><Code>PreconditionFailed</Code></Error>".to_vec(),
-                            ),
-                            _ => {
-                                let g = current.max(1000) + 1;
-                                objs.insert(k, (body, g));
-                                (
-                                    200,
-                                    vec![
-                                        ("x-goog-generation".into(), g.to_string()),
-                                        ("etag".into(), format!("\"e{g}\"")),
-                                    ],
-                                    vec![],
-                                )
-                            }
-                        }
-                    }
-                    ("GET", Some(k)) if !k.is_empty() => match objs.get(&k) {
-                        Some((d, g)) => (
-                            200,
-                            vec![
-                                ("x-goog-generation".into(), g.to_string()),
-                                ("etag".into(), format!("\"e{g}\"")),
-                                (
-                                    "last-modified".into(),
-                                    "Thu, 01 Jan 2026 00:00:00 GMT".into(),
-                                ),
-                            ],
-                            d.clone(),
-                        ),
-                        None => (
-                            404,
-                            vec![],
-                            b"<Error><Code>NoSuchKey</Code></Error>".to_vec(),
-                        ),
-                    },
-                    ("GET", _) => {
-                        let prefix = query
-                            .split('&')
-                            .find_map(|kv| kv.strip_prefix("prefix="))
-                            .map(dec)
-                            .unwrap_or_default();
-                        let mut xml = String::from("<ListBucketResult>");
-                        for (k, (d, g)) in objs.iter().filter(|(k, _)| k.starts_with(&prefix)) {
-                            xml.push_str(&format!(
-                                    "<Contents><Key>{k}</Key><Size>{}</Size><LastModified>2026-01-01T00:00:00.000Z</LastModified><ETag>\"e{g}\"</ETag></Contents>",
-                                    d.len()
-                                ));
-                        }
-                        xml.push_str("</ListBucketResult>");
-                        (200, vec![], xml.into_bytes())
-                    }
-                    _ => (400, vec![], vec![]),
-                };
-                drop(objs);
+                let mut st = state.lock().unwrap();
+                st.requests.push(Seen {
+                    method: method.clone(),
+                    target: target.clone(),
+                    lock: headers.get("x-goog-object-lock-mode").map(|m| {
+                        (
+                            m.clone(),
+                            headers
+                                .get("x-goog-object-lock-retain-until-date")
+                                .cloned()
+                                .unwrap_or_default(),
+                        )
+                    }),
+                });
+                let (status, extra, out) = respond(&mut st, &method, path, query, &headers, body);
+                drop(st);
                 let mut resp = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\n", out.len());
                 for (k, v) in extra {
                     resp.push_str(&format!("{k}: {v}\r\n"));
@@ -740,13 +1234,39 @@ mod tests {
         }
     }
 
-    #[test]
-    fn gcs_create_only_and_generation_compare_and_swap() {
-        // nextest runs each test in its own process: these variables stay in this test.
-        std::env::set_var("GOOGLE_BASE_URL", fake_gcs::start());
+    /// Points object_store's GCS client at the fake. nextest runs each test in its own
+    /// process: these variables stay in that test.
+    fn gcs_fake() -> fake_gcs::Shared {
+        let (url, state) = fake_gcs::start();
+        std::env::set_var("GOOGLE_BASE_URL", url);
         // object_store 0.14's GCS PUT fetches a credential even with GOOGLE_SKIP_SIGNATURE: a
         // static bearer token keeps it off the metadata server.
         std::env::set_var("GOOGLE_BEARER_TOKEN", "test");
+        state
+    }
+
+    fn now_secs() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    }
+
+    /// Requests whose target starts with `prefix` (`GET /storage/v1/b/worm`, `PUT /worm/…`).
+    fn seen(state: &fake_gcs::Shared, method: &str, prefix: &str) -> Vec<fake_gcs::Seen> {
+        state
+            .lock()
+            .unwrap()
+            .requests
+            .iter()
+            .filter(|r| r.method == method && r.target.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn gcs_create_only_and_generation_compare_and_swap() {
+        let state = gcs_fake();
         let s = ObjectStoreBackend::connect(Cloud::Gcs, "bkt", "log").unwrap();
         s.check_reachable().unwrap();
         let obj = NewObject::new("tile/0/000", b"one".to_vec());
@@ -767,6 +1287,211 @@ mod tests {
         assert_eq!(s.swap_checkpoint(Some(&v1), b"c2").unwrap(), Swap::Done);
         assert_eq!(s.swap_checkpoint(Some(&v1), b"c3").unwrap(), Swap::Lost);
         assert_eq!(s.get_checkpoint().unwrap().unwrap().0, b"c2");
+        // A bucket without object retention: its settings are read once, no upload is locked.
+        assert_eq!(seen(&state, "GET", "/storage/v1/b/bkt").len(), 1);
+        let puts = seen(&state, "PUT", "/bkt/");
+        assert!(
+            puts.len() >= 5 && puts.iter().all(|r| r.lock.is_none()),
+            "{puts:?}"
+        );
+    }
+
+    /// On a bucket with object retention and the label (30 days), every object created but
+    /// the checkpoint is uploaded Locked until now + 30 days, and GCS then refuses to replace
+    /// or delete it; the checkpoint carries no retention and keeps moving.
+    #[test]
+    fn gcs_object_retention_locks_every_object_but_the_checkpoint() {
+        let state = gcs_fake();
+        let s = ObjectStoreBackend::connect(Cloud::Gcs, "worm", "log").unwrap();
+        let before = now_secs();
+        s.create_all(&[
+            NewObject::new("tile/0/000.p/2", b"tiles".to_vec()),
+            NewObject::new("tile/entries/000.p/2", b"bundle".to_vec()),
+            NewObject::new("tftrail/blobs/sha256/ab", b"blob".to_vec()),
+        ])
+        .unwrap();
+        s.create_after(
+            &[NewObject::new("tftrail/batches/2", b"claim".to_vec())],
+            &[NewObject::new("tile/0/000.p/3", b"more".to_vec())],
+        )
+        .unwrap();
+        // Identical bytes again (a roll-forward): success; other bytes: a conflict.
+        s.create_all(&[NewObject::new("tile/0/000.p/2", b"tiles".to_vec())])
+            .unwrap();
+        assert!(matches!(
+            s.create_all(&[NewObject::new("tile/0/000.p/2", b"other".to_vec())]),
+            Err(StoreError::Conflict { .. })
+        ));
+        assert_eq!(s.swap_checkpoint(None, b"c1").unwrap(), Swap::Done);
+        let (_, v1) = s.get_checkpoint().unwrap().unwrap();
+        assert_eq!(s.swap_checkpoint(Some(&v1), b"c2").unwrap(), Swap::Done);
+        let after = now_secs();
+
+        // Read once per process, however many writes.
+        assert_eq!(seen(&state, "GET", "/storage/v1/b/worm").len(), 1);
+        {
+            let st = state.lock().unwrap();
+            let names: Vec<&str> = st.objects.keys().map(|(_, k)| k.as_str()).collect();
+            assert_eq!(names.len(), 6, "{names:?}");
+            for ((_, k), o) in &st.objects {
+                if k == "log/checkpoint" {
+                    assert_eq!(o.retention, None, "the checkpoint must stay replaceable");
+                    assert_eq!(o.data, b"c2");
+                    continue;
+                }
+                let r = o
+                    .retention
+                    .as_ref()
+                    .unwrap_or_else(|| panic!("{k} not retained"));
+                assert_eq!(r.mode, "Locked", "{k}");
+                let until = parse_rfc3339(&r.until).unwrap();
+                let days = 30 * 86_400;
+                assert!(
+                    (before + days..=after + days).contains(&until),
+                    "{k}: {} is not now + 30 days",
+                    r.until
+                );
+            }
+        }
+        for r in seen(&state, "PUT", "/worm/") {
+            let cp = r
+                .target
+                .replace("%2F", "/")
+                .starts_with("/worm/log/checkpoint");
+            match &r.lock {
+                Some((mode, _)) => assert!(!cp && mode == "COMPLIANCE", "{r:?}"),
+                None => assert!(cp, "{r:?}"),
+            }
+        }
+
+        // What the retention buys: neither an overwrite nor a delete gets through.
+        let key = OsPath::from("log/tile/0/000.p/2");
+        let overwrite = s.rt.block_on(s.inner.put_opts(
+            &key,
+            PutPayload::from(b"forged".to_vec()),
+            PutMode::Overwrite.into(),
+        ));
+        assert!(
+            matches!(overwrite, Err(object_store::Error::PermissionDenied { .. })),
+            "{overwrite:?}"
+        );
+        let delete = s.rt.block_on(s.inner.delete(&key));
+        assert!(
+            matches!(delete, Err(object_store::Error::PermissionDenied { .. })),
+            "{delete:?}"
+        );
+        assert_eq!(s.get("tile/0/000.p/2").unwrap().unwrap(), b"tiles");
+        // The checkpoint, unretained, is replaceable by whoever may (writers: through CAS).
+        let cp = OsPath::from("log/checkpoint");
+        s.rt.block_on(s.inner.put_opts(
+            &cp,
+            PutPayload::from(b"c3".to_vec()),
+            PutMode::Overwrite.into(),
+        ))
+        .unwrap();
+    }
+
+    /// GCS may answer a create-only upload of an object under retention with 403 rather
+    /// than 412: identical bytes are still success, other bytes a conflict.
+    #[test]
+    fn gcs_refusal_of_a_retained_object_still_compares_bytes() {
+        let _state = gcs_fake();
+        let s = ObjectStoreBackend::connect(Cloud::Gcs, "worm403", "").unwrap();
+        let obj = NewObject::new("tile/0/000", b"one".to_vec());
+        s.create_all(std::slice::from_ref(&obj)).unwrap();
+        s.create_all(std::slice::from_ref(&obj)).unwrap();
+        assert!(matches!(
+            s.create_all(&[NewObject::new("tile/0/000", b"two".to_vec())]),
+            Err(StoreError::Conflict { .. })
+        ));
+    }
+
+    /// A writer that may not set retention fails the write, naming the object and the
+    /// permission; nothing is created.
+    #[test]
+    fn gcs_retention_refused_fails_the_write_naming_the_object() {
+        let state = gcs_fake();
+        let s = ObjectStoreBackend::connect(Cloud::Gcs, "norole", "log").unwrap();
+        let err = s
+            .create_all(&[NewObject::new("tile/0/000", b"one".to_vec())])
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(&err, StoreError::Backend { path, .. } if path == "tile/0/000"),
+            "{err:?}"
+        );
+        assert!(text.contains("storage.objects.setRetention"), "{text}");
+        assert!(state.lock().unwrap().objects.is_empty());
+    }
+
+    /// Object retention enabled but no label: objects are created without retention (no
+    /// lock header sent), as on a bucket that does not ask for it.
+    #[test]
+    fn gcs_without_the_label_sends_no_retention() {
+        let state = gcs_fake();
+        let s = ObjectStoreBackend::connect(Cloud::Gcs, "nolabel", "log").unwrap();
+        s.create_all(&[NewObject::new("tile/0/000", b"one".to_vec())])
+            .unwrap();
+        let puts = seen(&state, "PUT", "/nolabel/");
+        assert!(puts.len() == 1 && puts[0].lock.is_none(), "{puts:?}");
+        assert!(state
+            .lock()
+            .unwrap()
+            .objects
+            .values()
+            .all(|o| o.retention.is_none()));
+    }
+
+    /// Unreadable bucket settings (no storage.buckets.get) or a bad label fail the write
+    /// before anything is uploaded; reads do not need the settings.
+    #[test]
+    fn gcs_unreadable_retention_settings_fail_closed() {
+        let state = gcs_fake();
+        let s = ObjectStoreBackend::connect(Cloud::Gcs, "private", "log").unwrap();
+        assert_eq!(s.get("tile/0/000").unwrap(), None);
+        let err = s
+            .create_all(&[NewObject::new("tile/0/000", b"one".to_vec())])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("storage.buckets.get"), "{err}");
+        let s = ObjectStoreBackend::connect(Cloud::Gcs, "badlabel", "log").unwrap();
+        let err = s
+            .create_all(&[NewObject::new("tile/0/000", b"one".to_vec())])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tftrail-retention-days=\"forever\""), "{err}");
+        assert!(seen(&state, "PUT", "/").is_empty());
+    }
+
+    #[test]
+    fn gcs_writer_retention_from_the_bucket_resource() {
+        let v = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
+        let on =
+            r#"{"objectRetention":{"mode":"Enabled"},"labels":{"tftrail-retention-days":"365"}}"#;
+        assert_eq!(gcs_writer_retention(&v(on)), Ok(Some(365)));
+        // Object retention off: the label alone asks for nothing GCS would accept.
+        let off = r#"{"labels":{"tftrail-retention-days":"365"}}"#;
+        assert_eq!(gcs_writer_retention(&v(off)), Ok(None));
+        let no_label = r#"{"objectRetention":{"mode":"Enabled"},"labels":{"team":"infra"}}"#;
+        assert_eq!(gcs_writer_retention(&v(no_label)), Ok(None));
+        for bad in ["0", "36501", "-1", "1y", ""] {
+            let j = format!(
+                r#"{{"objectRetention":{{"mode":"Enabled"}},"labels":{{"tftrail-retention-days":"{bad}"}}}}"#
+            );
+            assert!(gcs_writer_retention(&v(&j)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rfc3339_times() {
+        // The retention date a GCS upload carries, and the dates `storage check` reads back.
+        assert_eq!(rfc3339_utc(1_835_438_400), "2028-02-29T12:00:00Z");
+        assert_eq!(parse_rfc3339("2028-02-29T12:00:00Z"), Some(1_835_438_400));
+        assert_eq!(
+            parse_rfc3339("2028-02-29T13:30:00.25+01:30"),
+            Some(1_835_438_400)
+        );
+        assert_eq!(parse_rfc3339("2028-02-29"), None);
     }
 
     #[test]

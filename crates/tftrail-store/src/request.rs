@@ -84,3 +84,55 @@ pub(crate) async fn execute(
         body,
     })
 }
+
+/// Requests to the GCS JSON API (`{base}/storage/v1/…`: the bucket resource, object
+/// listings) with object_store's GCS credential chain and endpoint (`GOOGLE_*`,
+/// `GOOGLE_BASE_URL` for an emulator), authorised by a bearer token.
+pub(crate) struct GcsJsonApi {
+    base: String,
+    creds: object_store::gcp::GcpCredentialProvider,
+    http: HttpClient,
+}
+
+impl GcsJsonApi {
+    /// The endpoint a builder talks to (`https://storage.googleapis.com` unless overridden).
+    pub(crate) fn base_url(b: &object_store::gcp::GoogleCloudStorageBuilder) -> String {
+        b.get_config_value(&object_store::gcp::GoogleConfigKey::BaseUrl)
+            .unwrap_or_else(|| "https://storage.googleapis.com".into())
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    /// A client for `base` (plain http allowed only when `base` is an http URL).
+    pub(crate) fn new(
+        base: String,
+        creds: object_store::gcp::GcpCredentialProvider,
+    ) -> Result<Self, object_store::Error> {
+        use object_store::client::{HttpConnector, ReqwestConnector};
+        let http = ReqwestConnector::default().connect(
+            &object_store::ClientOptions::new().with_allow_http(base.starts_with("http://")),
+        )?;
+        Ok(GcsJsonApi { base, creds, http })
+    }
+
+    /// `GET {base}/storage/v1/{path}` (`path` already percent-encoded, query included); `what`
+    /// names the bucket or object in errors.
+    pub(crate) async fn get(&self, path: &str, what: &str) -> Result<RawResponse, StoreError> {
+        let cred = self
+            .creds
+            .get_credential()
+            .await
+            .map_err(|e| crate::object::map_err("sign", what, e))?;
+        let req = http::Request::builder()
+            .method("GET")
+            .uri(format!("{}/storage/v1/{path}", self.base))
+            .header("authorization", format!("Bearer {}", cred.bearer))
+            .body(object_store::client::HttpRequestBody::from(Vec::new()))
+            .map_err(|e| StoreError::Backend {
+                op: "request",
+                path: what.to_string(),
+                message: e.to_string(),
+            })?;
+        execute(&self.http, req, what).await
+    }
+}

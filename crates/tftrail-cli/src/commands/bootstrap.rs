@@ -20,8 +20,8 @@ pub struct Args {
 enum Target {
     /// S3 bucket with Object Lock (COMPLIANCE), versioning, Block Public Access
     Aws,
-    /// GCS bucket: versioning, soft delete, create-only writers (not write-once: a bucket
-    /// retention policy would refuse moving the checkpoint)
+    /// GCS bucket with Object Retention Lock: writers lock every object they create except
+    /// the checkpoint; versioning, soft delete, public access prevention
     Gcp,
     /// Azure storage account and container with version-level immutability: every blob
     /// version retained, the checkpoint still able to move

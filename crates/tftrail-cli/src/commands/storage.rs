@@ -19,9 +19,11 @@ enum StorageCommand {
     /// and no bucket-policy statement that lets the public write or delete. Azure:
     /// version-level immutability on the container, no anonymous access, the checkpoint
     /// versioned and under retention (whether the policy is locked, and for how long, needs
-    /// the management API: could not check). GCS: the bucket's retention policy and lock,
-    /// versioning, soft delete and public access prevention, and that no retention policy
-    /// would stop the checkpoint from moving (needs storage.buckets.get).
+    /// the management API: could not check). GCS: Object Retention Lock enabled, the
+    /// `tftrail-retention-days` label (how long writers lock each object) of at least
+    /// --min-retention-days, no bucket retention policy (it would stop the checkpoint from
+    /// moving), versioning, soft delete, public access prevention, uniform access, and one
+    /// sample tile Locked (needs storage.buckets.get and storage.objects.list).
     ///
     /// Each property is printed as pass, FAIL or could not check, with the reason.
     /// Exit status: 0 every property passes; 1 at least one fails (a local directory always

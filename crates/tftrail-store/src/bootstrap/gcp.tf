@@ -1,42 +1,49 @@
-# tftrail audit bucket on Google Cloud Storage.
+# tftrail audit bucket on Google Cloud Storage: write-once through Object Retention Lock.
 #
-# KNOWN LIMITATION: this bucket is NOT write-once storage, and `tftrail storage check` says so.
-# tftrail creates every object once (x-goog-if-generation-match: 0) and replaces only
-# `checkpoint` (x-goog-if-generation-match: <generation>). What would make GCS write-once
-# cannot host that checkpoint through the object_store client tftrail uses:
-# - a bucket retention policy (Bucket Lock) refuses to replace any object until it is
-#   `retention_days` old, so the first append after `init` fails on the checkpoint, and
-#   GCS does not combine a retention policy with object versioning;
-# - Object Retention Lock (per-object retention, `enable_object_retention`) needs each
-#   object's retention set in its upload metadata or by a later PATCH of the JSON API,
-#   which object_store does not expose.
-# See docs/decisions/0004-object-storage.md for what supporting either would take.
-#
-# What this configuration does instead, for a log that can grow:
-# - object versioning: an overwritten or deleted object stays as a noncurrent version;
-# - soft delete for 90 days (the maximum): even a deleted noncurrent version can be restored;
-# - no lifecycle rule: nothing is ever deleted automatically;
-# - writers may create objects but not delete them, and overwriting an object needs
-#   storage.objects.delete: they get that permission for `<log_prefix>/checkpoint` only,
-#   through an IAM condition, so they cannot replace a tile, a bundle, a blob or a claim;
+# tftrail creates every log object once (x-goog-if-generation-match: 0) and replaces only
+# `checkpoint` (x-goog-if-generation-match: <generation>). So:
+# - object retention is enabled on the bucket, and its label `tftrail-retention-days` tells
+#   writers how long to keep what they create: every object except the checkpoint is uploaded
+#   with a Locked retention until now + retention_days, in the upload request itself. Until
+#   then nobody, project owners included, can replace or delete it, shorten its retention or
+#   unlock it; a Locked retention can only be extended;
+# - the checkpoint carries no retention, so it can move; versioning keeps every replaced
+#   checkpoint and soft delete keeps deleted ones restorable for soft_delete_days;
+# - no bucket retention policy (Bucket Lock): it would refuse to replace the checkpoint, so the
+#   first append after `init` would fail forever;
+# - no lifecycle rule: nothing is deleted automatically;
+# - writers may create objects (with retention) but not delete or update them; replacing the
+#   checkpoint needs storage.objects.delete, granted on `<log_prefix>/checkpoint` only;
 # - no ACLs (uniform bucket-level access), never public (public access prevention).
-# A project owner can still change all of this: rely on `tftrail verify` (which detects any
-# change) and on witnesses or off-site copies of checkpoints, not on the bucket alone.
-# Apply once, then run `tftrail storage check gs://<bucket>/<prefix>`.
+#
+# What remains:
+# - writers choose each object's retention when they upload it: a writer's credentials could
+#   create objects with a shorter or Unlocked retention (never shorten an existing Locked one),
+#   and objects written before this configuration carry none. `storage check` samples a tile;
+#   `tftrail verify` detects any change to the log's content;
+# - an object under retention can still be made noncurrent (a delete by someone holding
+#   storage.objects.delete on it); its data stays, retained, and `verify` reports the gap;
+# - whoever may update the bucket (storage.buckets.update) can change the label, and so the
+#   retention of objects created afterwards; `storage check` reports it;
+# - the checkpoint's old versions are protected by soft delete only: keep witnesses or off-site
+#   copies of checkpoints (a verifier remembers the last one it verified).
+# Object retention cannot be turned off once enabled, and Locked objects cannot be deleted
+# before their retention ends: choose retention_days with care. Apply once, then run
+# `tftrail storage check gs://<bucket>/<prefix>`.
 
 terraform {
   required_version = ">= 1.5"
   required_providers {
     google = {
       source  = "hashicorp/google"
-      version = ">= 5.0"
+      version = ">= 6.0"
     }
   }
 }
 
 variable "project" {
   type        = string
-  description = "Project that holds the bucket and the writer role."
+  description = "Project that holds the bucket and the tftrail roles."
 }
 
 variable "bucket_name" {
@@ -56,9 +63,23 @@ variable "log_prefix" {
 }
 
 variable "retention_days" {
-  description = "How long deleted objects stay restorable (soft delete), in days; at most 90."
+  description = "How long every log object except the checkpoint is locked, in days (at most 36500)."
+  type        = number
+  default     = 365
+  validation {
+    condition     = var.retention_days >= 1 && var.retention_days <= 36500 && floor(var.retention_days) == var.retention_days
+    error_message = "retention_days must be a whole number of days from 1 to 36500."
+  }
+}
+
+variable "soft_delete_days" {
+  description = "How long deleted objects (replaced checkpoints included) stay restorable, in days: 7 to 90."
   type        = number
   default     = 90
+  validation {
+    condition     = var.soft_delete_days >= 7 && var.soft_delete_days <= 90
+    error_message = "GCS soft delete lasts 7 to 90 days."
+  }
 }
 
 variable "writer_members" {
@@ -67,8 +88,9 @@ variable "writer_members" {
 }
 
 variable "reader_members" {
-  type    = list(string)
-  default = []
+  description = "IAM members that read and verify the log and run `tftrail storage check`."
+  type        = list(string)
+  default     = []
 }
 
 resource "google_storage_bucket" "audit" {
@@ -76,34 +98,51 @@ resource "google_storage_bucket" "audit" {
   name     = var.bucket_name
   location = var.location
 
+  # Per-object retention (Object Retention Lock). Once enabled it cannot be disabled.
+  enable_object_retention = true
+
+  # Read by writers once per process (storage.buckets.get): lock each new object this long.
+  labels = {
+    "tftrail-retention-days" = tostring(var.retention_days)
+  }
+
   # No ACLs: IAM only.
   uniform_bucket_level_access = true
   # Never public, whatever IAM binding is added later.
   public_access_prevention = "enforced"
 
-  # Overwritten and deleted objects stay as noncurrent versions.
+  # Replaced checkpoints stay as noncurrent versions.
   versioning {
     enabled = true
   }
 
   # Deleted objects (noncurrent versions included) stay restorable.
   soft_delete_policy {
-    retention_duration_seconds = var.retention_days * 86400
+    retention_duration_seconds = var.soft_delete_days * 86400
   }
 }
 
-# Writers create objects; objectCreator cannot delete, and so cannot overwrite.
+# Writers: create objects with a retention, read them, read the bucket's settings. No
+# storage.objects.delete (so no overwrite), no storage.objects.update, no
+# storage.objects.overrideUnlockedRetention.
+resource "google_project_iam_custom_role" "writer" {
+  project     = var.project
+  role_id     = "tftrailWriter"
+  title       = "tftrail writer"
+  description = "Append to a tftrail log: create objects with a retention, never delete or update them."
+  permissions = [
+    "storage.buckets.get",
+    "storage.objects.create",
+    "storage.objects.get",
+    "storage.objects.list",
+    "storage.objects.setRetention",
+  ]
+}
+
 resource "google_storage_bucket_iam_member" "writer" {
   for_each = toset(var.writer_members)
   bucket   = google_storage_bucket.audit.name
-  role     = "roles/storage.objectCreator"
-  member   = each.value
-}
-
-resource "google_storage_bucket_iam_member" "writer_read" {
-  for_each = toset(var.writer_members)
-  bucket   = google_storage_bucket.audit.name
-  role     = "roles/storage.objectViewer"
+  role     = google_project_iam_custom_role.writer.name
   member   = each.value
 }
 
@@ -127,10 +166,24 @@ resource "google_storage_bucket_iam_member" "writer_checkpoint" {
   }
 }
 
+# Readers: read and list objects (`verify`, `log`, `prove`) and read the bucket's settings
+# (`storage check`).
+resource "google_project_iam_custom_role" "reader" {
+  project     = var.project
+  role_id     = "tftrailReader"
+  title       = "tftrail reader"
+  description = "Read and verify a tftrail log and check its bucket."
+  permissions = [
+    "storage.buckets.get",
+    "storage.objects.get",
+    "storage.objects.list",
+  ]
+}
+
 resource "google_storage_bucket_iam_member" "reader" {
   for_each = toset(var.reader_members)
   bucket   = google_storage_bucket.audit.name
-  role     = "roles/storage.objectViewer"
+  role     = google_project_iam_custom_role.reader.name
   member   = each.value
 }
 

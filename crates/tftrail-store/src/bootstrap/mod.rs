@@ -74,22 +74,55 @@ mod tests {
         has_all(
             gcp,
             &[
-                "KNOWN LIMITATION",
+                "enable_object_retention = true",
+                // The label writers read: the same name as the store's.
+                &format!(
+                    "\"{}\" = tostring(var.retention_days)",
+                    crate::object::GCS_RETENTION_LABEL
+                ),
+                "default     = 365",
                 "versioning {",
                 "enabled = true",
                 "soft_delete_policy",
+                "var.soft_delete_days * 86400",
                 "public_access_prevention = \"enforced\"",
                 "uniform_bucket_level_access = true",
-                "roles/storage.objectCreator",
+                "storage.objects.setRetention",
+                "storage.buckets.get",
                 "storage.objects.delete",
                 "/checkpoint",
-                "var.retention_days",
+                "tftrailReader",
             ],
         );
+        assert!(!gcp.contains("KNOWN LIMITATION"));
         // A retention policy would refuse to replace the checkpoint; no lifecycle rule may
         // delete anything.
         assert!(!gcp.contains("retention_policy {"));
         assert!(!gcp.contains("lifecycle_rule"));
+        // Writers never get delete (but on the checkpoint), update, or the override of an
+        // Unlocked retention.
+        let writer = gcp
+            .split("resource \"google_project_iam_custom_role\" \"writer\"")
+            .nth(1)
+            .unwrap()
+            .split("resource ")
+            .next()
+            .unwrap();
+        assert!(writer.contains("storage.objects.setRetention"));
+        for p in [
+            "storage.objects.delete",
+            "storage.objects.update",
+            "storage.objects.overrideUnlockedRetention",
+        ] {
+            assert!(!writer.contains(p), "writer has {p}");
+        }
+        // Only the custom roles: a predefined one (objectAdmin, objectUser …) could delete.
+        assert!(!gcp.contains("roles/storage."));
+        let delete_grant = gcp
+            .split("resource \"google_storage_bucket_iam_member\" \"writer_checkpoint\"")
+            .nth(1)
+            .unwrap();
+        assert!(delete_grant.contains("objects/${var.log_prefix}/checkpoint\\\""));
     }
 
     #[test]
