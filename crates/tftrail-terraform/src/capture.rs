@@ -8,6 +8,7 @@ use sha2::Digest;
 use time::OffsetDateTime;
 
 use crate::context::{Context, Env};
+use crate::early_show::EarlyShow;
 use crate::error::{Error, Result, SinkError};
 use crate::invocation::{Invocation, Operation};
 use crate::plan::PlanSummary;
@@ -265,8 +266,15 @@ struct PlanFile {
     summary: Option<PlanSummary>,
 }
 
-/// Fingerprints and summarises a plan file via `show -json`.
-fn inspect_plan_file(path: &Path, program: &Path, dir: &Path, env: &Env) -> PlanFile {
+/// Fingerprints and summarises a plan file via `show -json`: `early`'s output when it was
+/// started before the plan ended and succeeds, else a `show -json` run now.
+fn inspect_plan_file(
+    path: &Path,
+    program: &Path,
+    dir: &Path,
+    env: &Env,
+    early: Option<EarlyShow>,
+) -> PlanFile {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) => {
@@ -281,9 +289,12 @@ fn inspect_plan_file(path: &Path, program: &Path, dir: &Path, env: &Env) -> Plan
         "size": bytes.len(),
     });
     let path_s = path.to_string_lossy().into_owned();
-    let summary = match runner::run_helper(program, &["show", "-json", &path_s], dir, env)
-        .and_then(|j| PlanSummary::from_show_json(&j))
-    {
+    let json = match early.map(|e| e.finish(path)) {
+        Some(Ok(json)) => Ok(json),
+        // Any failure of the early process: the ordinary way, which reports its own errors.
+        _ => runner::run_helper(program, &["show", "-json", &path_s], dir, env),
+    };
+    let summary = match json.and_then(|j| PlanSummary::from_show_json(&j)) {
         Ok(s) => Some(s),
         Err(e) => {
             info["error"] = json!(format!("cannot read the plan file: {e}"));
@@ -400,7 +411,9 @@ pub fn run_recorded(
     let program = runner::resolve_program(inv.program(), &opts.env)?;
     let env = &opts.env;
     let version = tool_version(&program, &opts.cwd, env);
-    let ctx = Context::capture(&dir, env);
+    // Git runs in the background: until the context is needed in a record (the intent, or
+    // the plan record after the plan), only its local part is read.
+    let pending_ctx = Context::begin(&dir, env);
     let (cli_env_names, cli_env_secrets) = cli_args_env_secrets(inv, env);
     let mut secrets: Vec<String> = inv.secret_values().to_vec();
     secrets.extend(env.tf_var_values());
@@ -417,10 +430,12 @@ pub fn run_recorded(
         json!({"name": inv.tool().name(), "version": version["version"], "platform": version["platform"], "version_error": version.get("error")}),
     );
     base.insert("command".into(), command);
-    base.insert(
-        "context".into(),
-        serde_json::to_value(&ctx).unwrap_or(Value::Null),
-    );
+    let with_context = |base: &mut Map<String, Value>, ctx: &Context| {
+        base.insert(
+            "context".into(),
+            serde_json::to_value(ctx).unwrap_or(Value::Null),
+        );
+    };
 
     let mut report_warnings = Vec::new();
     let mut records = Vec::new();
@@ -446,7 +461,7 @@ pub fn run_recorded(
             let mut temp_dir = None;
             let (args, plan_path, temporary) = match inv.plan_out() {
                 Some(out) => (inv.raw_args().to_vec(), Some(dir.join(out)), false),
-                None if ctx.backend != "remote" && !env_has_out => {
+                None if pending_ctx.partial().backend != "remote" && !env_has_out => {
                     let td = tempfile::Builder::new()
                         .prefix("tftrail-plan-")
                         .tempdir()
@@ -461,12 +476,27 @@ pub fn run_recorded(
                 }
                 None => (inv.raw_args().to_vec(), None, false),
             };
-            let r = runner::run(&spec_with(args), &run_opts)?;
+            // `show -json` of the plan starts now and waits for the plan file (Terraform only:
+            // OpenTofu reads its CLI configuration from other places).
+            // Started from another thread so that the plan itself starts first.
+            let early = match &plan_path {
+                Some(_) if inv.tool() == crate::invocation::Tool::Terraform => {
+                    let (program, dir, env) = (program.clone(), dir.clone(), env.clone());
+                    Some(std::thread::spawn(move || {
+                        EarlyShow::start(&program, &dir, &env)
+                    }))
+                }
+                _ => None,
+            };
+            let r = runner::run(&spec_with(args), &run_opts);
+            // Joined even when the plan could not run, so the process is not left behind.
+            let mut early = early.and_then(|t| t.join().ok().flatten());
+            let r = r?;
             let mut plan = None;
             let mut plan_info = json!({"saved": false});
             if let Some(p) = &plan_path {
                 if outcome_word(inv, &r) == "success" && p.exists() {
-                    let pf = inspect_plan_file(p, &program, &dir, env);
+                    let pf = inspect_plan_file(p, &program, &dir, env, early.take());
                     plan_info = pf.info;
                     plan_info["saved"] = json!(!temporary);
                     plan_info["temporary"] = json!(temporary);
@@ -476,12 +506,14 @@ pub fn run_recorded(
                     plan = pf.summary;
                 }
             }
+            drop(early); // not used (the plan failed): stopped
             drop(temp_dir); // removes the temporary plan file
             if let Some(p) = &plan {
                 secrets.extend(p.secrets().iter().cloned());
             }
             let scrubber = Scrubber::new(&secrets);
             let mut payload = base.clone();
+            with_context(&mut payload, &pending_ctx.finish());
             payload.insert("plan_mode".into(), json!(inv.plan_mode()));
             run_fields(&r, &mut payload);
             let mut blobs = Vec::new();
@@ -504,7 +536,7 @@ pub fn run_recorded(
         }
         op if op.is_mutating() => {
             let stem = op.kind_stem();
-            let state_before = read_state(inv, &ctx, &program, env);
+            let state_before = read_state(inv, pending_ctx.partial(), &program, env);
             if let Some(s) = &state_before.snapshot {
                 secrets.extend(s.secrets());
             }
@@ -516,7 +548,7 @@ pub fn run_recorded(
             ) {
                 let plan_v = match inv.saved_plan() {
                     Some(file) => {
-                        let pf = inspect_plan_file(&dir.join(file), &program, &dir, env);
+                        let pf = inspect_plan_file(&dir.join(file), &program, &dir, env, None);
                         let mut info = pf.info;
                         info["saved"] = json!(true);
                         info["path"] = json!(file);
@@ -562,6 +594,8 @@ pub fn run_recorded(
                 };
                 intent.insert("plan".into(), plan_v);
             }
+            let ctx = pending_ctx.finish();
+            with_context(&mut intent, &ctx);
             intent.insert("state_before".into(), state_before.info.clone());
             intent.insert(
                 "started_at".into(),
@@ -600,6 +634,7 @@ pub fn run_recorded(
             }
             let scrubber = Scrubber::new(&secrets);
             let mut payload = base.clone();
+            with_context(&mut payload, &ctx);
             payload.insert("intent_index".into(), json!(intent_idx));
             if intent_idx.is_none() {
                 payload.insert(
@@ -637,12 +672,14 @@ pub fn run_recorded(
         _ => {
             // Read-only command recorded on request.
             let r = runner::run(&spec_with(inv.raw_args().to_vec()), &run_opts)?;
+            let ctx = pending_ctx.finish();
             // Read-only commands (`output`, `show`, `state pull`) may print state secrets.
             if let Some(s) = read_state(inv, &ctx, &program, env).snapshot {
                 secrets.extend(s.secrets());
             }
             let scrubber = Scrubber::new(&secrets);
             let mut payload = base;
+            with_context(&mut payload, &ctx);
             run_fields(&r, &mut payload);
             let done = Finished {
                 kind: "terraform.command".into(),

@@ -144,65 +144,32 @@ pub struct Context {
 impl Context {
     /// Captures the context for Terraform working in `dir` (already joined with `-chdir`).
     pub fn capture(dir: &Path, env: &Env) -> Context {
+        Context::begin(dir, env).finish()
+    }
+
+    /// Starts capturing the context: workspace, backend and actor are read now, the git facts
+    /// by git processes on a background thread until [`PendingContext::finish`], so they can
+    /// run while Terraform does.
+    pub fn begin(dir: &Path, env: &Env) -> PendingContext {
         let abs_dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-        // The git facts come from separate git processes; ask them all at once (outside a
-        // repository each fails at once).
-        let (git_root, remote, commit, branch, dirty) = std::thread::scope(|s| {
-            let d = abs_dir.as_path();
-            // Every remote's URL in one call: origin's, else the first listed.
-            let remote = s.spawn(move || {
-                let urls = git(d, &["config", "--get-regexp", r"^remote\..*\.url$"])?;
-                let pairs: Vec<(&str, &str)> =
-                    urls.lines().filter_map(|l| l.split_once(' ')).collect();
-                pairs
-                    .iter()
-                    .find(|(k, _)| *k == "remote.origin.url")
-                    .or(pairs.first())
-                    .map(|(_, url)| url.to_string())
-            });
-            let commit = s.spawn(move || git(d, &["rev-parse", "--verify", "-q", "HEAD"]));
-            let branch = s.spawn(move || git(d, &["symbolic-ref", "-q", "--short", "HEAD"]));
-            let dirty = s.spawn(move || git_status_dirty(d));
-            let root = git(d, &["rev-parse", "--show-toplevel"]).map(PathBuf::from);
-            let join = "git helper thread panicked";
-            (
-                root,
-                remote.join().expect(join),
-                commit.join().expect(join),
-                branch.join().expect(join),
-                dirty.join().expect(join),
-            )
-        });
-        let rel = match &git_root {
-            Some(root) => {
-                let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.clone());
-                match abs_dir.strip_prefix(&root) {
-                    Ok(r) if r.as_os_str().is_empty() => ".".to_string(),
-                    Ok(r) => r.to_string_lossy().into_owned(),
-                    Err(_) => abs_dir.to_string_lossy().into_owned(),
-                }
-            }
-            None => abs_dir.to_string_lossy().into_owned(),
-        };
-        let git_info = git_root.as_ref().map(|_| GitInfo {
-            remote: remote.map(|r| strip_url_credentials(&r)),
-            commit,
-            branch,
-            dirty,
-        });
+        let d = abs_dir.clone();
+        let git = std::thread::spawn(move || git_facts(&d));
         let (backend, backend_config) = backend_of(&abs_dir, env);
-        Context {
-            dir: rel,
-            git: git_info,
-            workspace: workspace_of(&abs_dir, env),
-            backend,
-            actor: Actor {
-                user: os_user(env),
-                host: host_name(),
-                ci: ci_identity(env),
+        PendingContext {
+            ctx: Context {
+                dir: abs_dir.to_string_lossy().into_owned(),
+                git: None,
+                workspace: workspace_of(&abs_dir, env),
+                backend,
+                actor: Actor {
+                    user: os_user(env),
+                    host: host_name(),
+                    ci: ci_identity(env),
+                },
+                backend_config,
+                abs_dir,
             },
-            backend_config,
-            abs_dir,
+            git,
         }
     }
 
@@ -229,6 +196,80 @@ impl Context {
     pub fn abs_dir(&self) -> &Path {
         &self.abs_dir
     }
+}
+
+/// A [`Context`] whose git facts are still being read; see [`Context::begin`].
+pub struct PendingContext {
+    ctx: Context,
+    git: std::thread::JoinHandle<(String, Option<GitInfo>)>,
+}
+
+impl PendingContext {
+    /// Everything but the git facts (and the directory relative to the git root).
+    pub fn partial(&self) -> &Context {
+        &self.ctx
+    }
+
+    /// Waits for the git facts.
+    pub fn finish(self) -> Context {
+        let (dir, git) = self
+            .git
+            .join()
+            .unwrap_or_else(|_| (self.ctx.dir.clone(), None));
+        Context {
+            dir,
+            git,
+            ..self.ctx
+        }
+    }
+}
+
+/// The directory relative to the git root (absolute outside git) and the git facts of
+/// `abs_dir`, from git processes run at once (outside a repository each fails at once).
+fn git_facts(abs_dir: &Path) -> (String, Option<GitInfo>) {
+    let (git_root, remote, commit, branch, dirty) = std::thread::scope(|s| {
+        let d = abs_dir;
+        // Every remote's URL in one call: origin's, else the first listed.
+        let remote = s.spawn(move || {
+            let urls = git(d, &["config", "--get-regexp", r"^remote\..*\.url$"])?;
+            let pairs: Vec<(&str, &str)> = urls.lines().filter_map(|l| l.split_once(' ')).collect();
+            pairs
+                .iter()
+                .find(|(k, _)| *k == "remote.origin.url")
+                .or(pairs.first())
+                .map(|(_, url)| url.to_string())
+        });
+        let commit = s.spawn(move || git(d, &["rev-parse", "--verify", "-q", "HEAD"]));
+        let branch = s.spawn(move || git(d, &["symbolic-ref", "-q", "--short", "HEAD"]));
+        let dirty = s.spawn(move || git_status_dirty(d));
+        let root = git(d, &["rev-parse", "--show-toplevel"]).map(PathBuf::from);
+        let join = "git helper thread panicked";
+        (
+            root,
+            remote.join().expect(join),
+            commit.join().expect(join),
+            branch.join().expect(join),
+            dirty.join().expect(join),
+        )
+    });
+    let rel = match &git_root {
+        Some(root) => {
+            let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.clone());
+            match abs_dir.strip_prefix(&root) {
+                Ok(r) if r.as_os_str().is_empty() => ".".to_string(),
+                Ok(r) => r.to_string_lossy().into_owned(),
+                Err(_) => abs_dir.to_string_lossy().into_owned(),
+            }
+        }
+        None => abs_dir.to_string_lossy().into_owned(),
+    };
+    let info = git_root.as_ref().map(|_| GitInfo {
+        remote: remote.map(|r| strip_url_credentials(&r)),
+        commit,
+        branch,
+        dirty,
+    });
+    (rel, info)
 }
 
 fn git(dir: &Path, args: &[&str]) -> Option<String> {

@@ -34,6 +34,7 @@
 
 pub mod capture;
 pub mod context;
+mod early_show;
 pub mod error;
 pub mod invocation;
 pub mod plan;

@@ -40,6 +40,12 @@ pub struct Args {
     command: Vec<String>,
 }
 
+/// The largest record `tftrail run` keeps whole in its log entry. An entry is rewritten into
+/// every partial entry bundle until its tile of 256 fills, so a 30 kB plan summary inline
+/// would make each later append rewrite megabytes; moved into a blob, it is written once.
+const INLINE_BUDGET: usize = 4096;
+const _: () = assert!(INLINE_BUDGET < MAX_ENTRY_SIZE);
+
 /// Appends records to the log: blobs first (content-addressed), then the entry, durable
 /// under a published checkpoint before returning.
 struct LogSink {
@@ -93,12 +99,12 @@ impl Sink for LogSink {
             .into_iter()
             .map(|(name, data)| Blob { name, data })
             .collect();
-        // Large plans do not fit one entry: move their biggest parts into blobs (the record
-        // names them by SHA-256; readers and the index put them back).
+        // A record over INLINE_BUDGET moves its biggest parts into blobs (the record names
+        // them by SHA-256; readers and the index put them back).
         let fits = |p: &Value| {
             build(p, &blobs)
                 .and_then(|r| r.to_entry())
-                .is_ok_and(|e| e.len() <= MAX_ENTRY_SIZE - 1024)
+                .is_ok_and(|e| e.len() <= INLINE_BUDGET)
         };
         let moved = tftrail_index::deflate(&mut payload, &fits);
         blobs.extend(moved.into_iter().map(|(name, data)| Blob { name, data }));
