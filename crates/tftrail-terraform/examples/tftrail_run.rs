@@ -1,7 +1,7 @@
 //! Minimal driver: `tftrail_run terraform <args...>` runs the command through
 //! [`run_recorded`] and prints each record (kind, payload, blob sizes) to stderr.
 
-use tftrail_terraform::{run_recorded, Invocation, RecordOptions, Sink, SinkError};
+use tftrail_terraform::{run_recorded, Invocation, RecordOptions, RecordedPlan, Sink, SinkError};
 
 struct PrintSink(u64);
 
@@ -18,7 +18,7 @@ impl Sink for PrintSink {
         Ok(self.0 - 1)
     }
 
-    fn find_plan(&mut self, _plan_sha256: &str) -> Result<Option<u64>, SinkError> {
+    fn find_plan(&mut self, _plan_sha256: &str) -> Result<Option<RecordedPlan>, SinkError> {
         Ok(None)
     }
 }

@@ -31,9 +31,20 @@ pub trait Sink {
         blobs: Vec<(String, Vec<u8>)>,
     ) -> Result<u64, SinkError>;
 
-    /// Finds the index of a recorded `terraform.plan` whose plan-file SHA-256 (hex) is
-    /// `plan_sha256`.
-    fn find_plan(&mut self, plan_sha256: &str) -> Result<Option<u64>, SinkError>;
+    /// Finds the recorded `terraform.plan` whose plan-file SHA-256 (hex) is `plan_sha256`.
+    fn find_plan(&mut self, plan_sha256: &str) -> Result<Option<RecordedPlan>, SinkError>;
+}
+
+/// A `terraform.plan` record found by [`Sink::find_plan`].
+#[derive(Debug, Clone)]
+pub struct RecordedPlan {
+    /// Its index in the log.
+    pub index: u64,
+    /// Its `plan` fragment, with `summary` whole (put back from its blob if it was moved
+    /// there) and `plan_json` naming the redacted plan blob.
+    pub plan: Value,
+    /// That redacted plan blob (`plan.json`), if the record has one: the intent names it too.
+    pub plan_json: Option<Vec<u8>>,
 }
 
 /// Options of [`run_recorded`].
@@ -288,13 +299,12 @@ fn inspect_plan_file(
         "sha256": hex::encode(sha2::Sha256::digest(&bytes)),
         "size": bytes.len(),
     });
-    let path_s = path.to_string_lossy().into_owned();
-    let json = match early.map(|e| e.finish(path)) {
-        Some(Ok(json)) => Ok(json),
+    let summary = match early.map(|e| e.finish(path)) {
+        Some(Ok(json)) => PlanSummary::from_show_json(&json),
         // Any failure of the early process: the ordinary way, which reports its own errors.
-        _ => runner::run_helper(program, &["show", "-json", &path_s], dir, env),
+        _ => show_plan(path, program, dir, env),
     };
-    let summary = match json.and_then(|j| PlanSummary::from_show_json(&j)) {
+    let summary = match summary {
         Ok(s) => Some(s),
         Err(e) => {
             info["error"] = json!(format!("cannot read the plan file: {e}"));
@@ -302,6 +312,44 @@ fn inspect_plan_file(
         }
     };
     PlanFile { info, summary }
+}
+
+/// `show -json` of a plan file, summarised and redacted.
+fn show_plan(path: &Path, program: &Path, dir: &Path, env: &Env) -> Result<PlanSummary> {
+    let path_s = path.to_string_lossy().into_owned();
+    runner::run_helper(program, &["show", "-json", &path_s], dir, env)
+        .and_then(|j| PlanSummary::from_show_json(&j))
+}
+
+/// Fingerprints a saved plan about to be applied (`sha256`, `size`, or `error`) and starts
+/// reading it with `show -json` on another thread.
+fn start_plan_read(
+    path: &Path,
+    program: &Path,
+    dir: &Path,
+    env: &Env,
+) -> (Value, Option<std::thread::JoinHandle<Result<PlanSummary>>>) {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            return (
+                json!({"error": format!("cannot read the plan file: {e}")}),
+                None,
+            )
+        }
+    };
+    let info = json!({
+        "sha256": hex::encode(sha2::Sha256::digest(&bytes)),
+        "size": bytes.len(),
+    });
+    let (path, program, dir, env) = (
+        path.to_path_buf(),
+        program.to_path_buf(),
+        dir.to_path_buf(),
+        env.clone(),
+    );
+    let reader = std::thread::spawn(move || show_plan(&path, &program, &dir, &env));
+    (info, Some(reader))
 }
 
 fn append(
@@ -542,46 +590,75 @@ pub fn run_recorded(
             }
             let mut intent = base.clone();
             let mut intent_blobs = Vec::new();
+            // `show -json` of a recorded plan being applied, still running.
+            let mut plan_reader = None;
             if matches!(
                 op,
                 Operation::Apply | Operation::Destroy | Operation::Refresh
             ) {
                 let plan_v = match inv.saved_plan() {
                     Some(file) => {
-                        let pf = inspect_plan_file(&dir.join(file), &program, &dir, env, None);
-                        let mut info = pf.info;
+                        let (mut info, reader) =
+                            start_plan_read(&dir.join(file), &program, &dir, env);
                         info["saved"] = json!(true);
                         info["path"] = json!(file);
-                        if let Some(sha) =
-                            info.get("sha256").and_then(Value::as_str).map(String::from)
-                        {
-                            match sink.find_plan(&sha) {
-                                Ok(Some(i)) => {
-                                    info["plan_index"] = json!(i);
-                                    info["recorded"] = json!(true);
+                        let found = match info.get("sha256").and_then(Value::as_str) {
+                            Some(sha) => sink.find_plan(sha),
+                            None => Ok(None),
+                        };
+                        let mut reader = reader;
+                        match found {
+                            Ok(Some(rec)) => {
+                                info["plan_index"] = json!(rec.index);
+                                info["recorded"] = json!(true);
+                                // What is about to be applied is the recorded plan: its
+                                // summary goes into the intent now, and the plan is read
+                                // again while Terraform applies it (for the secrets to
+                                // scrub from the output).
+                                if let Some(v) = rec.plan.get("summary") {
+                                    info["summary"] = v.clone();
                                 }
-                                Ok(None) => {
-                                    info["plan_index"] = Value::Null;
-                                    info["recorded"] = json!(false);
-                                    info["note"] = json!("no recorded plan has this SHA-256: this plan was not recorded by tftrail");
-                                    report_warnings.push(
-                                        "the saved plan being applied was not recorded by tftrail"
-                                            .into(),
-                                    );
+                                if let Some(b) = rec.plan_json {
+                                    info["plan_json"] = blob_ref("plan.json", &b);
+                                    intent_blobs.push(("plan.json".to_string(), b));
                                 }
-                                Err(e) => {
-                                    info["recorded"] = Value::Null;
-                                    info["note"] = json!(format!("plan lookup failed: {e}"));
-                                }
+                                plan_reader = reader.take();
+                            }
+                            Ok(None) => {
+                                info["plan_index"] = Value::Null;
+                                info["recorded"] = json!(false);
+                                info["note"] = json!("no recorded plan has this SHA-256: this plan was not recorded by tftrail");
+                                report_warnings.push(
+                                    "the saved plan being applied was not recorded by tftrail"
+                                        .into(),
+                                );
+                            }
+                            Err(e) => {
+                                info["recorded"] = Value::Null;
+                                info["note"] = json!(format!("plan lookup failed: {e}"));
                             }
                         }
-                        if let Some(mut p) = pf.summary {
-                            secrets.extend(p.secrets().iter().cloned());
-                            p.scrub_with(&Scrubber::new(&secrets));
-                            info["summary"] = serde_json::to_value(&p).unwrap_or(Value::Null);
-                            info["plan_json"] = blob_ref("plan.json", p.redacted_json());
-                            intent_blobs
-                                .push(("plan.json".to_string(), p.redacted_json().to_vec()));
+                        // Not recorded: the intent carries the plan's summary itself.
+                        if let Some(r) = reader {
+                            match r.join().unwrap_or_else(|_| {
+                                Err(Error::Plan("the plan reader panicked".into()))
+                            }) {
+                                Ok(mut p) => {
+                                    secrets.extend(p.secrets().iter().cloned());
+                                    p.scrub_with(&Scrubber::new(&secrets));
+                                    info["summary"] =
+                                        serde_json::to_value(&p).unwrap_or(Value::Null);
+                                    info["plan_json"] = blob_ref("plan.json", p.redacted_json());
+                                    intent_blobs.push((
+                                        "plan.json".to_string(),
+                                        p.redacted_json().to_vec(),
+                                    ));
+                                }
+                                Err(e) => {
+                                    info["error"] =
+                                        json!(format!("cannot read the plan file: {e}"));
+                                }
+                            }
                         }
                         info
                     }
@@ -620,13 +697,27 @@ pub fn run_recorded(
                     None
                 }
                 Err(e) => {
+                    if let Some(r) = plan_reader.take() {
+                        let _ = r.join();
+                    }
                     return Err(Error::IntentNotStored {
                         operation: inv.subcommand().join(" "),
                         source: e,
-                    })
+                    });
                 }
             };
-            let r = runner::run(&spec_with(inv.raw_args().to_vec()), &run_opts)?;
+            let r = runner::run(&spec_with(inv.raw_args().to_vec()), &run_opts);
+            let plan_read = plan_reader.map(|t| {
+                t.join()
+                    .unwrap_or_else(|_| Err(Error::Plan("the plan reader panicked".into())))
+            });
+            let r = r?;
+            let mut plan_read_error = None;
+            match plan_read {
+                Some(Ok(p)) => secrets.extend(p.secrets().iter().cloned()),
+                Some(Err(e)) => plan_read_error = Some(e.to_string()),
+                None => {}
+            }
             let ctx_after = ctx.after_command(env);
             let state_after = read_state(inv, &ctx_after, &program, env);
             if let Some(s) = &state_after.snapshot {
@@ -643,6 +734,12 @@ pub fn run_recorded(
                 );
             }
             run_fields(&r, &mut payload);
+            if let Some(e) = plan_read_error {
+                payload.insert(
+                    "plan_read_error".into(),
+                    json!(format!("the applied plan file could not be read again to learn its sensitive values: {e}")),
+                );
+            }
             let diff = diff_opt(
                 state_before.snapshot.as_ref(),
                 state_after.snapshot.as_ref(),

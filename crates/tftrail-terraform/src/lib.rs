@@ -42,7 +42,7 @@ pub mod redact;
 pub mod runner;
 pub mod state;
 
-pub use capture::{blob_ref, run_recorded, RecordOptions, RunReport, Sink};
+pub use capture::{blob_ref, run_recorded, RecordOptions, RecordedPlan, RunReport, Sink};
 pub use context::{Context, Env};
 pub use error::{Error, Result, SinkError};
 pub use invocation::{Invocation, Operation, Tool};

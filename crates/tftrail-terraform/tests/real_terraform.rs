@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use sha2::Digest;
 use tftrail_terraform::{
-    run_recorded, Env, Error, Invocation, RecordOptions, RunReport, Sink, SinkError, REDACTED,
+    run_recorded, Env, Error, Invocation, RecordOptions, RecordedPlan, RunReport, Sink, SinkError,
+    REDACTED,
 };
 
 fn terraform() -> PathBuf {
@@ -52,12 +53,20 @@ impl Sink for FakeSink {
         Ok(self.records.len() as u64 - 1)
     }
 
-    fn find_plan(&mut self, plan_sha256: &str) -> Result<Option<u64>, SinkError> {
+    fn find_plan(&mut self, plan_sha256: &str) -> Result<Option<RecordedPlan>, SinkError> {
         Ok(self
             .records
             .iter()
             .position(|(k, p, _)| k == "terraform.plan" && p["plan"]["sha256"] == plan_sha256)
-            .map(|i| i as u64))
+            .map(|i| RecordedPlan {
+                index: i as u64,
+                plan: self.records[i].1["plan"].clone(),
+                plan_json: self.records[i]
+                    .2
+                    .iter()
+                    .find(|(n, _)| n == "plan.json")
+                    .map(|(_, b)| b.clone()),
+            }))
     }
 }
 
@@ -333,7 +342,15 @@ fn saved_plans_are_linked_and_broken_plans_reported() {
     assert_eq!(intent["plan"]["plan_index"], plan_idx);
     assert_eq!(intent["plan"]["recorded"], true);
     assert_eq!(intent["plan"]["summary"]["counts"]["add"], 4);
+    // The recorded plan's summary and redacted plan blob, not a second reading of the file.
+    let planned = &sink.records[plan_idx as usize];
+    assert_eq!(intent["plan"]["summary"], planned.1["plan"]["summary"]);
+    assert_eq!(intent["plan"]["plan_json"], planned.1["plan"]["plan_json"]);
+    let blob = |r: &(String, Value, Blobs)| r.2.iter().find(|(n, _)| n == "plan.json").cloned();
+    assert!(blob(planned).is_some());
+    assert_eq!(blob(&sink.records[n - 2]), blob(planned));
     assert_eq!(sink.last()["outcome"], "success");
+    assert!(sink.last().get("plan_read_error").is_none());
 
     // A plan made outside tftrail: applied, but said to be unrecorded.
     let st = std::process::Command::new(terraform())

@@ -5,7 +5,7 @@ use tftrail_core::checkpoint::{Checkpoint, SigningKey};
 use tftrail_core::record::{Actor, Record};
 use tftrail_core::MAX_ENTRY_SIZE;
 use tftrail_log::{Blob, Log};
-use tftrail_terraform::{run_recorded, Invocation, RecordOptions, Sink, SinkError};
+use tftrail_terraform::{run_recorded, Invocation, RecordOptions, RecordedPlan, Sink, SinkError};
 
 use super::{reindex, KeyArg, StoreArg};
 use crate::context;
@@ -119,7 +119,7 @@ impl Sink for LogSink {
         Ok(out.first)
     }
 
-    fn find_plan(&mut self, plan_sha256: &str) -> Result<Option<u64>, SinkError> {
+    fn find_plan(&mut self, plan_sha256: &str) -> Result<Option<RecordedPlan>, SinkError> {
         let (log, _, location) = self.target()?;
         let err = |e: CliError| SinkError::new(e.message);
         let cp: Checkpoint = log
@@ -134,10 +134,25 @@ impl Sink for LogSink {
             return Ok(None);
         };
         // Confirm from the authenticated record, not the cache.
-        let r = reindex::read_record(log, &cp, i).map_err(err)?;
+        let mut r = reindex::read_record(log, &cp, i).map_err(err)?;
         let ok = r.kind.ends_with(".plan")
             && r.payload.pointer("/plan/sha256").and_then(Value::as_str) == Some(plan_sha256);
-        Ok(ok.then_some(i))
+        if !ok {
+            return Ok(None);
+        }
+        tftrail_index::inflate(log, &mut r.payload).map_err(|e| SinkError::new(e.to_string()))?;
+        let plan_json = match r.blobs.iter().find(|b| b.name == "plan.json") {
+            Some(b) => Some(
+                log.blob(&b.sha256)
+                    .map_err(|e| SinkError::new(e.to_string()))?,
+            ),
+            None => None,
+        };
+        Ok(Some(RecordedPlan {
+            index: i,
+            plan: r.payload.get("plan").cloned().unwrap_or(Value::Null),
+            plan_json,
+        }))
     }
 }
 
