@@ -8,7 +8,9 @@ use sha2::Digest;
 use time::OffsetDateTime;
 
 use crate::context::{Context, Env};
-use crate::early_show::EarlyShow;
+use crate::early_show::{
+    EarlyShow, PlanWatch, Released, PLAN_FAILED, PLAN_RUNNING, PLAN_SUCCEEDED,
+};
 use crate::error::{Error, Result, SinkError};
 use crate::invocation::{Invocation, Operation};
 use crate::plan::PlanSummary;
@@ -278,13 +280,14 @@ struct PlanFile {
 }
 
 /// Fingerprints and summarises a plan file via `show -json`: `early`'s output when it was
-/// started before the plan ended and succeeds, else a `show -json` run now.
+/// started before the plan ended, succeeded and read the file as it is now, else a
+/// `show -json` run now.
 fn inspect_plan_file(
     path: &Path,
     program: &Path,
     dir: &Path,
     env: &Env,
-    early: Option<EarlyShow>,
+    early: Option<Released>,
 ) -> PlanFile {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
@@ -299,10 +302,10 @@ fn inspect_plan_file(
         "sha256": hex::encode(sha2::Sha256::digest(&bytes)),
         "size": bytes.len(),
     });
-    let summary = match early.map(|e| e.finish(path)) {
-        Some(Ok(json)) => PlanSummary::from_show_json(&json),
+    let summary = match early.and_then(|e| e.output_for(path)) {
+        Some(json) => PlanSummary::from_show_json(&json),
         // Any failure of the early process: the ordinary way, which reports its own errors.
-        _ => show_plan(path, program, dir, env),
+        None => show_plan(path, program, dir, env),
     };
     let summary = match summary {
         Ok(s) => Some(s),
@@ -526,17 +529,30 @@ pub fn run_recorded(
             };
             // `show -json` of the plan starts now and waits for the plan file (Terraform only:
             // OpenTofu reads its CLI configuration from other places).
-            // Started from another thread so that the plan itself starts first.
+            // Started from another thread so that the plan itself starts first; released as
+            // soon as the plan file is written.
+            let plan_state = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(PLAN_RUNNING));
             let early = match &plan_path {
-                Some(_) if inv.tool() == crate::invocation::Tool::Terraform => {
+                Some(p) if inv.tool() == crate::invocation::Tool::Terraform => {
+                    let watch = PlanWatch::new(p);
                     let (program, dir, env) = (program.clone(), dir.clone(), env.clone());
+                    let (p, st) = (p.clone(), plan_state.clone());
                     Some(std::thread::spawn(move || {
-                        EarlyShow::start(&program, &dir, &env)
+                        EarlyShow::start(&program, &dir, &env)?.follow(&p, watch, &st)
                     }))
                 }
                 _ => None,
             };
             let r = runner::run(&spec_with(args), &run_opts);
+            let succeeded = matches!(&r, Ok(r) if outcome_word(inv, r) == "success");
+            plan_state.store(
+                if succeeded {
+                    PLAN_SUCCEEDED
+                } else {
+                    PLAN_FAILED
+                },
+                std::sync::atomic::Ordering::SeqCst,
+            );
             // Joined even when the plan could not run, so the process is not left behind.
             let mut early = early.and_then(|t| t.join().ok().flatten());
             let r = r?;

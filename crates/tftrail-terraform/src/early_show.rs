@@ -8,6 +8,10 @@
 //! the plan file is complete, writes the configuration Terraform would have read
 //! (`TF_CLI_CONFIG_FILE`, `TERRAFORM_CONFIG` or `~/.terraformrc`) and closes it.
 //!
+//! The release comes as soon as the plan file is closed after writing ([`PlanWatch`], inotify),
+//! while Terraform still prints the plan and exits; the output counts only if the plan then
+//! succeeds and the file is unchanged since the release ([`Released::output_for`]).
+//!
 //! The plan path Terraform is given is a symbolic link created only at that moment, so a
 //! process that reached the plan before its configuration finds nothing and fails; every
 //! failure falls back to an ordinary `show -json` after the plan (the caller's job). Should a
@@ -17,9 +21,13 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::mem::MaybeUninit;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -37,6 +45,86 @@ pub(crate) struct EarlyShow {
     config: Vec<u8>,
     stdout: Option<JoinHandle<Vec<u8>>>,
     stderr: Option<JoinHandle<Vec<u8>>>,
+}
+
+/// The plan is still running (see [`EarlyShow::follow`]).
+pub(crate) const PLAN_RUNNING: u8 = 0;
+/// The plan ended successfully.
+pub(crate) const PLAN_SUCCEEDED: u8 = 1;
+/// The plan failed or was interrupted.
+pub(crate) const PLAN_FAILED: u8 = 2;
+
+/// Watches the plan file's directory for the file being closed after writing.
+pub(crate) struct PlanWatch {
+    fd: OwnedFd,
+    name: std::ffi::OsString,
+}
+
+impl PlanWatch {
+    /// Starts watching; `None` when inotify is unavailable (the release then waits for the
+    /// plan to end).
+    pub(crate) fn new(plan: &Path) -> Option<PlanWatch> {
+        use rustix::fs::inotify;
+        let name = plan.file_name()?.to_os_string();
+        let dir = plan
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let fd =
+            inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK).ok()?;
+        inotify::add_watch(&fd, dir, inotify::WatchFlags::CLOSE_WRITE).ok()?;
+        Some(PlanWatch { fd, name })
+    }
+
+    /// Whether the plan file was closed after writing since the last call.
+    fn closed(&self) -> bool {
+        let mut buf = [MaybeUninit::<u8>::uninit(); 4096];
+        let mut events = rustix::fs::inotify::Reader::new(&self.fd, &mut buf);
+        let mut seen = false;
+        // Until no event is pending (EAGAIN).
+        while let Ok(e) = events.next() {
+            seen |= e.file_name().map(|n| n.to_bytes()) == Some(self.name.as_bytes());
+        }
+        seen
+    }
+}
+
+/// A file's identity and last change, to tell whether it changed after the release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+}
+
+fn stamp(p: &Path) -> Option<Stamp> {
+    let m = std::fs::metadata(p).ok()?;
+    Some(Stamp {
+        dev: m.dev(),
+        ino: m.ino(),
+        size: m.size(),
+        mtime: m.mtime(),
+        mtime_nsec: m.mtime_nsec(),
+    })
+}
+
+/// What a released [`EarlyShow`] printed, and the plan file as it was at the release.
+pub(crate) struct Released {
+    output: Result<Vec<u8>, String>,
+    stamp: Option<Stamp>,
+}
+
+impl Released {
+    /// The `show -json` output, if it is the output for `plan` as it is now: the process
+    /// succeeded and the file has not changed since it was released.
+    pub(crate) fn output_for(self, plan: &Path) -> Option<Vec<u8>> {
+        match (self.output, self.stamp) {
+            (Ok(out), Some(st)) if stamp(plan) == Some(st) => Some(out),
+            _ => None,
+        }
+    }
 }
 
 /// The CLI configuration Terraform reads when `TF_CLI_CONFIG_FILE` is not ours: `None`
@@ -115,6 +203,33 @@ impl EarlyShow {
             config,
             stdout,
             stderr,
+        })
+    }
+
+    /// Waits for the plan file: released when `watch` sees it closed after writing or when
+    /// `plan` says the plan succeeded, whichever comes first; stopped (`None`) when the plan
+    /// failed first.
+    pub(crate) fn follow(
+        self,
+        plan_file: &Path,
+        watch: Option<PlanWatch>,
+        plan: &AtomicU8,
+    ) -> Option<Released> {
+        loop {
+            match plan.load(Ordering::SeqCst) {
+                PLAN_SUCCEEDED => break,
+                PLAN_FAILED => return None,
+                _ => {}
+            }
+            if watch.as_ref().is_some_and(PlanWatch::closed) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let stamp = stamp(plan_file);
+        Some(Released {
+            output: self.finish(plan_file),
+            stamp,
         })
     }
 
@@ -324,6 +439,38 @@ mod tests {
             parse(&held)["resource_changes"].as_array().unwrap().len(),
             3
         );
+    }
+
+    #[test]
+    fn released_when_the_plan_file_is_written_and_checked_after() {
+        let (d, program, env) = setup("cat \"$TF_CLI_CONFIG_FILE\" >/dev/null; cat \"$3\"\n");
+        let plan_file = d.path().join("w.plan");
+        let state = AtomicU8::new(PLAN_RUNNING);
+        let watch = PlanWatch::new(&plan_file).expect("inotify");
+        let early = EarlyShow::start(&program, d.path(), &env).unwrap();
+        let released = std::thread::scope(|s| {
+            let t = s.spawn(|| early.follow(&plan_file, Some(watch), &state));
+            std::thread::sleep(Duration::from_millis(50));
+            std::fs::write(&plan_file, "PLAN V1").unwrap();
+            // Released on the close, while the "plan" is still running.
+            let r = t.join().unwrap().expect("released");
+            assert_eq!(state.load(Ordering::SeqCst), PLAN_RUNNING);
+            r
+        });
+        assert_eq!(released.output.as_deref().ok(), Some(&b"PLAN V1"[..]));
+        // Rewritten after the release: the output is not the output for the file any more.
+        std::thread::sleep(Duration::from_millis(10));
+        std::fs::write(&plan_file, "PLAN V2").unwrap();
+        assert_eq!(released.output_for(&plan_file), None);
+
+        // Unchanged: used. And a failed plan stops the process without releasing it.
+        let early = EarlyShow::start(&program, d.path(), &env).unwrap();
+        state.store(PLAN_SUCCEEDED, Ordering::SeqCst);
+        let r = early.follow(&plan_file, None, &state).unwrap();
+        assert_eq!(r.output_for(&plan_file).as_deref(), Some(&b"PLAN V2"[..]));
+        let early = EarlyShow::start(&program, d.path(), &env).unwrap();
+        state.store(PLAN_FAILED, Ordering::SeqCst);
+        assert!(early.follow(&plan_file, None, &state).is_none());
     }
 
     #[test]
