@@ -335,3 +335,53 @@ fn life_cycle_recorded_and_queried() {
     let v = env.ok(&["verify"], None);
     assert!(v.starts_with("OK:"), "{v}");
 }
+
+/// A plan record keeps its log entry small (entries are rewritten into every partial bundle
+/// of their tile): a big plan summary moves into a blob, and every reader puts it back.
+#[test]
+fn big_plans_keep_their_summary_in_a_blob() {
+    let env = Env::new();
+    env.init();
+    let dir = env.path("big");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("main.tf"),
+        "resource \"terraform_data\" \"many\" {\n  count = 60\n  input = { i = count.index, name = \"item-${count.index}\" }\n}\n",
+    )
+    .unwrap();
+    run_ok(&env, &dir, &["init", "-input=false"]);
+    let plan = run_ok(&env, &dir, &["plan", "-input=false", "-out", "big.plan"]);
+    let raw = env.ok(&["show", &plan[0].to_string(), "--json"], None);
+    let rec: Value = serde_json::from_str(&raw).unwrap();
+    let summary = &rec["record"]["payload"]["plan"]["summary"];
+    assert_eq!(summary["counts"]["add"], 60, "{summary}");
+    assert_eq!(summary["in_blob"]["blob"], "plan-summary.json", "{summary}");
+    assert!(summary.get("resource_changes").is_none());
+    assert!(raw.len() < 6000, "record of {} bytes", raw.len());
+    // Put back for the reader and for queries.
+    let shown = env.ok(&["show", &plan[0].to_string()], None);
+    assert_eq!(
+        shown.matches("+   terraform_data.many[").count(),
+        60,
+        "{shown}"
+    );
+    let hits = env.ok(
+        &["log", "--resource", "terraform_data.many[59]", "--json"],
+        None,
+    );
+    let hits: Vec<Value> = hits
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0]["index"], plan[0]);
+    // The apply's intent carries the recorded plan's summary, in a blob too.
+    let apply = run_ok(&env, &dir, &["apply", "-input=false", "big.plan"]);
+    let intent = env.record(apply[0]);
+    assert_eq!(
+        intent["payload"]["plan"]["summary"]["in_blob"],
+        summary["in_blob"]
+    );
+    let v = env.ok(&["verify"], None);
+    assert!(v.starts_with("OK:"), "{v}");
+}

@@ -100,11 +100,16 @@ impl Sink for LogSink {
             .map(|(name, data)| Blob { name, data })
             .collect();
         // A record over INLINE_BUDGET moves its biggest parts into blobs (the record names
-        // them by SHA-256; readers and the index put them back).
+        // them by SHA-256; readers and the index put them back). The size is estimated from
+        // the envelope's canonical size plus the payload's compact JSON, which is as long as
+        // its canonical form give or take a few bytes: canonicalising a 100 kB plan record
+        // for each try cost milliseconds.
+        let envelope = build(&Value::Object(Default::default()), &blobs)
+            .and_then(|r| r.to_entry())
+            .map(|e| e.len())
+            .map_err(|e| SinkError::new(format!("cannot build the {kind} record: {e}")))?;
         let fits = |p: &Value| {
-            build(p, &blobs)
-                .and_then(|r| r.to_entry())
-                .is_ok_and(|e| e.len() <= INLINE_BUDGET)
+            serde_json::to_vec(p).is_ok_and(|b| envelope - "{}".len() + b.len() <= INLINE_BUDGET)
         };
         let moved = tftrail_index::deflate(&mut payload, &fits);
         blobs.extend(moved.into_iter().map(|(name, data)| Blob { name, data }));
