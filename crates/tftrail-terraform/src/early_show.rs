@@ -238,8 +238,9 @@ impl EarlyShow {
     pub(crate) fn finish(mut self, plan: &Path) -> Result<Vec<u8>, String> {
         let plan = std::fs::canonicalize(plan).map_err(|e| e.to_string())?;
         std::os::unix::fs::symlink(&plan, &self.link).map_err(|e| e.to_string())?;
-        let mut child = self.child.take().ok_or("already finished")?;
+        // The process stays in `self` until it has exited, so that any early return kills it.
         let mut gate = self.gate.take().ok_or("already finished")?;
+        let child = self.child.as_mut().ok_or("already finished")?;
         // Release: the configuration into the pipe, then wait until Terraform has read all of
         // it (or is gone) before closing, so the close reaches it as end of file.
         let mut rest: &[u8] = &self.config;
@@ -263,6 +264,7 @@ impl EarlyShow {
         let status = match exited {
             Some(s) => s,
             None => loop {
+                let child = self.child.as_mut().ok_or("already finished")?;
                 if let Some(s) = child.try_wait().map_err(|e| e.to_string())? {
                     break s;
                 }
@@ -275,6 +277,7 @@ impl EarlyShow {
                 std::thread::sleep(Duration::from_millis(1));
             },
         };
+        self.child = None; // exited and reaped
         let out = self
             .stdout
             .take()
