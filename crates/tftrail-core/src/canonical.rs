@@ -35,14 +35,18 @@ pub(crate) struct Reject {
     pub what: &'static str,
 }
 
-/// The contents of a canonical string token (between the quotes), as it is in the text
-/// (checked to be UTF-8).
+/// A failed check; the scanner keeps the reason ([`Scanner::why`]). Results carrying only
+/// this are small enough to be returned in registers, which matters at a few nanoseconds a
+/// token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Fail;
+
+/// A canonical string token's contents (between the quotes), as it is in the text (checked to
+/// be UTF-8).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Str<'a> {
     /// The text between the quotes.
     pub raw: &'a [u8],
-    /// Where `raw` starts in the text.
-    pub start: usize,
     /// Whether it holds any escape (otherwise `raw` is the string's value).
     pub escaped: bool,
 }
@@ -56,18 +60,6 @@ impl<'a> Str<'a> {
             std::str::from_utf8(self.raw).ok().map(Cow::Borrowed)
         }
     }
-
-    /// The string's value, taken from `text` (the scanned text, or a part of it starting at
-    /// offset `base`, checked to be UTF-8) when it holds no escape. `None` when this string
-    /// is not within `text`.
-    pub fn value_in(&self, text: &'a str, base: usize) -> Option<Cow<'a, str>> {
-        if self.escaped {
-            unescape(self.raw).map(Cow::Owned)
-        } else {
-            let at = self.start.checked_sub(base)?;
-            text.get(at..at + self.raw.len()).map(Cow::Borrowed)
-        }
-    }
 }
 
 /// A cursor over canonical JSON text.
@@ -75,6 +67,10 @@ pub(crate) struct Scanner<'a> {
     b: &'a [u8],
     /// Current byte offset.
     pub pos: usize,
+    /// Whether the last string token held an escape.
+    escaped: bool,
+    /// Why the last check failed.
+    why: Reject,
 }
 
 /// Bytes examined at a time when skipping long runs of raw string content.
@@ -143,12 +139,33 @@ fn skip_plain(b: &[u8], mut i: usize) -> usize {
 impl<'a> Scanner<'a> {
     /// A scanner at the start of `b`.
     pub fn new(b: &'a [u8]) -> Self {
-        Scanner { b, pos: 0 }
+        Scanner {
+            b,
+            pos: 0,
+            escaped: false,
+            why: Reject {
+                at: 0,
+                what: "no failure",
+            },
+        }
     }
 
-    /// A rejection at the current position.
-    pub fn reject(&self, what: &'static str) -> Reject {
-        Reject { at: self.pos, what }
+    /// Why the last check failed.
+    pub fn why(&self) -> Reject {
+        self.why
+    }
+
+    /// Fails at the current position.
+    #[cold]
+    pub fn reject(&mut self, what: &'static str) -> Fail {
+        self.reject_at(self.pos, what)
+    }
+
+    /// Fails at offset `at`.
+    #[cold]
+    pub fn reject_at(&mut self, at: usize, what: &'static str) -> Fail {
+        self.why = Reject { at, what };
+        Fail
     }
 
     /// The next byte.
@@ -179,7 +196,7 @@ impl<'a> Scanner<'a> {
         &mut self,
         lit: &[u8; N],
         what: &'static str,
-    ) -> Result<(), Reject> {
+    ) -> Result<(), Fail> {
         if self.eat(lit) {
             Ok(())
         } else {
@@ -192,14 +209,49 @@ impl<'a> Scanner<'a> {
         self.pos == self.b.len()
     }
 
-    /// A canonical string token; the cursor must be on its opening quote.
-    pub fn string(&mut self) -> Result<Str<'a>, Reject> {
+    /// A canonical string token (the cursor on its opening quote): its contents.
+    #[inline(always)]
+    pub fn str(&mut self) -> Result<Str<'a>, Fail> {
+        let raw = self.string()?;
+        Ok(Str {
+            raw,
+            escaped: self.escaped,
+        })
+    }
+
+    /// A canonical string token (the cursor on its opening quote): the text between the
+    /// quotes; whether it holds an escape is left in `self.escaped`.
+    #[inline(always)]
+    pub fn string(&mut self) -> Result<&'a [u8], Fail> {
         if self.peek() != Some(b'"') {
             return Err(self.reject("expected a string"));
         }
+        // Most strings (member names, short values) are plain ASCII and short: the first
+        // special byte in their first words is the closing quote.
         let b = self.b;
         let start = self.pos + 1;
         let mut i = start;
+        for _ in 0..4 {
+            match special_in_word(b, i) {
+                Some(Some(k)) if b[i + k] == b'"' => {
+                    self.pos = i + k + 1;
+                    self.escaped = false;
+                    return Ok(&b[start..i + k]);
+                }
+                Some(None) => i += 8,
+                _ => break,
+            }
+        }
+        self.string_from(i)
+    }
+
+    /// The rest of [`Scanner::string`]: the string's content from `self.pos + 1` up to `i` is
+    /// plain ASCII.
+    #[inline(never)]
+    fn string_from(&mut self, i: usize) -> Result<&'a [u8], Fail> {
+        let b = self.b;
+        let start = self.pos + 1;
+        let mut i = i;
         let mut escaped = false;
         loop {
             i = skip_plain(b, i);
@@ -210,11 +262,8 @@ impl<'a> Scanner<'a> {
                 }
                 Some(b'"') => {
                     self.pos = i + 1;
-                    return Ok(Str {
-                        raw: &b[start..i],
-                        start,
-                        escaped,
-                    });
+                    self.escaped = escaped;
+                    return Ok(&b[start..i]);
                 }
                 Some(b'\\') => {
                     escaped = true;
@@ -240,7 +289,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// Checks the escape at `i` (a backslash) and returns the offset after it.
-    fn escape(&mut self, i: usize) -> Result<usize, Reject> {
+    fn escape(&mut self, i: usize) -> Result<usize, Fail> {
         let b = self.b;
         match b.get(i + 1) {
             Some(b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't') => Ok(i + 2),
@@ -264,7 +313,8 @@ impl<'a> Scanner<'a> {
     }
 
     /// A canonical number token, returned as text.
-    pub fn number(&mut self) -> Result<&'a [u8], Reject> {
+    #[inline]
+    pub fn number(&mut self) -> Result<&'a [u8], Fail> {
         let b = self.b;
         let start = self.pos;
         let mut i = start;
@@ -332,7 +382,8 @@ impl<'a> Scanner<'a> {
     }
 
     /// Any canonical value inside a container at `depth` (0 at the top level).
-    pub fn value(&mut self, depth: usize) -> Result<(), Reject> {
+    #[inline]
+    pub fn value(&mut self, depth: usize) -> Result<(), Fail> {
         match self.peek() {
             Some(b'{') => self.object(depth + 1),
             Some(b'[') => self.array(depth + 1),
@@ -346,7 +397,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// A canonical object at `depth` (the cursor on its `{`).
-    pub fn object(&mut self, depth: usize) -> Result<(), Reject> {
+    pub fn object(&mut self, depth: usize) -> Result<(), Fail> {
         if depth > MAX_DEPTH {
             return Err(self.reject("nested too deeply"));
         }
@@ -357,7 +408,7 @@ impl<'a> Scanner<'a> {
         let mut prev: Option<Str<'a>> = None;
         loop {
             let at = self.pos;
-            let key = self.string()?;
+            let key = self.str()?;
             if let Some(p) = prev {
                 if key_order(&p, &key) != Ordering::Less {
                     self.pos = at;
@@ -379,7 +430,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// A canonical array at `depth` (the cursor on its `[`).
-    pub fn array(&mut self, depth: usize) -> Result<(), Reject> {
+    pub fn array(&mut self, depth: usize) -> Result<(), Fail> {
         if depth > MAX_DEPTH {
             return Err(self.reject("nested too deeply"));
         }
@@ -521,7 +572,7 @@ mod tests {
                 let text = format!("\"{}", String::from_utf8(s).unwrap());
                 let mut sc = Scanner::new(text.as_bytes());
                 let got = sc.string().unwrap();
-                assert_eq!(got.raw.len(), pos, "{len} {pos}");
+                assert_eq!(got.len(), pos, "{len} {pos}");
                 for (special, ok) in [(b'\\', false), (0x01, false)] {
                     let mut s: Vec<u8> = vec![b'x'; len];
                     s[pos] = special;
@@ -692,7 +743,7 @@ mod tests {
     #[test]
     fn unescaping() {
         let mut sc = Scanner::new(r#""a\"b\\c\b\f\n\r\t\u0001\u001fé""#.as_bytes());
-        let s = sc.string().unwrap();
+        let s = sc.str().unwrap();
         assert_eq!(s.value().unwrap(), "a\"b\\c\u{8}\u{c}\n\r\t\u{1}\u{1f}é");
     }
 }

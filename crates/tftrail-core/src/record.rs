@@ -11,10 +11,11 @@
 //! log; verification checks each one's SHA-256 and size.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
-use crate::canonical::{Reject, Scanner, Str};
+use crate::canonical::{Fail, Reject, Scanner, Str};
 use crate::MAX_ENTRY_SIZE;
 
 /// The schema version this code writes and reads.
@@ -100,47 +101,87 @@ pub struct Record {
 
 /// Checks a record kind.
 pub fn validate_kind(kind: &str) -> Result<(), RecordError> {
-    let b = kind.as_bytes();
-    let ok = !b.is_empty()
-        && b.len() <= 64
-        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b.iter().all(|&c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-')
-        });
-    if ok {
+    if kind_ok(kind.as_bytes()) {
         Ok(())
     } else {
         Err(RecordError::BadKind(kind.to_string()))
     }
 }
 
+/// Whether `b` is a valid kind: `[a-z0-9][a-z0-9._-]*`, at most 64 bytes.
+fn kind_ok(b: &[u8]) -> bool {
+    let first = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !b.is_empty()
+        && b.len() <= 64
+        && first(b[0])
+        && b.iter()
+            .all(|&c| first(c) | (c == b'.') | (c == b'_') | (c == b'-'))
+}
+
 /// Checks `YYYY-MM-DDTHH:MM:SS[.f+]Z`.
 pub fn validate_time(t: &str) -> Result<(), RecordError> {
-    // `d` stands for a digit.
-    const SHAPE: &[u8; 19] = b"dddd-dd-ddTdd:dd:dd";
-    let b = t.as_bytes();
-    let shaped = b.len() >= 20
-        && b.iter().zip(SHAPE).all(|(&c, &s)| match s {
-            b'd' => c.is_ascii_digit(),
-            _ => c == s,
-        })
-        && b[b.len() - 1] == b'Z'
-        && (b.len() == 20
-            || (b[19] == b'.'
-                && b.len() > 21
-                && b[20..b.len() - 1].iter().all(u8::is_ascii_digit)));
+    if time_ok(t.as_bytes()) {
+        Ok(())
+    } else {
+        Err(RecordError::BadTime(t.to_string()))
+    }
+}
+
+/// Whether `b` is `YYYY-MM-DDTHH:MM:SS[.f+]Z` with a month, day, hour, minute and second in
+/// range.
+fn time_ok(b: &[u8]) -> bool {
+    /// For a pattern of 8 bytes (`d` for a digit, anything else for itself): the mask of its
+    /// digit bytes, the mask of its other bytes and their values, as little-endian words.
+    const fn masks(p: &[u8; 8]) -> [u64; 3] {
+        let (mut digits, mut fixed, mut value) = (0, 0, 0);
+        let mut i = 0;
+        while i < 8 {
+            if p[i] == b'd' {
+                digits |= 0xff << (8 * i);
+            } else {
+                fixed |= 0xff << (8 * i);
+                value |= (p[i] as u64) << (8 * i);
+            }
+            i += 1;
+        }
+        [digits, fixed, value]
+    }
+    /// Whether a little-endian word matches a pattern's masks: a digit is 0x30..=0x39 (high
+    /// half 3; low half at most 9, so adding 6 does not carry out of it).
+    fn matches(w: u64, [digits, fixed, value]: [u64; 3]) -> bool {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        (w & fixed) == value
+            && (w & digits & (ONES * 0xf0)) == (digits & (ONES * 0x30))
+            && (((w & digits & (ONES * 0x0f)) + (digits & (ONES * 0x06))) & (ONES * 0xf0)) == 0
+    }
+    const HEAD: [[u64; 3]; 3] = [
+        masks(b"dddd-dd-"),
+        masks(b"ddTdd:dd"),
+        // Bytes 11..19, overlapping the word before.
+        masks(b"dd:dd:dd"),
+    ];
+    let word = |i: usize| {
+        b.get(i..i + 8)
+            .map(|w| u64::from_le_bytes(w.try_into().expect("8")))
+    };
+    let (Some(w0), Some(w1), Some(w2)) = (word(0), word(8), word(11)) else {
+        return false;
+    };
+    let fraction = match &b[19..] {
+        [b'Z'] => true,
+        [b'.', digits @ .., b'Z'] => !digits.is_empty() && digits.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
     let num = |i: usize| u32::from(b[i] - b'0') * 10 + u32::from(b[i + 1] - b'0');
-    if shaped
+    matches(w0, HEAD[0])
+        && matches(w1, HEAD[1])
+        && matches(w2, HEAD[2])
+        && fraction
         && (1..=12).contains(&num(5))
         && (1..=31).contains(&num(8))
         && num(11) < 24
         && num(14) < 60
         && num(17) < 61
-    {
-        Ok(())
-    } else {
-        Err(RecordError::BadTime(t.to_string()))
-    }
 }
 
 fn json_type(v: &serde_json::Value) -> &'static str {
@@ -359,18 +400,56 @@ impl<'a> RecordView<'a> {
     }
 }
 
+/// Checks a log entry exactly as [`Record::from_entry`] and [`RecordView::from_entry`] do (the
+/// same entries accepted, the same errors) and returns only its blob references: what full
+/// verification needs, without building the rest of the record.
+pub fn check_entry(entry: &[u8]) -> Result<Vec<BlobRef>, RecordError> {
+    let Ok(fields) = scan(entry) else {
+        return decode_reference(entry).map(|r| r.blobs);
+    };
+    let mut blobs = Vec::with_capacity(fields.blobs.len());
+    for (name, sha256, size) in &fields.blobs {
+        match (name.value(), sha256.value()) {
+            (Some(name), Some(sha256)) => blobs.push(BlobRef {
+                name: name.into_owned(),
+                sha256: sha256.into_owned(),
+                size: *size,
+            }),
+            // Strings the scanner accepted are text: this cannot happen, but if it did the
+            // reference decoder would say what is wrong.
+            _ => return decode_reference(entry).map(|r| r.blobs),
+        }
+    }
+    Ok(blobs)
+}
+
+/// Where the fields of a valid record lie in its entry, as found by [`scan`].
+struct Fields<'a> {
+    /// The CI identity's canonical JSON text, when any.
+    ci: Option<Range<usize>>,
+    host: Str<'a>,
+    user: Str<'a>,
+    /// Name, SHA-256 and size of each blob reference.
+    blobs: Vec<(Str<'a>, Str<'a>, u64)>,
+    kind: Str<'a>,
+    /// The payload object's canonical JSON text.
+    payload: Range<usize>,
+    time: Str<'a>,
+}
+
 /// The single pass: the entry must be exactly the canonical encoding of a valid [`Record`]
 /// (members in canonical order: `actor`, `blobs` when not empty, `kind`, `payload`, `time`,
 /// `v`; in `actor`: `ci` when not null, `host`, `user`; in a blob: `name`, `sha256`, `size`),
 /// and pass [`Record::validate`]. Anything else is refused with a reason (not a
 /// [`RecordError`]: the reference decoder says which one).
-pub(crate) fn decode_fast<'a>(entry: &'a [u8]) -> Result<RecordView<'a>, Reject> {
-    let utf8 = |at: usize| Reject {
-        at,
-        what: "invalid UTF-8",
-    };
-    // The scanner checks that strings are UTF-8 (and allows only ASCII elsewhere).
+fn scan(entry: &[u8]) -> Result<Fields<'_>, Reject> {
     let mut sc = Scanner::new(entry);
+    scan_fields(&mut sc).map_err(|Fail| sc.why())
+}
+
+/// [`scan`], the reason for a failure left in the scanner.
+fn scan_fields<'a>(sc: &mut Scanner<'a>) -> Result<Fields<'a>, Fail> {
+    // The scanner checks that strings are UTF-8 (and allows only ASCII elsewhere).
     // The record is at depth 1, `actor`, `blobs` and `payload` at depth 2.
     sc.expect(b"{\"actor\":{", "expected {\"actor\":{")?;
     let ci = if sc.eat(b"\"ci\":") {
@@ -387,18 +466,18 @@ pub(crate) fn decode_fast<'a>(entry: &'a [u8]) -> Result<RecordView<'a>, Reject>
         None
     };
     sc.expect(b"\"host\":", "expected \"host\":")?;
-    let host = sc.string()?;
+    let host = sc.str()?;
     sc.expect(b",\"user\":", "expected ,\"user\":")?;
-    let user = sc.string()?;
+    let user = sc.str()?;
     sc.expect(b"}", "expected } after actor")?;
     let mut blobs = Vec::new();
     if sc.eat(b",\"blobs\":[") {
         // Never empty: an empty list is omitted.
         loop {
             sc.expect(b"{\"name\":", "expected {\"name\":")?;
-            let name = sc.string()?;
+            let name = sc.str()?;
             sc.expect(b",\"sha256\":", "expected ,\"sha256\":")?;
-            let sha256 = sc.string()?;
+            let sha256 = sc.str()?;
             sc.expect(b",\"size\":", "expected ,\"size\":")?;
             let at = sc.pos;
             let size = sc.number()?;
@@ -408,10 +487,7 @@ pub(crate) fn decode_fast<'a>(entry: &'a [u8]) -> Result<RecordView<'a>, Reject>
                     .and_then(|s| s.parse::<u64>().ok()),
                 false => None,
             }
-            .ok_or(Reject {
-                at,
-                what: "blob size is not a u64",
-            })?;
+            .ok_or_else(|| sc.reject_at(at, "blob size is not a u64"))?;
             sc.expect(b"}", "expected } after blob")?;
             // Record::validate's checks.
             if sha256.escaped
@@ -421,16 +497,10 @@ pub(crate) fn decode_fast<'a>(entry: &'a [u8]) -> Result<RecordView<'a>, Reject>
                     .iter()
                     .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
             {
-                return Err(Reject {
-                    at,
-                    what: "bad blob sha256",
-                });
+                return Err(sc.reject_at(at, "bad blob sha256"));
             }
             if name.raw.is_empty() {
-                return Err(Reject {
-                    at,
-                    what: "empty blob name",
-                });
+                return Err(sc.reject_at(at, "empty blob name"));
             }
             blobs.push((name, sha256, size));
             if !sc.eat(b",") {
@@ -440,67 +510,72 @@ pub(crate) fn decode_fast<'a>(entry: &'a [u8]) -> Result<RecordView<'a>, Reject>
         sc.expect(b"]", "expected ] after blobs")?;
     }
     sc.expect(b",\"kind\":", "expected ,\"kind\":")?;
-    let kind = sc.string()?;
+    let kind = sc.str()?;
     sc.expect(b",\"payload\":", "expected ,\"payload\":")?;
     let payload_start = sc.pos;
     sc.object(2)?;
-    let payload_end = sc.pos;
+    let payload = payload_start..sc.pos;
     sc.expect(b",\"time\":", "expected ,\"time\":")?;
-    let time = sc.string()?;
+    let time = sc.str()?;
     sc.expect(b",\"v\":1}", "expected ,\"v\":1}")?;
     if !sc.at_end() {
         return Err(sc.reject("trailing bytes"));
     }
-    // Everything but the payload as text (one check each side, where strings are short), to
-    // take the other fields from.
-    let head = std::str::from_utf8(&entry[..payload_start]).map_err(|_| utf8(0))?;
-    let tail = std::str::from_utf8(&entry[payload_end..]).map_err(|_| utf8(payload_end))?;
-    fn within<'a>(s: &Str<'a>, text: &'a str, base: usize) -> Result<Cow<'a, str>, Reject> {
-        s.value_in(text, base).ok_or(Reject {
-            at: s.start,
+    // Record::validate's checks, on the text as written: no character a valid kind or time
+    // holds is ever escaped, so one holding an escape is not valid.
+    if kind.escaped || !kind_ok(kind.raw) {
+        return Err(sc.reject_at(0, "bad kind"));
+    }
+    if time.escaped || !time_ok(time.raw) {
+        return Err(sc.reject_at(0, "bad time"));
+    }
+    Ok(Fields {
+        ci,
+        host,
+        user,
+        blobs,
+        kind,
+        payload,
+        time,
+    })
+}
+
+/// The single pass ([`scan`]), building the view: strings borrowed from the entry unless they
+/// hold escapes.
+pub(crate) fn decode_fast(entry: &[u8]) -> Result<RecordView<'_>, Reject> {
+    fn text<'a>(s: &Str<'a>) -> Result<Cow<'a, str>, Reject> {
+        s.value().ok_or(Reject {
+            at: 0,
             what: "invalid UTF-8",
         })
     }
-    let in_head = |s: &Str<'a>| within(s, head, 0);
-    // Record::validate's checks (kind and time hold no escaped characters when valid).
-    let kind = in_head(&kind)?;
-    if validate_kind(&kind).is_err() {
-        return Err(Reject {
-            at: 0,
-            what: "bad kind",
-        });
-    }
-    let time = within(&time, tail, payload_end)?;
-    if validate_time(&time).is_err() {
-        return Err(Reject {
-            at: 0,
-            what: "bad time",
-        });
-    }
-    let blobs = match blobs.is_empty() {
-        true => Vec::new(),
-        false => blobs
-            .into_iter()
-            .map(|(name, sha256, size)| {
-                Ok(BlobView {
-                    name: in_head(&name)?,
-                    sha256: in_head(&sha256)?,
-                    size,
-                })
-            })
-            .collect::<Result<_, Reject>>()?,
+    let f = scan(entry)?;
+    let text_at = |r: Range<usize>| -> Result<_, Reject> {
+        std::str::from_utf8(&entry[r.clone()]).map_err(|_| Reject {
+            at: r.start,
+            what: "invalid UTF-8",
+        })
     };
+    let blobs = f
+        .blobs
+        .iter()
+        .map(|(name, sha256, size)| {
+            Ok(BlobView {
+                name: text(name)?,
+                sha256: text(sha256)?,
+                size: *size,
+            })
+        })
+        .collect::<Result<_, Reject>>()?;
     Ok(RecordView {
-        kind,
-        time,
+        kind: text(&f.kind)?,
+        time: text(&f.time)?,
         actor: ActorView {
-            user: in_head(&user)?,
-            host: in_head(&host)?,
-            ci: ci
-                .map(|r| head.get(r.clone()).map(Cow::Borrowed).ok_or(utf8(r.start)))
-                .transpose()?,
+            user: text(&f.user)?,
+            host: text(&f.host)?,
+            ci: f.ci.map(text_at).transpose()?.map(Cow::Borrowed),
         },
-        payload: Cow::Borrowed(&entry[payload_start..payload_end]),
+        payload: Cow::Borrowed(&entry[f.payload]),
         blobs,
     })
 }
@@ -746,7 +821,8 @@ mod tests {
         assert!(matches!(v.actor.host, Cow::Borrowed("box")));
         assert_eq!(v.actor.ci.as_deref(), Some(r#"{"run":7,"z":[1.5,"é"]}"#));
         assert_eq!(v.payload(), r#"{"b":{"c":null}}"#);
-        assert_eq!(v.blob_refs(), vec![blob]);
+        assert_eq!(v.blob_refs(), vec![blob.clone()]);
+        assert_eq!(check_entry(&e).unwrap(), vec![blob]);
         assert_eq!(Record::from_entry(&e).unwrap(), r);
         // The owned view (used should the single pass ever refuse what the reference accepts)
         // is the same.

@@ -2,6 +2,8 @@
 //! record, check every blob, and check consistency with a previously verified checkpoint.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use serde::Serialize;
@@ -11,8 +13,8 @@ use tftrail_core::integrate::push_hashes;
 use tftrail_core::layout::{
     blob_path, bundle_path, classify, partial_width, tile_path, ObjectKind,
 };
-use tftrail_core::merkle::{hash_b64, leaf_hash, tile_data, tile_hashes, Edge, Hash};
-use tftrail_core::record::{BlobRef, RecordView};
+use tftrail_core::merkle::{hash_b64, leaf_hash, tile_data, Edge, Hash};
+use tftrail_core::record::{self, BlobRef};
 use tftrail_core::{bundle, TILE_WIDTH};
 
 use tlog_tiles::HashReader;
@@ -82,6 +84,15 @@ impl VerifyReport {
 
 /// Stored partial objects, by (level or `u8::MAX` for bundles, index) → widths.
 type Partials = BTreeMap<(u8, u64), BTreeSet<u64>>;
+
+/// What the tile checks know of the store.
+struct Stored<'p> {
+    /// The partial objects listed.
+    partials: &'p Partials,
+    /// Partial hash tiles (level, index, width) compared with the recomputed tile already, as
+    /// narrower partials or found equal to it at their own width: they need no second look.
+    compared: BTreeSet<(u8, u64, u64)>,
+}
 
 const BUNDLE_LEVEL: u8 = u8::MAX;
 
@@ -175,7 +186,11 @@ impl Log {
         // Helper threads read, hash and parse bundles ahead of this thread, which checks and
         // integrates them in order (and reads, hashes and parses bundles too while the next
         // one is not ready).
-        let pipeline = Pipeline::new(self.store.as_ref(), cp.size);
+        let pipeline = Pipeline::new(self.store.as_ref(), cp.size, &partials);
+        let mut stored = Stored {
+            partials: &partials,
+            compared: BTreeSet::new(),
+        };
         let Walk {
             edge,
             blob_refs,
@@ -185,7 +200,14 @@ impl Log {
                 scope.spawn(|| pipeline.help());
             }
             let _stop = pipeline.stop_on_drop();
-            self.check_bundles(&pipeline, &cp, prev.as_ref(), &partials, &mut rep, progress)
+            self.check_bundles(
+                &pipeline,
+                &cp,
+                prev.as_ref(),
+                &mut stored,
+                &mut rep,
+                progress,
+            )
         })?;
 
         if complete {
@@ -198,7 +220,7 @@ impl Log {
                 let n = (cp.size >> (8 * u32::from(level))) / TILE_WIDTH;
                 let p = tile_path(level, n, w);
                 let d = tile_data(edge.partial(level));
-                self.check_tile(&mut rep, &partials, &p, &d, true, None)?;
+                self.check_tile(&mut rep, &mut stored, &p, &d, true, None)?;
             }
             let root = edge.root();
             if root != cp.root {
@@ -215,35 +237,37 @@ impl Log {
             }
         }
 
-        for (sha, (b, index)) in blob_refs {
+        // Blobs are read and hashed on every processor, and reported in order.
+        let blobs: Vec<(String, (BlobRef, u64))> = blob_refs.into_iter().collect();
+        let shas: Vec<&str> = blobs.iter().map(|(sha, _)| sha.as_str()).collect();
+        let read = read_blobs(self.store.as_ref(), &shas);
+        for ((sha, (b, index)), found) in blobs.into_iter().zip(read) {
             let p = blob_path(&sha);
-            match self.store.get(&p)? {
+            match found? {
                 None => problem(
                     &mut rep,
                     p,
                     Some(index),
                     format!("blob {:?} referenced by the record is missing", b.name),
                 ),
-                Some(d) => {
+                Some(Blob { len, sha256 }) => {
                     rep.blobs += 1;
-                    rep.blob_bytes += d.len() as u64;
-                    if hex::encode(Sha256::digest(&d)) != sha {
+                    rep.blob_bytes += len;
+                    if sha256 != sha {
                         problem(
                             &mut rep,
                             p,
                             Some(index),
                             format!("blob {:?} does not match its SHA-256", b.name),
                         );
-                    } else if d.len() as u64 != b.size {
+                    } else if len != b.size {
                         problem(
                             &mut rep,
                             p,
                             Some(index),
                             format!(
                                 "blob {:?} is {} bytes, the record says {}",
-                                b.name,
-                                d.len(),
-                                b.size
+                                b.name, len, b.size
                             ),
                         );
                     }
@@ -261,7 +285,7 @@ impl Log {
         pipeline: &Pipeline<'_>,
         cp: &Checkpoint,
         prev: Option<&Checkpoint>,
-        partials: &Partials,
+        stored: &mut Stored<'_>,
         rep: &mut VerifyReport,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Walk, LogError> {
@@ -269,16 +293,18 @@ impl Log {
         let mut blob_refs: BTreeMap<String, (BlobRef, u64)> = BTreeMap::new();
         let bundles = cp.size.div_ceil(TILE_WIDTH);
         let mut complete = true;
+        let mut bufs = Buffers::default();
         for n in 0..bundles {
             let width = (cp.size - n * TILE_WIDTH).min(TILE_WIDTH);
             let path = bundle_path(n, width);
             let first = n * TILE_WIDTH;
             let Hashed {
                 len,
-                mut hashes,
+                hashes: from_entries,
                 parsed,
                 tile0,
-            } = match pipeline.take(n)? {
+                older,
+            } = match pipeline.take(n, &mut bufs)? {
                 Fetched::Hashed(h) => h,
                 Fetched::Missing => {
                     problem(
@@ -313,16 +339,14 @@ impl Log {
             // so the entries were altered, replaced or reordered. Continue with the authentic
             // hashes so that the tiles above are not blamed for it.
             let tile0_path = tile_path(0, n, width);
-            if tile0
-                .as_deref()
-                .is_some_and(|t| tile_hashes(t).as_deref() != Some(&hashes[..]))
-            {
+            let mut authentic = None;
+            if let Tile0::Differs(_) = tile0 {
                 let idx: Vec<u64> = (first..first + width)
                     .map(|j| tlog_tiles::stored_hash_index(0, j))
                     .collect();
                 let tiles = StoreTiles::new(self.store.as_ref());
-                if let Ok(authentic) = AuthTiles::new(cp.size, cp.root, &tiles).read_hashes(&idx) {
-                    for (k, (a, h)) in authentic.iter().zip(&hashes).enumerate() {
+                if let Ok(stored) = AuthTiles::new(cp.size, cp.root, &tiles).read_hashes(&idx) {
+                    for (k, (a, h)) in stored.iter().zip(&from_entries).enumerate() {
                         if a != h {
                             problem(
                                 rep,
@@ -332,29 +356,27 @@ impl Log {
                             );
                         }
                     }
-                    hashes = authentic;
+                    authentic = Some(stored);
                 }
             }
+            let hashes = authentic.as_deref().unwrap_or(&from_entries);
             // Older partial bundles must hold the first entries of this one.
-            if let Some(ws) = partials.get(&(BUNDLE_LEVEL, n)) {
-                for &w in ws.iter().filter(|&&w| w < width) {
-                    let p = bundle_path(n, w);
-                    let old = self.store.get(&p)?.unwrap_or_default();
-                    let ok = bundle::decode(&old).is_ok_and(|e| {
-                        e.len() as u64 == w
-                            && e.iter().zip(&hashes).all(|(e, h)| leaf_hash(e) == *h)
-                    });
-                    if !ok {
-                        problem(
-                            rep,
-                            p,
-                            Some(first),
-                            "partial entry bundle differs from the entries of the log".into(),
-                        );
-                    }
+            for (w, old) in older {
+                let w_len = w as usize;
+                let ok = match old {
+                    Older::Prefix => from_entries[..w_len] == hashes[..w_len],
+                    Older::Hashes(h) => h.is_some_and(|h| h.len() == w_len && h == hashes[..w_len]),
+                };
+                if !ok {
+                    problem(
+                        rep,
+                        bundle_path(n, w),
+                        Some(first),
+                        "partial entry bundle differs from the entries of the log".into(),
+                    );
                 }
             }
-            for (k, parsed) in parsed.into_iter().enumerate() {
+            for (k, parsed) in parsed {
                 let index = first + k as u64;
                 match parsed {
                     Ok(blobs) => {
@@ -379,8 +401,16 @@ impl Log {
                 }
                 for (p, d) in push_hashes(&mut edge, &hashes[done..chunk_end]) {
                     // The worker read this bundle's level-0 tile already.
-                    let known = (p == tile0_path).then_some(tile0.as_deref());
-                    self.check_tile(rep, partials, &p, &d, !p.contains(".p/"), known)?;
+                    let known = match &tile0 {
+                        _ if p != tile0_path => None,
+                        Tile0::Missing => Some(None),
+                        // It holds the entries' hashes, which were kept (they are replaced
+                        // only when it differs): it is the recomputed tile.
+                        Tile0::Same => Some(Some(&d[..])),
+                        Tile0::Differs(t) => Some(Some(&t[..])),
+                    };
+                    let required = !p.contains(".p/");
+                    self.check_tile(rep, stored, &p, &d, required, known)?;
                 }
                 done = chunk_end;
                 if let Some(pv) = &prev {
@@ -406,7 +436,7 @@ impl Log {
     fn check_tile(
         &self,
         rep: &mut VerifyReport,
-        partials: &Partials,
+        stored: &mut Stored<'_>,
         path: &str,
         data: &[u8],
         required: bool,
@@ -416,18 +446,18 @@ impl Log {
             return Ok(());
         };
         let first = (n * TILE_WIDTH) << (8 * u32::from(level));
-        let stored_partial = partials.get(&(level, n));
+        let stored_partial = stored.partials.get(&(level, n));
         let present = width == TILE_WIDTH || stored_partial.is_some_and(|s| s.contains(&width));
         if required || present {
             let read;
-            let stored = match known {
+            let tile = match known {
                 Some(k) => k,
                 None => {
                     read = self.store.get(path)?;
                     read.as_deref()
                 }
             };
-            match stored {
+            match tile {
                 None if required => push_unique(
                     rep,
                     Problem {
@@ -437,12 +467,12 @@ impl Log {
                     },
                 ),
                 None => {}
-                Some(stored) if stored != data => {
-                    let at = stored
+                Some(tile) if tile != data => {
+                    let at = tile
                         .chunks(32)
                         .zip(data.chunks(32))
                         .position(|(a, b)| a != b)
-                        .unwrap_or(stored.len().min(data.len()) / 32);
+                        .unwrap_or(tile.len().min(data.len()) / 32);
                     let idx = first + ((at as u64) << (8 * u32::from(level)));
                     push_unique(rep, Problem {
                         object: path.into(),
@@ -452,11 +482,20 @@ impl Log {
                         ),
                     });
                 }
-                Some(_) => {}
+                Some(_) => {
+                    // As a narrower partial of the wider tiles to come, it matches too.
+                    stored.compared.insert((level, n, width));
+                }
             }
         }
         if let Some(ws) = stored_partial {
             for &w in ws.iter().filter(|&&w| w < width) {
+                // The recomputed tile at a position only grows (a hash once computed never
+                // changes), so a narrower partial compared with it once gets the same verdict
+                // at every later width: compare it once.
+                if !stored.compared.insert((level, n, w)) {
+                    continue;
+                }
                 let p = tile_path(level, n, w);
                 if let Some(old) = self.store.get(&p)? {
                     if !data.starts_with(&old) || old.len() as u64 != w * 32 {
@@ -471,6 +510,45 @@ impl Log {
         }
         Ok(())
     }
+}
+
+/// A blob read: its size and SHA-256 (hex).
+struct Blob {
+    len: u64,
+    sha256: String,
+}
+
+/// Reads and hashes the blobs (by their SHA-256 in hex) on as many threads as there are
+/// processors (at most eight); the results in the same order.
+fn read_blobs(store: &dyn Store, shas: &[&str]) -> Vec<Result<Option<Blob>, LogError>> {
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(sha) = shas.get(i) else {
+                return done;
+            };
+            let found = store.get(&blob_path(sha)).map(|d| {
+                d.map(|d| Blob {
+                    len: d.len() as u64,
+                    sha256: hex::encode(Sha256::digest(&d)),
+                })
+            });
+            done.push((i, found.map_err(LogError::from)));
+        }
+    };
+    let threads = (helpers() + 1).min(shas.len());
+    let mut done: Vec<_> = std::thread::scope(|s| {
+        let others: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+        let mut done = work();
+        for h in others {
+            done.extend(h.join().expect("blob thread panicked"));
+        }
+        done
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Records a problem once (a tile can be checked twice: as written by a batch and as a
@@ -516,14 +594,37 @@ fn helpers() -> usize {
 /// bundle data is dropped once hashed and parsed).
 const AHEAD: u64 = 16;
 
-/// A bundle read, with the leaf hash and parsed record of each entry.
+/// A bundle read, with the leaf hash of each entry and what its records say.
 struct Hashed {
     /// The bundle's size in bytes.
     len: u64,
+    /// The leaf hashes of its entries.
     hashes: Vec<Hash>,
-    parsed: Vec<Parsed>,
-    /// The stored level-0 tile of the bundle's entries, when there is one.
-    tile0: Option<Vec<u8>>,
+    /// The records that reference blobs or are not valid, by position in the bundle (valid
+    /// records without blobs are left out).
+    parsed: Vec<(usize, Parsed)>,
+    /// The stored level-0 tile of the bundle's entries.
+    tile0: Tile0,
+    /// The stored older (narrower) partial versions of the bundle, by width.
+    older: Vec<(u64, Older)>,
+}
+
+/// The stored level-0 tile of a bundle's entries, compared with their leaf hashes.
+enum Tile0 {
+    Missing,
+    /// It holds exactly the entries' leaf hashes.
+    Same,
+    /// It holds something else: these bytes.
+    Differs(Vec<u8>),
+}
+
+/// An older partial version of a bundle.
+enum Older {
+    /// Its bytes are the first entries of the bundle: its leaf hashes are the bundle's first
+    /// ones (not computed twice).
+    Prefix,
+    /// Otherwise the leaf hashes of its entries; `None` when it is missing or does not decode.
+    Hashes(Option<Vec<Hash>>),
 }
 
 /// What a worker found for one bundle.
@@ -535,12 +636,22 @@ enum Fetched {
     Hashed(Hashed),
 }
 
+/// Read buffers a thread reuses from one bundle to the next.
+#[derive(Default)]
+struct Buffers {
+    bundle: Vec<u8>,
+    tile: Vec<u8>,
+    older: Vec<u8>,
+}
+
 /// The bundles of a tree, read, hashed and parsed by several threads in any order (within a
 /// window), taken in order by one of them.
 struct Pipeline<'s> {
     store: &'s dyn Store,
     size: u64,
     bundles: u64,
+    /// The stored partial objects (for the older versions of each bundle).
+    partials: &'s Partials,
     state: Mutex<PipelineState>,
     changed: Condvar,
 }
@@ -556,20 +667,24 @@ struct PipelineState {
     stop: bool,
     /// A helper panicked: the consumer stops waiting for it.
     panicked: bool,
+    /// Threads waiting for a change (the others need no wake-up call).
+    waiting: usize,
 }
 
 impl<'s> Pipeline<'s> {
-    fn new(store: &'s dyn Store, size: u64) -> Self {
+    fn new(store: &'s dyn Store, size: u64, partials: &'s Partials) -> Self {
         Pipeline {
             store,
             size,
             bundles: size.div_ceil(TILE_WIDTH),
+            partials,
             state: Mutex::new(PipelineState {
                 next: 0,
                 done: BTreeMap::new(),
                 taken: 0,
                 stop: false,
                 panicked: false,
+                waiting: 0,
             }),
             changed: Condvar::new(),
         }
@@ -579,8 +694,19 @@ impl<'s> Pipeline<'s> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn wait<'g>(&self, guard: MutexGuard<'g, PipelineState>) -> MutexGuard<'g, PipelineState> {
-        self.changed.wait(guard).unwrap_or_else(|e| e.into_inner())
+    fn wait<'g>(&self, mut st: MutexGuard<'g, PipelineState>) -> MutexGuard<'g, PipelineState> {
+        st.waiting += 1;
+        let mut st = self.changed.wait(st).unwrap_or_else(|e| e.into_inner());
+        st.waiting -= 1;
+        st
+    }
+
+    /// Wakes the waiting threads after a change made under the lock `st`, when there are any
+    /// (a thread that starts waiting later looks at the state first).
+    fn wake(&self, st: &PipelineState) {
+        if st.waiting > 0 {
+            self.changed.notify_all();
+        }
     }
 
     /// Claims the next bundle, when there is one within the window.
@@ -597,13 +723,14 @@ impl<'s> Pipeline<'s> {
         &'g self,
         st: MutexGuard<'g, PipelineState>,
         n: u64,
+        bufs: &mut Buffers,
     ) -> MutexGuard<'g, PipelineState> {
         drop(st);
         let width = (self.size - n * TILE_WIDTH).min(TILE_WIDTH);
-        let fetched = self.fetch(n, width);
+        let fetched = self.fetch(n, width, bufs);
         let mut st = self.lock();
         st.done.insert(n, fetched);
-        self.changed.notify_all();
+        self.wake(&st);
         st
     }
 
@@ -619,54 +746,115 @@ impl<'s> Pipeline<'s> {
             }
         }
         let _guard = OnPanic(self);
+        let mut bufs = Buffers::default();
         let mut st = self.lock();
         while !st.stop && st.next < self.bundles {
             st = match self.claim(&mut st) {
-                Some(n) => self.process(st, n),
+                Some(n) => self.process(st, n, &mut bufs),
                 None => self.wait(st),
             };
         }
     }
 
-    fn fetch(&self, n: u64, width: u64) -> Result<Fetched, LogError> {
-        let Some(data) = self.store.get(&bundle_path(n, width))? else {
+    fn fetch(&self, n: u64, width: u64, bufs: &mut Buffers) -> Result<Fetched, LogError> {
+        let path = bundle_path(n, width);
+        let Some(at) = self.store.get_into(&path, &mut bufs.bundle)? else {
             return Ok(Fetched::Missing);
         };
-        let (hashes, parsed) = match bundle::decode(&data) {
-            Ok(e) if e.len() as u64 == width => e
-                .iter()
-                .map(|e| {
-                    let parsed = RecordView::from_entry(e)
-                        .map(|r| r.blob_refs())
-                        .map_err(|e| e.to_string());
-                    (leaf_hash(e), parsed)
-                })
-                .unzip(),
+        let buf = &mut bufs.bundle;
+        // Where each entry lies in the buffer.
+        let spans: Vec<Range<usize>> = match bundle::decode(&buf[at.clone()]) {
+            Ok(e) if e.len() as u64 == width => {
+                let mut end = at.start;
+                e.iter()
+                    .map(|e| {
+                        // Each entry follows its two-byte length.
+                        end += 2 + e.len();
+                        end - e.len()..end
+                    })
+                    .collect()
+            }
             Ok(e) => return Ok(Fetched::Count(e.len())),
             Err(e) => return Ok(Fetched::Undecodable(e.to_string())),
         };
-        let tile0 = self.store.get(&tile_path(0, n, width))?;
+        let mut hashes = Vec::with_capacity(spans.len());
+        let mut parsed = Vec::new();
+        for (k, span) in spans.iter().enumerate() {
+            // The leaf hash SHA-256(0x00 || entry), over the buffer in place: the byte before
+            // the entry (its length's low byte) is 0x00 while it is hashed, so that the input
+            // is one slice (no copy, one call fewer into the compression function).
+            let lead = span.start - 1;
+            let low = std::mem::replace(&mut buf[lead], 0);
+            hashes.push(Hash(Sha256::digest(&buf[lead..span.end]).into()));
+            buf[lead] = low;
+            // Parsed after hashing, while the entry is in the nearest cache.
+            match record::check_entry(&buf[span.clone()]) {
+                Ok(blobs) if blobs.is_empty() => {}
+                Ok(blobs) => parsed.push((k, Ok(blobs))),
+                Err(err) => parsed.push((k, Err(err.to_string()))),
+            }
+        }
+        let data = &bufs.bundle[at];
+        let tile0 = match self
+            .store
+            .get_into(&tile_path(0, n, width), &mut bufs.tile)?
+        {
+            None => Tile0::Missing,
+            Some(at) => {
+                let tile = &bufs.tile[at];
+                if tile.len() == hashes.len() * 32
+                    && tile.chunks_exact(32).zip(&hashes).all(|(t, h)| t == h.0)
+                {
+                    Tile0::Same
+                } else {
+                    Tile0::Differs(tile.to_vec())
+                }
+            }
+        };
+        let mut older = Vec::new();
+        if let Some(ws) = self.partials.get(&(BUNDLE_LEVEL, n)) {
+            for &w in ws.iter().filter(|&&w| w < width) {
+                // A missing one reads as empty.
+                let at = self.store.get_into(&bundle_path(n, w), &mut bufs.older)?;
+                let old = &bufs.older[at.unwrap_or_default()];
+                // Its bytes, were it the first `w` entries of this bundle.
+                let prefix = spans[..w as usize]
+                    .last()
+                    .map_or(0, |last| last.end - spans[0].start + 2);
+                let o = if old == &data[..prefix] {
+                    Older::Prefix
+                } else {
+                    Older::Hashes(
+                        bundle::decode(old)
+                            .ok()
+                            .filter(|e| e.len() as u64 == w)
+                            .map(|e| e.iter().map(|e| leaf_hash(e)).collect()),
+                    )
+                };
+                older.push((w, o));
+            }
+        }
         Ok(Fetched::Hashed(Hashed {
             len: data.len() as u64,
             hashes,
             parsed,
             tile0,
+            older,
         }))
     }
 
     /// Bundle `n` (bundles must be taken in order), processing others while it is not ready.
-    fn take(&self, n: u64) -> Result<Fetched, LogError> {
+    fn take(&self, n: u64, bufs: &mut Buffers) -> Result<Fetched, LogError> {
         let mut st = self.lock();
         loop {
             if let Some(f) = st.done.remove(&n) {
                 st.taken = n + 1;
-                drop(st);
-                self.changed.notify_all();
+                self.wake(&st);
                 return f;
             }
             assert!(!st.panicked, "verify helper thread panicked");
             st = match self.claim(&mut st) {
-                Some(m) => self.process(st, m),
+                Some(m) => self.process(st, m, bufs),
                 None => self.wait(st),
             };
         }
@@ -682,5 +870,292 @@ impl<'s> Pipeline<'s> {
             }
         }
         Stop(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::{Arc, Mutex};
+
+    use tftrail_core::checkpoint::{Origin, SigningKey};
+    use tftrail_core::record::{Actor, Record};
+    use tftrail_store::{LocalStore, NewObject, StoreError, Swap, Version};
+
+    use super::*;
+
+    /// A local store that counts the reads of each object.
+    struct Counting {
+        inner: LocalStore,
+        reads: Arc<Mutex<BTreeMap<String, usize>>>,
+    }
+
+    impl Counting {
+        fn count(&self, path: &str) {
+            *self.reads.lock().unwrap().entry(path.into()).or_default() += 1;
+        }
+    }
+
+    impl Store for Counting {
+        fn location(&self) -> String {
+            self.inner.location()
+        }
+        fn get(&self, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            self.count(path);
+            self.inner.get(path)
+        }
+        fn get_into(
+            &self,
+            path: &str,
+            buf: &mut Vec<u8>,
+        ) -> Result<Option<Range<usize>>, StoreError> {
+            self.count(path);
+            self.inner.get_into(path, buf)
+        }
+        fn create_all(&self, objects: &[NewObject]) -> Result<(), StoreError> {
+            self.inner.create_all(objects)
+        }
+        fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+            self.inner.list(prefix)
+        }
+        fn get_checkpoint(&self) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
+            self.inner.get_checkpoint()
+        }
+        fn swap_checkpoint(
+            &self,
+            expected: Option<&Version>,
+            new: &[u8],
+        ) -> Result<Swap, StoreError> {
+            self.inner.swap_checkpoint(expected, new)
+        }
+    }
+
+    fn entry(i: usize) -> Vec<u8> {
+        let actor = Actor {
+            user: "u".into(),
+            host: "h".into(),
+            ci: None,
+        };
+        let payload = serde_json::json!({"i": 1000 + i, "pad": "x".repeat(i % 50)});
+        Record::new("test", "2026-01-01T00:00:00Z", actor, payload, vec![])
+            .unwrap()
+            .to_entry()
+            .unwrap()
+    }
+
+    /// A log in `dir` built by appending batches of these sizes.
+    fn build(dir: &Path, batches: &[usize]) -> SigningKey {
+        let key = SigningKey::generate(&Origin::new("test.example/log").unwrap());
+        let store = LocalStore::create(dir).unwrap();
+        crate::init(&store, &key).unwrap();
+        let log = Log::open(Box::new(store), key.verifier()).unwrap();
+        let mut i = 0;
+        for &n in batches {
+            let batch = (i..i + n).map(entry).collect();
+            log.append(&key, batch, &[], &mut |_, _| {}).unwrap();
+            i += n;
+        }
+        key
+    }
+
+    fn verify(dir: &Path, key: &SigningKey) -> VerifyReport {
+        let log = Log::open(Box::new(LocalStore::open(dir).unwrap()), key.verifier()).unwrap();
+        log.verify(&VerifyOptions::default(), &mut |_, _| {})
+            .unwrap()
+    }
+
+    /// Rewrites entry `k` of a stored bundle, keeping it a valid record of the same length
+    /// (the first digit of its `i` becomes 7).
+    fn alter_entry(dir: &Path, bundle: &str, k: usize) {
+        let p = dir.join(bundle);
+        let data = std::fs::read(&p).unwrap();
+        let mut out = Vec::new();
+        for (j, e) in bundle::decode(&data).unwrap().into_iter().enumerate() {
+            let text = String::from_utf8(e.to_vec()).unwrap();
+            let text = match j == k {
+                true => text.replacen("\"i\":1", "\"i\":7", 1),
+                false => text,
+            };
+            assert!(j != k || text.as_bytes() != e);
+            bundle::push(&mut out, text.as_bytes());
+        }
+        std::fs::write(&p, out).unwrap();
+    }
+
+    /// The problems found, as printed.
+    fn problems(rep: &VerifyReport) -> Vec<String> {
+        rep.problems.iter().map(|p| p.to_string()).collect()
+    }
+
+    #[test]
+    fn reads_each_object_once() {
+        // Partial bundles and level-0 tiles of several widths, and level-1 partial tiles of
+        // widths 1 to 5 (the recomputed level-1 tile is checked at every width).
+        let dir = tempfile::tempdir().unwrap();
+        let key = build(dir.path(), &[300, 3, 5, 250, 700, 1, 40]);
+        let size = 1299;
+        let reads = Arc::new(Mutex::new(BTreeMap::new()));
+        let store = Counting {
+            inner: LocalStore::open(dir.path()).unwrap(),
+            reads: reads.clone(),
+        };
+        let log = Log::open(Box::new(store), key.verifier()).unwrap();
+        let rep = log
+            .verify(&VerifyOptions::default(), &mut |_, _| {})
+            .unwrap();
+        assert!(rep.ok(), "{:?}", rep.problems);
+        assert_eq!(rep.size, size);
+        let tiles = log.store.list("tile/").unwrap();
+        for p in ["tile/1/000.p/1", "tile/1/000.p/4", "tile/entries/001.p/44"] {
+            assert!(tiles.contains(&p.to_string()), "{p} in {tiles:?}");
+        }
+        // The checkpoint's partial tiles are read twice: as recomputed, and as the tiles the
+        // checkpoint needs. Every other object once.
+        let twice = ["tile/0/005.p/19", "tile/1/000.p/5"];
+        let reads = reads.lock().unwrap();
+        for p in &tiles {
+            let want = if twice.contains(&p.as_str()) { 2 } else { 1 };
+            assert_eq!(reads.get(p), Some(&want), "{p}");
+        }
+    }
+
+    #[test]
+    fn older_partial_bundles() {
+        // Bundle 1 as 001.p/44, 001.p/47 and 001.p/52.
+        let batches = [300, 3, 5];
+        let fresh = || {
+            let dir = tempfile::tempdir().unwrap();
+            let key = build(dir.path(), &batches);
+            (dir, key)
+        };
+        let (dir, key) = fresh();
+        let rep = verify(dir.path(), &key);
+        assert!(rep.ok(), "{:?}", rep.problems);
+
+        // An older version altered: its bytes are not those of the bundle, and its entries
+        // not those of the log.
+        alter_entry(dir.path(), "tile/entries/001.p/44", 10);
+        assert_eq!(
+            problems(&verify(dir.path(), &key)),
+            ["tile/entries/001.p/44 (entry 256): partial entry bundle differs from the entries of the log"]
+        );
+
+        // The bundle altered after the older versions' entries: they hold the authentic
+        // first entries, which the bundle's bytes still begin with.
+        let (dir, key) = fresh();
+        alter_entry(dir.path(), "tile/entries/001.p/52", 50);
+        assert_eq!(
+            problems(&verify(dir.path(), &key)),
+            ["tile/entries/001.p/52 (entry 306): entry differs from the one the signed checkpoint commits to (altered, replaced or reordered)"]
+        );
+
+        // The bundle altered within the older versions' entries: they still hold the
+        // authentic entries, which the bundle's bytes no longer begin with.
+        let (dir, key) = fresh();
+        alter_entry(dir.path(), "tile/entries/001.p/52", 10);
+        assert_eq!(
+            problems(&verify(dir.path(), &key)),
+            ["tile/entries/001.p/52 (entry 266): entry differs from the one the signed checkpoint commits to (altered, replaced or reordered)"]
+        );
+
+        // The bundle and an older version altered alike: the older one differs from the
+        // authentic entries although its bytes begin the bundle's.
+        alter_entry(dir.path(), "tile/entries/001.p/47", 10);
+        assert_eq!(
+            problems(&verify(dir.path(), &key)),
+            [
+                "tile/entries/001.p/52 (entry 266): entry differs from the one the signed checkpoint commits to (altered, replaced or reordered)",
+                "tile/entries/001.p/47 (entry 256): partial entry bundle differs from the entries of the log",
+            ]
+        );
+    }
+
+    #[test]
+    fn blobs_reported_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::generate(&Origin::new("test.example/log").unwrap());
+        let store = LocalStore::create(dir.path()).unwrap();
+        crate::init(&store, &key).unwrap();
+        let log = Log::open(Box::new(store), key.verifier()).unwrap();
+        let blobs: Vec<crate::Blob> = (0..7)
+            .map(|k| crate::Blob {
+                name: format!("b{k}"),
+                data: vec![k as u8; 1000 * k + 1],
+            })
+            .collect();
+        let path = |k: usize| blob_path(&blobs[k].reference().sha256);
+        let actor = Actor {
+            user: "u".into(),
+            host: "h".into(),
+            ci: None,
+        };
+        // Entry k < 30 references blob k % 6 (the first reference is the one checked), entry
+        // 30 blob 6 with the wrong size.
+        let entries = (0..31)
+            .map(|k| {
+                let mut b = blobs[if k == 30 { 6 } else { k % 6 }].reference();
+                b.size += u64::from(k == 30);
+                let payload = serde_json::json!({ "k": k });
+                let time = "2026-01-01T00:00:00Z";
+                Record::new("test", time, actor.clone(), payload, vec![b])
+                    .unwrap()
+                    .to_entry()
+                    .unwrap()
+            })
+            .collect();
+        log.append(&key, entries, &blobs, &mut |_, _| {}).unwrap();
+        let rep = verify(dir.path(), &key);
+        let wrong_size = format!(
+            "{} (entry 30): blob \"b6\" is 6001 bytes, the record says 6002",
+            path(6)
+        );
+        assert_eq!(problems(&rep), std::slice::from_ref(&wrong_size));
+        assert_eq!((rep.blobs, rep.blob_bytes), (7, 21_007));
+
+        let mut data = std::fs::read(dir.path().join(path(2))).unwrap();
+        data[7] ^= 1;
+        std::fs::write(dir.path().join(path(2)), data).unwrap();
+        std::fs::remove_file(dir.path().join(path(4))).unwrap();
+        let rep = verify(dir.path(), &key);
+        let mut want = vec![
+            (
+                path(2),
+                format!(
+                    "{} (entry 2): blob \"b2\" does not match its SHA-256",
+                    path(2)
+                ),
+            ),
+            (
+                path(4),
+                format!(
+                    "{} (entry 4): blob \"b4\" referenced by the record is missing",
+                    path(4)
+                ),
+            ),
+            (path(6), wrong_size),
+        ];
+        // In the order of their SHA-256.
+        want.sort();
+        let want: Vec<String> = want.into_iter().map(|(_, m)| m).collect();
+        assert_eq!(problems(&rep), want);
+        assert_eq!((rep.blobs, rep.blob_bytes), (6, 17_006));
+    }
+
+    #[test]
+    fn altered_partial_tile_reported_once_per_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = build(dir.path(), &[300, 300, 300]);
+        let p = dir.path().join("tile/1/000.p/1");
+        let mut data = std::fs::read(&p).unwrap();
+        data[5] ^= 1;
+        std::fs::write(&p, data).unwrap();
+        // Compared at its own width, then as a narrower version of the wider ones.
+        assert_eq!(
+            problems(&verify(dir.path(), &key)),
+            [
+                "tile/1/000.p/1 (entry 0): hash tile differs from the hashes recomputed from the entries (hash 0 of the tile)",
+                "tile/1/000.p/1 (entry 0): partial hash tile differs from the hashes recomputed from the entries",
+            ]
+        );
     }
 }

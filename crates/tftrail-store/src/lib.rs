@@ -29,6 +29,7 @@ pub use location::{Cloud, Location};
 pub use object::{ObjectStoreBackend, MAX_IN_FLIGHT};
 
 use std::fmt;
+use std::ops::Range;
 
 /// Path of the one mutable object.
 pub const CHECKPOINT: &str = "checkpoint";
@@ -147,6 +148,18 @@ pub trait Store: Send + Sync {
 
     /// Reads an object; `Ok(None)` when it does not exist.
     fn get(&self, path: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Reads an object into `buf` and returns where its bytes lie in it; `Ok(None)` when it
+    /// does not exist. `buf` grows as needed; what it holds outside that range is unspecified.
+    /// For callers reading many objects one after another: a backend may reuse the buffer
+    /// without allocating or clearing it, and place the bytes where copying them in is fastest
+    /// (the local store does both); the default takes [`Store::get`]'s buffer.
+    fn get_into(&self, path: &str, buf: &mut Vec<u8>) -> Result<Option<Range<usize>>, StoreError> {
+        Ok(self.get(path)?.map(|data| {
+            *buf = data;
+            0..buf.len()
+        }))
+    }
 
     /// Whether an object exists, without reading it (object stores send a HEAD request).
     fn exists(&self, path: &str) -> Result<bool, StoreError> {

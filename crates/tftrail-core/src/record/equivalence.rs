@@ -84,14 +84,20 @@ impl Rng {
 fn variant(r: &Result<Record, RecordError>) -> &'static str {
     match r {
         Ok(_) => "Ok",
-        Err(RecordError::BadKind(_)) => "BadKind",
-        Err(RecordError::BadTime(_)) => "BadTime",
-        Err(RecordError::PayloadNotObject(_)) => "PayloadNotObject",
-        Err(RecordError::TooLarge(_)) => "TooLarge",
-        Err(RecordError::Malformed(_)) => "Malformed",
-        Err(RecordError::NotCanonical) => "NotCanonical",
-        Err(RecordError::UnknownVersion(_)) => "UnknownVersion",
-        Err(RecordError::BadBlob(_)) => "BadBlob",
+        Err(e) => error_variant(e),
+    }
+}
+
+fn error_variant(e: &RecordError) -> &'static str {
+    match e {
+        RecordError::BadKind(_) => "BadKind",
+        RecordError::BadTime(_) => "BadTime",
+        RecordError::PayloadNotObject(_) => "PayloadNotObject",
+        RecordError::TooLarge(_) => "TooLarge",
+        RecordError::Malformed(_) => "Malformed",
+        RecordError::NotCanonical => "NotCanonical",
+        RecordError::UnknownVersion(_) => "UnknownVersion",
+        RecordError::BadBlob(_) => "BadBlob",
     }
 }
 
@@ -141,6 +147,21 @@ fn check(input: &[u8]) -> &'static str {
         }
         (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{:?}", show()),
         _ => panic!("view {view:?}, reference {want:?}, for {:?}", show()),
+    }
+    // What verification uses: the same verdict, the blob references or the same error.
+    let checked = check_entry(input);
+    match (&checked, &want) {
+        (Ok(blobs), Ok(r)) => assert_eq!(blobs, &r.blobs, "{:?}", show()),
+        (Err(a), Err(b)) => assert_eq!(
+            (error_variant(a), a.to_string()),
+            (variant(&want), b.to_string()),
+            "{:?}",
+            show()
+        ),
+        _ => panic!(
+            "check_entry {checked:?}, reference {want:?}, for {:?}",
+            show()
+        ),
     }
     variant(&want)
 }
@@ -762,6 +783,24 @@ fn validate_time_agrees_with_the_original() {
         oks += usize::from(new.is_ok());
     }
     assert!(oks > 50_000, "{oks}");
+}
+
+#[test]
+fn validate_time_agrees_with_the_original_on_every_byte() {
+    // Every byte value at every position of times with and without a fraction.
+    for base in ["2026-11-26T05:00:00Z", "1999-12-31T23:59:60.123Z"] {
+        for pos in 0..base.len() {
+            for c in 0..=255u8 {
+                let mut t = base.as_bytes().to_vec();
+                t[pos] = c;
+                let Ok(t) = String::from_utf8(t) else {
+                    continue;
+                };
+                let (new, old) = (validate_time(&t), reference_validate_time(&t));
+                assert_eq!(new.is_ok(), old.is_ok(), "{t:?}");
+            }
+        }
+    }
 }
 
 #[test]
