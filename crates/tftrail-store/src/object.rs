@@ -183,88 +183,79 @@ pub(crate) fn is_loopback_http(url: &str) -> bool {
     }
 }
 
-/// An HTTP connector that adds `Content-MD5` to every PUT with an in-memory body.
-///
-/// S3 Object Lock refuses PUTs into a bucket with default retention unless they carry
-/// `Content-MD5` or an SDK checksum header; object_store sends `x-amz-checksum-sha256` only,
-/// which AWS accepts but S3-compatible servers (moto) may not. `Content-MD5` is not an
-/// `x-amz-*` header, so adding it after signing is allowed.
-#[derive(Debug, Default)]
-struct Md5Connector;
-
-#[derive(Debug)]
-struct Md5Service(HttpClient);
-
-impl HttpConnector for Md5Connector {
-    fn connect(&self, options: &ClientOptions) -> object_store::Result<HttpClient> {
-        let inner = ReqwestConnector::default().connect(options)?;
-        Ok(HttpClient::new(Md5Service(inner)))
-    }
-}
-
-#[async_trait]
-impl HttpService for Md5Service {
-    async fn call(&self, mut req: HttpRequest) -> Result<HttpResponse, HttpError> {
-        if req.method() == http::Method::PUT && !req.headers().contains_key("content-md5") {
-            // Bodies built from a PutPayload are chunked: gather them (they are in memory).
-            let bytes = match req.body().as_bytes() {
-                Some(b) => b.clone(),
-                None => {
-                    use http_body_util::BodyExt as _;
-                    req.body().clone().collect().await?.to_bytes()
-                }
-            };
-            let md5 = md5::Md5::digest(&bytes);
-            let v = base64::engine::general_purpose::STANDARD.encode(md5);
-            if let Ok(v) = http::HeaderValue::from_str(&v) {
-                req.headers_mut().insert("content-md5", v);
-            }
-            *req.body_mut() = object_store::client::HttpRequestBody::from(bytes);
-        }
-        self.0.execute(req).await
-    }
-}
-
 /// The retention a GCS writer gives an object it creates. It rides in the request's
 /// extensions (object_store hands `PutOptions::extensions` to the HTTP request) to
-/// [`GcsService`], which turns it into the upload's headers.
+/// [`HeaderService`], which turns it into the upload's headers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct GcsLock {
     /// RFC 3339 UTC.
     retain_until: String,
 }
 
-/// An HTTP connector for GCS that adds the Object Retention Lock headers of an XML-API upload
-/// (`x-goog-object-lock-mode: COMPLIANCE`, i.e. Locked, and
-/// `x-goog-object-lock-retain-until-date`) to a PUT that carries a [`GcsLock`].
-///
-/// GCS authenticates these requests with a bearer token, not a signature over the headers,
-/// so adding headers here is allowed.
-#[derive(Debug, Default)]
-struct GcsConnector;
+/// Headers a store adds to its uploads beyond what object_store sends. Both may be added
+/// after object_store has authorised the request.
+#[derive(Debug, Clone, Copy)]
+enum PutHeaders {
+    /// `Content-MD5` on every PUT with an in-memory body. S3 Object Lock refuses PUTs into a
+    /// bucket with default retention unless they carry `Content-MD5` or an SDK checksum
+    /// header; object_store sends `x-amz-checksum-sha256` only, which AWS accepts but
+    /// S3-compatible servers (moto) may not. `Content-MD5` is not an `x-amz-*` header, so
+    /// the SigV4 signature does not cover it.
+    ContentMd5,
+    /// GCS Object Retention Lock on a PUT that carries a [`GcsLock`]: the XML-API upload
+    /// headers `x-goog-object-lock-mode: COMPLIANCE` (i.e. Locked) and
+    /// `x-goog-object-lock-retain-until-date`. GCS authorises with a bearer token, which
+    /// signs no header.
+    GcsLock,
+}
+
+/// An HTTP connector whose clients add [`PutHeaders`].
+#[derive(Debug)]
+struct HeaderConnector(PutHeaders);
 
 #[derive(Debug)]
-struct GcsService(HttpClient);
+struct HeaderService(HttpClient, PutHeaders);
 
-impl HttpConnector for GcsConnector {
+impl HttpConnector for HeaderConnector {
     fn connect(&self, options: &ClientOptions) -> object_store::Result<HttpClient> {
         let inner = ReqwestConnector::default().connect(options)?;
-        Ok(HttpClient::new(GcsService(inner)))
+        Ok(HttpClient::new(HeaderService(inner, self.0)))
     }
 }
 
 #[async_trait]
-impl HttpService for GcsService {
+impl HttpService for HeaderService {
     async fn call(&self, mut req: HttpRequest) -> Result<HttpResponse, HttpError> {
         if req.method() == http::Method::PUT {
-            if let Some(lock) = req.extensions().get::<GcsLock>().cloned() {
-                let headers = req.headers_mut();
-                headers.insert(
-                    "x-goog-object-lock-mode",
-                    http::HeaderValue::from_static("COMPLIANCE"),
-                );
-                if let Ok(v) = http::HeaderValue::from_str(&lock.retain_until) {
-                    headers.insert("x-goog-object-lock-retain-until-date", v);
+            match self.1 {
+                PutHeaders::ContentMd5 if !req.headers().contains_key("content-md5") => {
+                    // Bodies built from a PutPayload are chunked: gather them (in memory).
+                    let bytes = match req.body().as_bytes() {
+                        Some(b) => b.clone(),
+                        None => {
+                            use http_body_util::BodyExt as _;
+                            req.body().clone().collect().await?.to_bytes()
+                        }
+                    };
+                    let md5 = md5::Md5::digest(&bytes);
+                    let v = base64::engine::general_purpose::STANDARD.encode(md5);
+                    if let Ok(v) = http::HeaderValue::from_str(&v) {
+                        req.headers_mut().insert("content-md5", v);
+                    }
+                    *req.body_mut() = object_store::client::HttpRequestBody::from(bytes);
+                }
+                PutHeaders::ContentMd5 => {}
+                PutHeaders::GcsLock => {
+                    if let Some(lock) = req.extensions().get::<GcsLock>().cloned() {
+                        let headers = req.headers_mut();
+                        headers.insert(
+                            "x-goog-object-lock-mode",
+                            http::HeaderValue::from_static("COMPLIANCE"),
+                        );
+                        if let Ok(v) = http::HeaderValue::from_str(&lock.retain_until) {
+                            headers.insert("x-goog-object-lock-retain-until-date", v);
+                        }
+                    }
                 }
             }
         }
@@ -305,7 +296,7 @@ impl ObjectStoreBackend {
                     .with_conditional_put(S3ConditionalPut::ETagMatch)
                     .with_checksum_algorithm(object_store::aws::Checksum::SHA256)
                     .with_retry(retry_config())
-                    .with_http_connector(Md5Connector)
+                    .with_http_connector(HeaderConnector(PutHeaders::ContentMd5))
                     .with_allow_http(settings.allow_http);
                 if let Some(ep) = &settings.endpoint {
                     b = b.with_endpoint(ep).with_virtual_hosted_style_request(false);
@@ -319,7 +310,7 @@ impl ObjectStoreBackend {
                 let b = object_store::gcp::GoogleCloudStorageBuilder::from_env()
                     .with_bucket_name(bucket)
                     .with_retry(retry_config())
-                    .with_http_connector(GcsConnector);
+                    .with_http_connector(HeaderConnector(PutHeaders::GcsLock));
                 let base = crate::request::GcsJsonApi::base_url(&b);
                 let store = b.build().map_err(config_err)?;
                 let api = crate::request::GcsJsonApi::new(base, store.credentials().clone())
