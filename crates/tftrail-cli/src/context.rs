@@ -150,10 +150,16 @@ pub fn last_verified(key: &VerifierKey) -> Result<Option<Checkpoint>, CliError> 
 /// Remembers a verified checkpoint (only ever moving forward).
 pub fn remember_verified(key: &VerifierKey, note: &[u8]) -> Result<(), CliError> {
     let p = verified_path(key);
+    // Already remembered (verifying an unchanged log): no write, no fsync.
+    if fs::read(&p).is_ok_and(|old| old == note) {
+        return Ok(());
+    }
     let dir = p.parent().expect("has parent");
     fs::create_dir_all(dir)
         .map_err(|e| CliError::failure(format!("cannot create {}: {e}", dir.display())))?;
-    let tmp = p.with_extension("tmp");
+    // One temporary name per process: two verifications at once must not rename each
+    // other's half-written file into place.
+    let tmp = p.with_extension(format!("tmp{}", std::process::id()));
     fs::write(&tmp, note)
         .and_then(|_| fs::File::open(&tmp)?.sync_all())
         .and_then(|_| fs::rename(&tmp, &p))
