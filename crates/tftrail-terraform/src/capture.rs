@@ -289,19 +289,15 @@ fn inspect_plan_file(
     env: &Env,
     early: Option<Released>,
 ) -> PlanFile {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) => {
+    let mut info = match fingerprint(path) {
+        Ok(info) => info,
+        Err(info) => {
             return PlanFile {
-                info: json!({"error": format!("cannot read the plan file: {e}")}),
+                info,
                 summary: None,
             }
         }
     };
-    let mut info = json!({
-        "sha256": hex::encode(sha2::Sha256::digest(&bytes)),
-        "size": bytes.len(),
-    });
     let summary = match early.and_then(|e| e.output_for(path)) {
         Some(json) => PlanSummary::from_show_json(&json),
         // Any failure of the early process: the ordinary way, which reports its own errors.
@@ -315,6 +311,17 @@ fn inspect_plan_file(
         }
     };
     PlanFile { info, summary }
+}
+
+/// A plan file's `{"sha256", "size"}`, or `{"error"}` when it cannot be read.
+fn fingerprint(path: &Path) -> std::result::Result<Value, Value> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(json!({
+            "sha256": hex::encode(sha2::Sha256::digest(&bytes)),
+            "size": bytes.len(),
+        })),
+        Err(e) => Err(json!({"error": format!("cannot read the plan file: {e}")})),
+    }
 }
 
 /// `show -json` of a plan file, summarised and redacted.
@@ -332,19 +339,10 @@ fn start_plan_read(
     dir: &Path,
     env: &Env,
 ) -> (Value, Option<std::thread::JoinHandle<Result<PlanSummary>>>) {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) => {
-            return (
-                json!({"error": format!("cannot read the plan file: {e}")}),
-                None,
-            )
-        }
+    let info = match fingerprint(path) {
+        Ok(info) => info,
+        Err(info) => return (info, None),
     };
-    let info = json!({
-        "sha256": hex::encode(sha2::Sha256::digest(&bytes)),
-        "size": bytes.len(),
-    });
     let (path, program, dir, env) = (
         path.to_path_buf(),
         program.to_path_buf(),
