@@ -7,6 +7,9 @@
 //!
 //! and prints a Markdown table with each figure next to the baseline as a ratio.
 //!
+//! `--append-only` measures the baseline and 1 KiB appends at batch 1,000 only, alternating
+//! the local store's leaf-hash claims with the entry-carrying claims of the object-storage
+//! protocol (`TFTRAIL_BENCH_APPEND_RUNS=n` pairs, default 3).
 //! `--verify-only` measures the baseline and verification only (same table format), for
 //! iterating on verification speed; `TFTRAIL_BENCH_VERIFY_RUNS=n` times n verifications
 //! instead of one and reports the median.
@@ -20,7 +23,7 @@ use sha2::{Digest, Sha256};
 use tftrail_core::checkpoint::{Origin, SigningKey};
 use tftrail_core::record::{Actor, Record};
 use tftrail_log::{Log, VerifyOptions};
-use tftrail_store::LocalStore;
+use tftrail_store::{LocalStore, NewObject, Store, StoreError, Swap, Version, WriterLock};
 
 fn sha256_mb_s() -> f64 {
     let buf = vec![0x5au8; 1 << 20];
@@ -66,18 +69,65 @@ fn entry(size: usize, i: u64) -> Vec<u8> {
     .unwrap()
 }
 
-fn new_log(dir: &std::path::Path) -> (Log, SigningKey) {
+/// The local store as object storage sees the protocol: no staging, so batch claims carry
+/// the entries (v1) instead of their leaf hashes (v2). For the comparison in `--append-only`.
+struct WithoutStaging(LocalStore);
+
+impl Store for WithoutStaging {
+    fn location(&self) -> String {
+        self.0.location()
+    }
+    fn get(&self, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.get(path)
+    }
+    fn get_into(
+        &self,
+        path: &str,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<std::ops::Range<usize>>, StoreError> {
+        self.0.get_into(path, buf)
+    }
+    fn exists(&self, path: &str) -> Result<bool, StoreError> {
+        self.0.exists(path)
+    }
+    fn create_all(&self, objects: &[NewObject]) -> Result<(), StoreError> {
+        self.0.create_all(objects)
+    }
+    fn create_after(&self, first: &[NewObject], then: &[NewObject]) -> Result<(), StoreError> {
+        self.0.create_after(first, then)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.0.list(prefix)
+    }
+    fn get_checkpoint(&self) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
+        self.0.get_checkpoint()
+    }
+    fn swap_checkpoint(&self, expected: Option<&Version>, new: &[u8]) -> Result<Swap, StoreError> {
+        self.0.swap_checkpoint(expected, new)
+    }
+    fn lock_writers(&self) -> Result<Option<WriterLock>, StoreError> {
+        self.0.lock_writers()
+    }
+}
+
+fn new_log(dir: &std::path::Path, staging: bool) -> (Log, SigningKey) {
     let key = SigningKey::generate(&Origin::new("bench.example/log").unwrap());
     let store = LocalStore::create(dir).unwrap();
     tftrail_log::init(&store, &key).unwrap();
-    let log = Log::open(Box::new(store), key.verifier()).unwrap();
+    let store: Box<dyn Store> = if staging {
+        Box::new(store)
+    } else {
+        Box::new(WithoutStaging(store))
+    };
+    let log = Log::open(store, key.verifier()).unwrap();
     (log, key)
 }
 
-/// Appends `total` records of `size` bytes in batches of `batch`; returns records/s.
-fn append_rate(size: usize, batch: usize, total: usize) -> f64 {
+/// Appends `total` records of `size` bytes in batches of `batch`; returns records/s and the
+/// median time of one batch in ms.
+fn append_rate(size: usize, batch: usize, total: usize, staging: bool) -> (f64, f64) {
     let dir = scratch();
-    let (log, key) = new_log(&dir);
+    let (log, key) = new_log(&dir, staging);
     let batches: Vec<Vec<Vec<u8>>> = (0..total / batch)
         .map(|b| {
             (0..batch)
@@ -85,11 +135,38 @@ fn append_rate(size: usize, batch: usize, total: usize) -> f64 {
                 .collect()
         })
         .collect();
+    let mut times = Vec::with_capacity(batches.len());
     let start = Instant::now();
     for b in batches {
+        let t = Instant::now();
         log.append(&key, b, &[], &mut |_, _| {}).unwrap();
+        times.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    total as f64 / start.elapsed().as_secs_f64()
+    let rate = total as f64 / start.elapsed().as_secs_f64();
+    times.sort_by(f64::total_cmp);
+    (rate, times[times.len() / 2])
+}
+
+/// [`append_rate`] for a log with staging (leaf-hash claims) and one without (entry claims),
+/// appending to them in turn; returns records/s and the median batch in ms for each.
+fn append_alternating(size: usize, batch: usize, total: usize) -> [(f64, f64); 2] {
+    let logs = [new_log(&scratch(), true), new_log(&scratch(), false)];
+    let mut times = [Vec::new(), Vec::new()];
+    for b in 0..total / batch {
+        for (k, (log, key)) in logs.iter().enumerate() {
+            let entries = (0..batch)
+                .map(|i| entry(size, (b * batch + i) as u64))
+                .collect();
+            let t = Instant::now();
+            log.append(key, entries, &[], &mut |_, _| {}).unwrap();
+            times[k].push(t.elapsed().as_secs_f64());
+        }
+    }
+    times.map(|mut t| {
+        let rate = total as f64 / t.iter().sum::<f64>();
+        t.sort_by(f64::total_cmp);
+        (rate, t[t.len() / 2] * 1e3)
+    })
 }
 
 /// The directory of this run: every benchmark's files stay until the whole run ends. Deleting
@@ -113,7 +190,7 @@ fn bench_dir() -> PathBuf {
 /// Builds a log of `count` 1 KiB records and verifies it; returns (entry MB/s, seconds).
 fn verify_rate(count: usize) -> (f64, f64) {
     let dir = scratch();
-    let (log, key) = new_log(&dir);
+    let (log, key) = new_log(&dir, true);
     let mut i = 0u64;
     while (i as usize) < count {
         let n = 10_000.min(count - i as usize);
@@ -187,6 +264,7 @@ fn process_ms(runs: usize) -> Option<f64> {
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let verify_only = std::env::args().any(|a| a == "--verify-only");
+    let append_only = std::env::args().any(|a| a == "--append-only");
     let scale = if quick { 10 } else { 1 };
     let sha = sha256_mb_s();
     println!(
@@ -195,7 +273,34 @@ fn main() {
     );
     println!("| benchmark | result | data rate | ratio to baseline |");
     println!("|---|---|---|---|");
-    let sizes: &[usize] = if verify_only { &[] } else { &[128, 1024] };
+    if append_only {
+        // Leaf-hash claims (what the local store uses) against claims that carry the entries
+        // (the object-storage protocol): two logs on the same disk, appended to in turn, batch
+        // by batch, so that both see the same disk.
+        let runs: usize = std::env::var("TFTRAIL_BENCH_APPEND_RUNS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(3);
+        for _ in 0..runs {
+            let [(hash_rate, hash_ms), (entry_rate, entry_ms)] =
+                append_alternating(1024, 1000, 200_000 / scale);
+            for (claims, rate, ms) in [
+                ("leaf-hash claims", hash_rate, hash_ms),
+                ("entry claims", entry_rate, entry_ms),
+            ] {
+                println!(
+                    "| durable append, 1024 B records, batch 1000, {claims} | {rate:.0} records/s (median batch {ms:.1} ms) | {:.1} MB/s | {:.3} of 1-core SHA-256 |",
+                    rate * 1024.0 / 1e6,
+                    rate * 1024.0 / 1e6 / sha
+                );
+            }
+        }
+    }
+    let sizes: &[usize] = if verify_only || append_only {
+        &[]
+    } else {
+        &[128, 1024]
+    };
     for &size in sizes {
         for batch in [1usize, 100, 1000] {
             let total = match batch {
@@ -203,7 +308,7 @@ fn main() {
                 100 => 50_000,
                 _ => 200_000,
             } / scale;
-            let rate = append_rate(size, batch, total);
+            let (rate, _) = append_rate(size, batch, total, true);
             let mb = rate * size as f64 / 1e6;
             println!(
                 "| durable append, {size} B records, batch {batch} | {rate:.0} records/s | {mb:.1} MB/s | {:.3} of 1-core SHA-256 |",
@@ -211,13 +316,15 @@ fn main() {
             );
         }
     }
-    let (mbs, secs) = verify_rate(200_000 / scale);
-    println!(
-        "| verify, {} × 1 KiB records ({secs:.2} s) | {mbs:.0} MB/s | {mbs:.0} MB/s | {:.2} of 2-core SHA-256 |",
-        200_000 / scale,
-        mbs / (2.0 * sha)
-    );
-    if !verify_only {
+    if !append_only {
+        let (mbs, secs) = verify_rate(200_000 / scale);
+        println!(
+            "| verify, {} × 1 KiB records ({secs:.2} s) | {mbs:.0} MB/s | {mbs:.0} MB/s | {:.2} of 2-core SHA-256 |",
+            200_000 / scale,
+            mbs / (2.0 * sha)
+        );
+    }
+    if !verify_only && !append_only {
         match process_ms(if quick { 10 } else { 50 }) {
             Some(ms) => println!("| one `tftrail append` process, start to exit (median) | {ms:.1} ms | | |"),
             None => println!("| one `tftrail append` process | not measured: build the tftrail binary in the same profile first | | |"),

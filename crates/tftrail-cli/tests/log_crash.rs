@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -172,27 +172,38 @@ enum Fault {
 }
 
 /// A local store whose object write number `fail_at` (counting objects and checkpoint swaps
-/// from 0) fails, as does every later one: the writer is dead from then on.
+/// from 0; with staging, each object's staging and its publication count separately) fails, as
+/// does every later one: the writer is dead from then on. Without `staging` the log writes
+/// claims that carry the entries (as on object storage), with it claims of leaf hashes.
 struct FaultStore {
     inner: LocalStore,
     writes: Arc<AtomicU64>,
     fail_at: u64,
     fault: Fault,
+    staging: bool,
+    /// Set once a batch claim is durable.
+    claimed: Arc<AtomicBool>,
 }
 
 impl FaultStore {
+    /// Counts one write; `gives_name`: it gives `what` its path (not only staging it).
     fn write<T>(
         &self,
         what: &str,
+        gives_name: bool,
         f: impl FnOnce() -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let n = self.writes.fetch_add(1, Ordering::SeqCst);
+        let claim = gives_name && what.starts_with("tftrail/batches/");
         if n < self.fail_at {
-            return f();
+            let r = f()?;
+            self.claimed.fetch_or(claim, Ordering::SeqCst);
+            return Ok(r);
         }
         if n == self.fail_at {
             if let Fault::Persisted = self.fault {
                 f()?;
+                self.claimed.fetch_or(claim, Ordering::SeqCst);
             }
         }
         Err(StoreError::Backend {
@@ -212,9 +223,33 @@ impl Store for FaultStore {
     }
     fn create_all(&self, objects: &[NewObject]) -> Result<(), StoreError> {
         for o in objects {
-            self.write(&o.path, || self.inner.create_all(std::slice::from_ref(o)))?;
+            self.write(&o.path, true, || {
+                self.inner.create_all(std::slice::from_ref(o))
+            })?;
         }
         Ok(())
+    }
+    fn can_stage(&self) -> bool {
+        self.staging
+    }
+    fn stage(&self, stage: &str, objects: &[NewObject]) -> Result<(), StoreError> {
+        for o in objects {
+            self.write(&o.path, false, || {
+                self.inner.stage(stage, std::slice::from_ref(o))
+            })?;
+        }
+        Ok(())
+    }
+    fn publish_staged(&self, stage: &str, objects: &[NewObject]) -> Result<(), StoreError> {
+        for o in objects {
+            self.write(&o.path, true, || {
+                self.inner.publish_staged(stage, std::slice::from_ref(o))
+            })?;
+        }
+        Ok(())
+    }
+    fn get_staged(&self, stage: &str, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get_staged(stage, path)
     }
     fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         self.inner.list(prefix)
@@ -223,7 +258,9 @@ impl Store for FaultStore {
         self.inner.get_checkpoint()
     }
     fn swap_checkpoint(&self, expected: Option<&Version>, new: &[u8]) -> Result<Swap, StoreError> {
-        self.write("checkpoint", || self.inner.swap_checkpoint(expected, new))
+        self.write("checkpoint", true, || {
+            self.inner.swap_checkpoint(expected, new)
+        })
     }
     fn lock_writers(&self) -> Result<Option<WriterLock>, StoreError> {
         self.inner.lock_writers()
@@ -286,15 +323,21 @@ fn store_faults_at_every_write_of_an_append() {
         })
         .collect();
 
-    let run = |fail_at: u64, fault: Fault| -> (Result<tftrail_log::AppendOutcome, String>, u64) {
+    let run = |staging: bool,
+               fail_at: u64,
+               fault: Fault|
+     -> (Result<tftrail_log::AppendOutcome, String>, u64, bool) {
         let dir = tempfile::tempdir().unwrap();
         common::copy_tree(base.path(), dir.path());
         let writes = Arc::new(AtomicU64::new(0));
+        let claimed = Arc::new(AtomicBool::new(false));
         let store = FaultStore {
             inner: LocalStore::open(dir.path()).unwrap(),
             writes: writes.clone(),
             fail_at,
             fault,
+            staging,
+            claimed: claimed.clone(),
         };
         let log = Log::open(Box::new(store), key.verifier()).unwrap();
         let res = log
@@ -306,12 +349,31 @@ fn store_faults_at_every_write_of_an_append() {
             )
             .map_err(|e| e.to_string());
         drop(log);
+        // Bundles the dead writer left staged (not yet at their paths).
+        let staged_bundles = std::fs::read_dir(dir.path().join(".tmp"))
+            .map(|d| {
+                d.filter(|e| {
+                    let name = e.as_ref().unwrap().file_name();
+                    let name = name.to_string_lossy();
+                    name.contains("+tile+entries+")
+                        && !dir
+                            .path()
+                            .join(name.split_once('+').unwrap().1.replace('+', "/"))
+                            .exists()
+                })
+                .count()
+            })
+            .unwrap_or(0);
         // Recovery: the next writer appends normally.
         let log = open(dir.path(), &key);
         let next = entry("next", 0, vec![]);
         let out = log
             .append(&key, vec![next.clone()], &[], &mut |_, _| {})
-            .unwrap_or_else(|e| panic!("append after a fault at write {fail_at} ({fault:?}): {e}"));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "append after a fault at write {fail_at} ({fault:?}, staging: {staging}): {e}"
+                )
+            });
         let rep = log
             .verify(&VerifyOptions::default(), &mut |_, _| {})
             .unwrap();
@@ -334,6 +396,13 @@ fn store_faults_at_every_write_of_an_append() {
                 &new[..],
                 "acknowledged append lost (fault at {fail_at})"
             );
+        } else if claimed.load(Ordering::SeqCst) {
+            assert!(
+                tail == &new[..],
+                "durably claimed batch not rolled forward (fault at {fail_at}, {fault:?}, staging: {staging}): {} of {} entries",
+                tail.len(),
+                new.len()
+            );
         } else {
             assert!(
                 tail.is_empty() || tail == &new[..],
@@ -345,20 +414,32 @@ fn store_faults_at_every_write_of_an_append() {
         if !tail.is_empty() {
             assert_eq!(log.blob(&blob.reference().sha256).unwrap(), blob.data);
         }
-        (res, writes.load(Ordering::SeqCst))
+        let from_staging = claimed.load(Ordering::SeqCst) && staged_bundles > 0;
+        (res, writes.load(Ordering::SeqCst), from_staging)
     };
 
-    // Count the writes of an undisturbed append, then fail at each one in turn.
-    let (res, total) = run(u64::MAX, Fault::Lost);
-    res.unwrap();
-    assert!(total >= 6, "only {total} writes");
-    for fail_at in 0..total {
-        for fault in [Fault::Lost, Fault::Persisted] {
-            let (res, _) = run(fail_at, fault);
-            assert!(
-                res.is_err(),
-                "write {fail_at} failed but the append reported success"
-            );
+    for staging in [false, true] {
+        // Count the writes of an undisturbed append, then fail at each one in turn.
+        let (res, total, _) = run(staging, u64::MAX, Fault::Lost);
+        res.unwrap();
+        assert!(total >= 6, "only {total} writes");
+        let mut recovered_from_staging = 0;
+        for fail_at in 0..total {
+            for fault in [Fault::Lost, Fault::Persisted] {
+                let (res, _, from_staging) = run(staging, fail_at, fault);
+                assert!(
+                    res.is_err(),
+                    "write {fail_at} failed but the append reported success (staging: {staging})"
+                );
+                recovered_from_staging += usize::from(from_staging);
+            }
+        }
+        // With staging, the writes between the claim and the last bundle's publication
+        // leave a durable claim whose bundles are only staged: recovery took them from there.
+        if staging {
+            assert!(recovered_from_staging >= 2, "{recovered_from_staging}");
+        } else {
+            assert_eq!(recovered_from_staging, 0);
         }
     }
 }

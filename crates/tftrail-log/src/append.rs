@@ -1,12 +1,15 @@
 //! Appending: claim, integrate, publish — and rolling forward whatever a crashed writer left.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
+use tftrail_core::batch::Claimed;
 use tftrail_core::checkpoint::{Checkpoint, SigningKey};
 use tftrail_core::integrate::Integrator;
 use tftrail_core::layout::{batch_path, blob_path};
-use tftrail_core::merkle::empty_root;
+use tftrail_core::merkle::{empty_root, leaf_hash, Hash};
 use tftrail_core::record::BlobRef;
 use tftrail_core::{batch, MAX_ENTRY_SIZE};
 use tftrail_store::{NewObject, Store, StoreError, Swap};
@@ -70,6 +73,34 @@ pub fn init(store: &dyn Store, key: &SigningKey) -> Result<Checkpoint, LogError>
         Swap::Done => Ok(cp),
         Swap::Lost => Err(LogError::AlreadyExists(store.location())),
     }
+}
+
+/// The entries' leaf hashes, on two threads for a large batch.
+fn leaf_hashes(entries: &[Vec<u8>]) -> Vec<Hash> {
+    if entries.len() < 256 {
+        return entries.iter().map(|e| leaf_hash(e)).collect();
+    }
+    let (a, b) = entries.split_at(entries.len() / 2);
+    std::thread::scope(|s| {
+        let second = s.spawn(|| b.iter().map(|e| leaf_hash(e)).collect::<Vec<_>>());
+        let mut out: Vec<Hash> = a.iter().map(|e| leaf_hash(e)).collect();
+        out.extend(second.join().expect("hashing thread panicked"));
+        out
+    })
+}
+
+/// A staging name no other attempt uses: process, clock and a counter.
+fn stage_name() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{:x}-{nanos:x}-{:x}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// A little randomness for backoff, different across processes.
@@ -192,30 +223,14 @@ impl Log {
                 }
             };
             let start = it.size();
-            // Integration is pure: compute the objects first, so the store can write them
-            // (unnamed) while the claim becomes durable. Encoding the claim and integrating
-            // both hash every entry; they run on two threads.
-            let (claim, out) = if entries.len() < 64 {
-                (batch::encode(key, start, &entries), it.integrate(&entries))
+            let claimed = if self.store.can_stage() {
+                self.claim_staged(key, &entries, &mut it)
             } else {
-                std::thread::scope(|s| {
-                    let claim = s.spawn(|| batch::encode(key, start, &entries));
-                    let out = it.integrate(&entries);
-                    (claim.join().expect("claim encoder panicked"), out)
-                })
+                self.claim_with_entries(key, &entries, &mut it)
             };
-            let objects: Vec<NewObject> = out
-                .objects
-                .into_iter()
-                .map(|(p, d)| NewObject::new(p, d))
-                .collect();
-            let claim = NewObject::new(batch_path(start), claim);
-            match self
-                .store
-                .create_after(std::slice::from_ref(&claim), &objects)
-            {
+            match claimed {
                 Ok(()) => {}
-                Err(StoreError::Conflict { path }) if path == claim.path => {
+                Err(StoreError::Conflict { path }) if path == batch_path(start) => {
                     // Only a writer on another machine sharing this directory gets here.
                     backoff(attempt);
                     continue;
@@ -226,6 +241,63 @@ impl Log {
             return Ok(start);
         }
         Err(LogError::Contention(MAX_ATTEMPTS))
+    }
+
+    /// Claims position `it.size()` with a claim that carries the entries' leaf hashes (v2),
+    /// for stores that can stage: the claim, bundles and tiles are staged durably in one
+    /// round; the claim's publication is the commit point; then the rest get their paths. A
+    /// crash after the claim leaves the bundles findable under the stage the claim names.
+    fn claim_staged(
+        &self,
+        key: &SigningKey,
+        entries: &[Vec<u8>],
+        it: &mut Integrator,
+    ) -> Result<(), StoreError> {
+        let start = it.size();
+        let hashes = leaf_hashes(entries);
+        let stage = stage_name();
+        let claim = batch::encode_hashes(key, start, &stage, &hashes);
+        let mut objects = vec![NewObject::new(batch_path(start), claim)];
+        objects.extend(
+            it.integrate_hashed(entries, &hashes)
+                .objects
+                .into_iter()
+                .map(|(p, d)| NewObject::new(p, d)),
+        );
+        self.store.stage(&stage, &objects)?;
+        self.store.publish_staged(&stage, &objects[..1])?;
+        self.store.publish_staged(&stage, &objects[1..])
+    }
+
+    /// Claims position `it.size()` with a claim that carries the entries (v1), then writes
+    /// the tiles and bundles.
+    fn claim_with_entries(
+        &self,
+        key: &SigningKey,
+        entries: &[Vec<u8>],
+        it: &mut Integrator,
+    ) -> Result<(), StoreError> {
+        let start = it.size();
+        // Integration is pure: compute the objects first, so the store can write them
+        // (unnamed) while the claim becomes durable. Encoding the claim and integrating both
+        // hash every entry; they run on two threads.
+        let (claim, out) = if entries.len() < 64 {
+            (batch::encode(key, start, entries), it.integrate(entries))
+        } else {
+            std::thread::scope(|s| {
+                let claim = s.spawn(|| batch::encode(key, start, entries));
+                let out = it.integrate(entries);
+                (claim.join().expect("claim encoder panicked"), out)
+            })
+        };
+        let objects: Vec<NewObject> = out
+            .objects
+            .into_iter()
+            .map(|(p, d)| NewObject::new(p, d))
+            .collect();
+        let claim = NewObject::new(batch_path(start), claim);
+        self.store
+            .create_after(std::slice::from_ref(&claim), &objects)
     }
 
     /// [`Log::claim_and_integrate`] without a local writer lock: writers on other machines race
@@ -317,7 +389,29 @@ impl Log {
             };
             let b = batch::decode(&self.key, &path, it.size(), &bytes)
                 .map_err(|e| LogError::Integrity(e.to_string()))?;
-            let out = it.integrate(&b.entries);
+            let entries = match b.claimed {
+                Claimed::Entries(entries) => entries,
+                Claimed::LeafHashes { stage, hashes } => {
+                    // The batch's bundles, each at its path or still staged.
+                    let mut found = HashMap::new();
+                    for span in batch::bundle_spans(b.start, hashes.len() as u64) {
+                        let data = match self.store.get(&span.path)? {
+                            Some(d) => Some(d),
+                            None => self.store.get_staged(&stage, &span.path)?,
+                        };
+                        if let Some(d) = data {
+                            found.insert(span.path, d);
+                        }
+                    }
+                    batch::entries_from_bundles(&path, b.start, &hashes, |span| {
+                        found.remove(&span.path)
+                    })
+                    .map_err(|e| LogError::Integrity(e.to_string()))?
+                }
+            };
+            // Bundles and tiles are rebuilt from the verified state, not copied from staging
+            // (the staged files of a crashed writer stay behind as temp files).
+            let out = it.integrate(&entries);
             self.write_objects(out.objects)?;
             moved = true;
         }

@@ -177,6 +177,43 @@ pub trait Store: Send + Sync {
         self.create_all(then)
     }
 
+    /// Whether the store can *stage*: make objects durable under a writer-chosen staging name
+    /// without giving them their paths yet ([`Store::stage`]), so that a writer can commit to
+    /// them with a small claim and give them their paths afterwards ([`Store::publish_staged`]),
+    /// and a recovering writer can still find them ([`Store::get_staged`]). The local store can;
+    /// object stores cannot (an object exists under its key or not at all).
+    fn can_stage(&self) -> bool {
+        false
+    }
+
+    /// Writes `objects` durably under the staging name `stage` (`[0-9a-z-]`, chosen unique by
+    /// the writer), without giving them their paths: when this returns, each one that does not
+    /// already exist at its path can be read with [`Store::get_staged`] even after a crash.
+    /// Only for stores that [`Store::can_stage`].
+    fn stage(&self, stage: &str, objects: &[NewObject]) -> Result<(), StoreError> {
+        let _ = objects;
+        Err(StoreError::Backend {
+            op: "stage",
+            path: stage.to_string(),
+            message: "this store cannot stage objects".into(),
+        })
+    }
+
+    /// Gives objects staged under `stage` their paths, durably and create-only, exactly as
+    /// [`Store::create_all`] would create them (an object already at its path is compared).
+    /// The default creates them afresh.
+    fn publish_staged(&self, stage: &str, objects: &[NewObject]) -> Result<(), StoreError> {
+        let _ = stage;
+        self.create_all(objects)
+    }
+
+    /// Reads an object staged under `stage` and not yet published; `Ok(None)` when there is
+    /// none.
+    fn get_staged(&self, stage: &str, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let _ = (stage, path);
+        Ok(None)
+    }
+
     /// Lists the paths of the objects whose path starts with `prefix`, sorted.
     fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
 

@@ -31,6 +31,15 @@ const PARALLEL_WRITES: usize = 8;
 /// Temp files open at once while staging.
 const STAGE_GROUP: usize = 256;
 
+/// How [`LocalStore::stage_all`] names the files it writes.
+#[derive(Clone, Copy)]
+enum Naming<'a> {
+    /// A fresh temp name, unique to this process.
+    Temp,
+    /// The staging name of the object under this stage ([`LocalStore::staged_path`]).
+    Staged(&'a str),
+}
+
 /// A store in a local directory.
 #[derive(Debug, Clone)]
 pub struct LocalStore {
@@ -115,6 +124,55 @@ impl LocalStore {
         }
     }
 
+    /// Where the object `path` is staged under `stage`: `.tmp/<stage>+<path, '/' as '+'>`.
+    fn staged_path(&self, stage: &str, path: &str) -> Result<PathBuf, StoreError> {
+        self.object_path(path)?;
+        let stage_ok = !stage.is_empty()
+            && stage.len() <= 64
+            && stage
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase() || b == b'-');
+        if !stage_ok || path.contains('+') {
+            return Err(StoreError::Backend {
+                op: "stage",
+                path: path.to_string(),
+                message: format!("cannot stage under {stage:?}"),
+            });
+        }
+        Ok(self
+            .root
+            .join(TMP_DIR)
+            .join(format!("{stage}+{}", path.replace('/', "+"))))
+    }
+
+    /// Creates the staging file for `path` under `stage`.
+    fn staged_file(&self, stage: &str, path: &str) -> Result<(PathBuf, File), StoreError> {
+        let p = self.staged_path(stage, path)?;
+        let dir = p.parent().expect("in the temp directory");
+        if let Err(e) = fs::create_dir(dir) {
+            if e.kind() != io::ErrorKind::AlreadyExists {
+                return Err(io_err("create directory", dir, e));
+            }
+        }
+        let open = || {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o444)
+                .open(&p)
+        };
+        let f = match open() {
+            // Left by an earlier attempt under the same name that never got its claim: a
+            // temp file, not part of the log.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                fs::remove_file(&p).and_then(|()| open())
+            }
+            r => r,
+        }
+        .map_err(|e| io_err("create", &p, e))?;
+        Ok((p, f))
+    }
+
     /// Writes `data` to a durable temp file and returns its path.
     fn write_tmp(&self, data: &[u8]) -> Result<PathBuf, StoreError> {
         let (p, mut f) = self.tmp_file()?;
@@ -160,11 +218,15 @@ impl LocalStore {
     /// exists. Files are created and written on this thread (creating inodes in parallel only
     /// contends on the filesystem's allocation locks) and made durable by fsyncs on several
     /// threads at once, which the filesystem can commit together.
-    fn stage_all(&self, objects: &[NewObject]) -> Result<Vec<Option<PathBuf>>, StoreError> {
+    fn stage_all(
+        &self,
+        objects: &[NewObject],
+        naming: Naming,
+    ) -> Result<Vec<Option<PathBuf>>, StoreError> {
         // A bounded number of open temp files at a time.
         let mut out = Vec::with_capacity(objects.len());
         for group in objects.chunks(STAGE_GROUP) {
-            match self.stage_group(group) {
+            match self.stage_group(group, naming) {
                 Ok(paths) => out.extend(paths),
                 Err(e) => {
                     for p in out.into_iter().flatten() {
@@ -177,7 +239,11 @@ impl LocalStore {
         Ok(out)
     }
 
-    fn stage_group(&self, objects: &[NewObject]) -> Result<Vec<Option<PathBuf>>, StoreError> {
+    fn stage_group(
+        &self,
+        objects: &[NewObject],
+        naming: Naming,
+    ) -> Result<Vec<Option<PathBuf>>, StoreError> {
         let mut staged: Vec<Option<(PathBuf, File)>> = Vec::with_capacity(objects.len());
         let cleanup = |staged: Vec<Option<(PathBuf, File)>>| {
             for (p, _) in staged.into_iter().flatten() {
@@ -189,7 +255,10 @@ impl LocalStore {
                 if self.object_path(&o.path)?.exists() {
                     return Ok(None);
                 }
-                let (p, mut f) = self.tmp_file()?;
+                let (p, mut f) = match naming {
+                    Naming::Temp => self.tmp_file()?,
+                    Naming::Staged(stage) => self.staged_file(stage, &o.path)?,
+                };
                 match f.write_all(&o.data) {
                     Ok(()) => Ok(Some((p, f))),
                     Err(e) => {
@@ -238,18 +307,26 @@ impl LocalStore {
     }
 
     /// Gives staged temp files their names (never replacing anything) and compares objects
-    /// that already existed; returns the directories to fsync.
+    /// that already existed; returns the directories to fsync. On failure the temp files not
+    /// yet renamed are removed, unless `keep` (staged objects a durable claim commits to must
+    /// stay findable).
     fn commit_staged(
         &self,
         objects: &[NewObject],
         staged: Vec<Option<PathBuf>>,
+        keep: bool,
     ) -> Result<BTreeSet<PathBuf>, StoreError> {
+        let discard = |tmp: &Path| {
+            if !keep {
+                let _ = fs::remove_file(tmp);
+            }
+        };
         let mut dirty = BTreeSet::new();
         let mut result = Ok(());
         for (obj, tmp) in objects.iter().zip(staged) {
             if result.is_err() {
                 if let Some(t) = tmp {
-                    let _ = fs::remove_file(t);
+                    discard(&t);
                 }
                 continue;
             }
@@ -259,7 +336,7 @@ impl LocalStore {
                     return self.compare_existing(&target, obj);
                 };
                 if let Err(e) = self.ensure_parents(&target, &mut dirty) {
-                    let _ = fs::remove_file(&tmp);
+                    discard(&tmp);
                     return Err(e);
                 }
                 match rename_noreplace(&tmp, &target) {
@@ -269,11 +346,16 @@ impl LocalStore {
                         Ok(())
                     }
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                        let _ = fs::remove_file(&tmp);
-                        self.compare_existing(&target, obj)
+                        let same = self.compare_existing(&target, obj);
+                        if same.is_ok() {
+                            let _ = fs::remove_file(&tmp);
+                        } else {
+                            discard(&tmp);
+                        }
+                        same
                     }
                     Err(e) => {
-                        let _ = fs::remove_file(&tmp);
+                        discard(&tmp);
                         Err(io_err("write", &target, e))
                     }
                 }
@@ -419,8 +501,8 @@ impl Store for LocalStore {
     }
 
     fn create_all(&self, objects: &[NewObject]) -> Result<(), StoreError> {
-        let staged = self.stage_all(objects)?;
-        let dirty = self.commit_staged(objects, staged)?;
+        let staged = self.stage_all(objects, Naming::Temp)?;
+        let dirty = self.commit_staged(objects, staged, false)?;
         sync_dirs(&dirty)
     }
 
@@ -429,7 +511,7 @@ impl Store for LocalStore {
         // `then` gets its name before `first` is durable.
         let (first_done, staged) = std::thread::scope(|s| {
             let h = s.spawn(|| self.create_all(first));
-            let staged = self.stage_all(then);
+            let staged = self.stage_all(then, Naming::Temp);
             (h.join().expect("writer thread panicked"), staged)
         });
         let staged = staged?;
@@ -439,8 +521,48 @@ impl Store for LocalStore {
             }
             return Err(e);
         }
-        let dirty = self.commit_staged(then, staged)?;
+        let dirty = self.commit_staged(then, staged, false)?;
         sync_dirs(&dirty)
+    }
+
+    fn can_stage(&self) -> bool {
+        true
+    }
+
+    fn stage(&self, stage: &str, objects: &[NewObject]) -> Result<(), StoreError> {
+        self.stage_all(objects, Naming::Staged(stage))?;
+        // The staging names must be durable too: a claim that commits to these objects is
+        // created only after this returns.
+        sync_dir(&self.root.join(TMP_DIR))
+    }
+
+    fn publish_staged(&self, stage: &str, objects: &[NewObject]) -> Result<(), StoreError> {
+        let mut staged = Vec::with_capacity(objects.len());
+        for o in objects {
+            let p = self.staged_path(stage, &o.path)?;
+            if p.exists() {
+                staged.push(Some(p));
+            } else if self.object_path(&o.path)?.exists() {
+                staged.push(None);
+            } else {
+                return Err(StoreError::Backend {
+                    op: "publish",
+                    path: o.path.clone(),
+                    message: format!("neither stored nor staged under {stage}"),
+                });
+            }
+        }
+        let dirty = self.commit_staged(objects, staged, true)?;
+        sync_dirs(&dirty)
+    }
+
+    fn get_staged(&self, stage: &str, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let p = self.staged_path(stage, path)?;
+        match fs::read(&p) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err("read", &p, e)),
+        }
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
@@ -543,6 +665,63 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o444);
         assert_eq!(s.get("tile/0/001").unwrap(), None);
+    }
+
+    #[test]
+    fn staged_objects_are_invisible_until_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStore::open(dir.path()).unwrap();
+        assert!(s.can_stage());
+        let old = NewObject::new("tile/0/000", b"old".to_vec());
+        s.create_all(std::slice::from_ref(&old)).unwrap();
+        let objs = vec![
+            NewObject::new("tile/entries/000.p/3", b"bundle".to_vec()),
+            NewObject::new("tftrail/batches/000", b"claim".to_vec()),
+            old.clone(),
+        ];
+        s.stage("12ab-3", &objs).unwrap();
+        // Staged, findable under the stage only, not part of the log.
+        assert_eq!(s.get("tile/entries/000.p/3").unwrap(), None);
+        assert_eq!(
+            s.get_staged("12ab-3", "tile/entries/000.p/3")
+                .unwrap()
+                .unwrap(),
+            b"bundle"
+        );
+        assert_eq!(s.get_staged("other", "tile/entries/000.p/3").unwrap(), None);
+        // An object already at its path is not staged again.
+        assert_eq!(s.get_staged("12ab-3", "tile/0/000").unwrap(), None);
+        assert!(s.list("").unwrap().iter().all(|p| !p.contains("bundle")));
+        assert_eq!(s.list("tile/entries/").unwrap().len(), 0);
+        // Publishing gives them their paths, create-only, and empties the stage.
+        s.publish_staged("12ab-3", &objs[1..2]).unwrap();
+        s.publish_staged("12ab-3", &objs).unwrap();
+        for o in &objs {
+            assert_eq!(s.get(&o.path).unwrap().unwrap(), o.data);
+            assert_eq!(s.get_staged("12ab-3", &o.path).unwrap(), None);
+        }
+        // Publishing again is idempotent; something neither stored nor staged is an error.
+        s.publish_staged("12ab-3", &objs).unwrap();
+        let e = s
+            .publish_staged("12ab-3", &[NewObject::new("tile/1/000", vec![1])])
+            .unwrap_err();
+        assert!(e.to_string().contains("neither stored nor staged"), "{e}");
+        // A staged object whose path was taken meanwhile by other bytes is a conflict, and
+        // stays staged.
+        let late = NewObject::new("x/y", b"mine".to_vec());
+        s.stage("s2", std::slice::from_ref(&late)).unwrap();
+        s.create_all(&[NewObject::new("x/y", b"theirs".to_vec())])
+            .unwrap();
+        assert!(matches!(
+            s.publish_staged("s2", std::slice::from_ref(&late)),
+            Err(StoreError::Conflict { .. })
+        ));
+        assert_eq!(s.get_staged("s2", "x/y").unwrap().unwrap(), b"mine");
+        // Bad staging names and paths are refused.
+        for (stage, path) in [("../x", "a/b"), ("", "a/b"), ("UP", "a/b"), ("ok", "a+b")] {
+            assert!(s.stage(stage, &[NewObject::new(path, vec![])]).is_err());
+            assert!(s.get_staged(stage, path).is_err());
+        }
     }
 
     #[test]
