@@ -217,16 +217,20 @@ impl LocalStore {
     /// Writes each object that does not exist yet to a durable temp file. `None`: the object
     /// exists. Files are created and written on this thread (creating inodes in parallel only
     /// contends on the filesystem's allocation locks) and made durable by fsyncs on several
-    /// threads at once, which the filesystem can commit together.
+    /// threads at once, which the filesystem can commit together. `dir`, when given, is
+    /// fsynced beside the last files (after every name exists), making the names durable too.
     fn stage_all(
         &self,
         objects: &[NewObject],
         naming: Naming,
+        dir: Option<&Path>,
     ) -> Result<Vec<Option<PathBuf>>, StoreError> {
         // A bounded number of open temp files at a time.
         let mut out = Vec::with_capacity(objects.len());
-        for group in objects.chunks(STAGE_GROUP) {
-            match self.stage_group(group, naming) {
+        let groups = objects.len().div_ceil(STAGE_GROUP).max(1);
+        for (k, group) in objects.chunks(STAGE_GROUP).enumerate() {
+            let dir = dir.filter(|_| k + 1 == groups);
+            match self.stage_group(group, naming, dir) {
                 Ok(paths) => out.extend(paths),
                 Err(e) => {
                     for p in out.into_iter().flatten() {
@@ -236,6 +240,11 @@ impl LocalStore {
                 }
             }
         }
+        if objects.is_empty() {
+            if let Some(d) = dir {
+                sync_dir(d)?;
+            }
+        }
         Ok(out)
     }
 
@@ -243,6 +252,7 @@ impl LocalStore {
         &self,
         objects: &[NewObject],
         naming: Naming,
+        dir: Option<&Path>,
     ) -> Result<Vec<Option<PathBuf>>, StoreError> {
         let mut staged: Vec<Option<(PathBuf, File)>> = Vec::with_capacity(objects.len());
         let cleanup = |staged: Vec<Option<(PathBuf, File)>>| {
@@ -283,15 +293,18 @@ impl LocalStore {
         };
         let pending = staged.iter().filter(|x| x.is_some()).count();
         let threads = pending.clamp(1, PARALLEL_WRITES);
-        let synced = if threads == 1 {
+        let synced = if threads == 1 && dir.is_none() {
             sync(&staged)
         } else {
-            let chunk = staged.len().div_ceil(threads);
+            let chunk = staged.len().div_ceil(threads).max(1);
             std::thread::scope(|s| {
-                let handles: Vec<_> = staged
+                let mut handles: Vec<_> = staged
                     .chunks(chunk)
                     .map(|part| s.spawn(move || sync(part)))
                     .collect();
+                if let Some(d) = dir {
+                    handles.push(s.spawn(move || sync_dir(d)));
+                }
                 handles
                     .into_iter()
                     .map(|h| h.join().expect("sync thread panicked"))
@@ -501,7 +514,7 @@ impl Store for LocalStore {
     }
 
     fn create_all(&self, objects: &[NewObject]) -> Result<(), StoreError> {
-        let staged = self.stage_all(objects, Naming::Temp)?;
+        let staged = self.stage_all(objects, Naming::Temp, None)?;
         let dirty = self.commit_staged(objects, staged, false)?;
         sync_dirs(&dirty)
     }
@@ -511,7 +524,7 @@ impl Store for LocalStore {
         // `then` gets its name before `first` is durable.
         let (first_done, staged) = std::thread::scope(|s| {
             let h = s.spawn(|| self.create_all(first));
-            let staged = self.stage_all(then, Naming::Temp);
+            let staged = self.stage_all(then, Naming::Temp, None);
             (h.join().expect("writer thread panicked"), staged)
         });
         let staged = staged?;
@@ -530,10 +543,16 @@ impl Store for LocalStore {
     }
 
     fn stage(&self, stage: &str, objects: &[NewObject]) -> Result<(), StoreError> {
-        self.stage_all(objects, Naming::Staged(stage))?;
-        // The staging names must be durable too: a claim that commits to these objects is
-        // created only after this returns.
-        sync_dir(&self.root.join(TMP_DIR))
+        // The staging names must be durable too (a claim that commits to these objects is
+        // created only after this returns): `.tmp` is fsynced beside the files.
+        let tmp = self.root.join(TMP_DIR);
+        if let Err(e) = fs::create_dir(&tmp) {
+            if e.kind() != io::ErrorKind::AlreadyExists {
+                return Err(io_err("create directory", &tmp, e));
+            }
+        }
+        self.stage_all(objects, Naming::Staged(stage), Some(&tmp))?;
+        Ok(())
     }
 
     fn publish_staged(&self, stage: &str, objects: &[NewObject]) -> Result<(), StoreError> {
@@ -717,6 +736,13 @@ mod tests {
             Err(StoreError::Conflict { .. })
         ));
         assert_eq!(s.get_staged("s2", "x/y").unwrap().unwrap(), b"mine");
+        // Staging only objects that exist already, in a fresh store, is fine.
+        let fresh = tempfile::tempdir().unwrap();
+        let f = LocalStore::open(fresh.path()).unwrap();
+        f.create_all(std::slice::from_ref(&old)).unwrap();
+        f.stage("s3", std::slice::from_ref(&old)).unwrap();
+        f.stage("s4", &[]).unwrap();
+        f.publish_staged("s3", std::slice::from_ref(&old)).unwrap();
         // Bad staging names and paths are refused.
         for (stage, path) in [("../x", "a/b"), ("", "a/b"), ("UP", "a/b"), ("ok", "a+b")] {
             assert!(s.stage(stage, &[NewObject::new(path, vec![])]).is_err());

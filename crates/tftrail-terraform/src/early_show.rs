@@ -191,6 +191,7 @@ impl EarlyShow {
         env.apply_to(&mut c);
         c.env("TF_CLI_CONFIG_FILE", &fifo)
             .env_remove("TERRAFORM_CONFIG");
+        crate::runner::helper_gc(env, &mut c);
         let mut child = c.spawn().ok()?;
         let stdout = child.stdout.take().map(drain);
         let stderr = child.stderr.take().map(drain);
