@@ -251,6 +251,16 @@ impl Store for FaultStore {
     fn get_staged(&self, stage: &str, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.inner.get_staged(stage, path)
     }
+    fn swap_staged_checkpoint(
+        &self,
+        stage: &str,
+        expected: Option<&Version>,
+        new: &[u8],
+    ) -> Result<Swap, StoreError> {
+        self.write("checkpoint", true, || {
+            self.inner.swap_staged_checkpoint(stage, expected, new)
+        })
+    }
     fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         self.inner.list(prefix)
     }
@@ -355,7 +365,7 @@ fn store_faults_at_every_write_of_an_append() {
                 d.filter(|e| {
                     let name = e.as_ref().unwrap().file_name();
                     let name = name.to_string_lossy();
-                    name.contains("+tile+entries+")
+                    (name.contains("+tile+entries+") || name.contains("+tftrail+blobs+"))
                         && !dir
                             .path()
                             .join(name.split_once('+').unwrap().1.replace('+', "/"))

@@ -12,7 +12,7 @@ use tftrail_core::layout::{batch_path, blob_path};
 use tftrail_core::merkle::{empty_root, leaf_hash, Hash};
 use tftrail_core::record::BlobRef;
 use tftrail_core::{batch, MAX_ENTRY_SIZE};
-use tftrail_store::{NewObject, Store, StoreError, Swap};
+use tftrail_store::{NewObject, Store, StoreError, Swap, CHECKPOINT};
 
 use crate::read::Head;
 use crate::{Log, LogError};
@@ -26,6 +26,15 @@ const PATIENCE: Duration = Duration::from_secs(2);
 const CHUNK_ENTRIES: usize = 65_536;
 /// Bytes per batch claim in a large append.
 const CHUNK_BYTES: usize = 32 << 20;
+
+/// What a claim's staging round carries besides the batch (see [`Log::claim_staged`]).
+#[derive(Clone, Copy)]
+struct With<'a> {
+    /// Blobs the batch's records reference.
+    blobs: &'a [Blob],
+    /// Whether to stage the checkpoint that will cover the batch.
+    checkpoint: bool,
+}
 
 /// A blob to store beside the log.
 #[derive(Debug, Clone)]
@@ -151,14 +160,6 @@ impl Log {
                 e.len()
             )));
         }
-        if !blobs.is_empty() {
-            let objs: Vec<NewObject> = blobs
-                .iter()
-                .map(|b| NewObject::new(blob_path(&b.reference().sha256), b.data.clone()))
-                .collect();
-            self.store.create_all(&objs)?;
-        }
-        let lock = self.store.lock_writers()?;
         let total = entries.len() as u64;
         let mut chunks = Vec::new();
         let mut cur: Vec<Vec<u8>> = Vec::new();
@@ -173,13 +174,32 @@ impl Log {
             cur.push(e);
         }
         chunks.push(cur);
+        // A store that stages takes a one-claim append's blobs and checkpoint in the same
+        // round of fsyncs as the claim (a claim's roll-forward publishes its records' blobs
+        // from staging). Otherwise the blobs are created first.
+        let fast = self.store.can_stage() && chunks.len() == 1;
+        if !blobs.is_empty() && !fast {
+            let objs: Vec<NewObject> = blobs
+                .iter()
+                .map(|b| NewObject::new(blob_path(&b.reference().sha256), b.data.clone()))
+                .collect();
+            self.store.create_all(&objs)?;
+        }
+        let lock = self.store.lock_writers()?;
 
         let mut first = None;
         let mut done = 0u64;
         let mut state: Option<(Head, Integrator)> = None;
+        let mut staged_checkpoint = None;
         for chunk in chunks {
             let n = chunk.len() as u64;
-            let start = self.claim_and_integrate(key, chunk, &mut state, lock.is_some())?;
+            let with = With {
+                blobs: if fast { blobs } else { &[] },
+                checkpoint: fast,
+            };
+            let (start, stage) =
+                self.claim_and_integrate(key, chunk, &mut state, lock.is_some(), with)?;
+            staged_checkpoint = stage;
             first.get_or_insert(start);
             done += n;
             progress(done, total);
@@ -190,7 +210,7 @@ impl Log {
             size: it.size(),
             root: it.root(),
         };
-        self.publish(key, head, &cp)?;
+        self.publish(key, head, &cp, staged_checkpoint.as_deref())?;
         let first = first.expect("at least one chunk");
         Ok(AppendOutcome {
             first,
@@ -200,17 +220,21 @@ impl Log {
     }
 
     /// Claims the next free position for `entries` and writes their tiles; returns the first
-    /// index. `state` carries the head and tree state between chunks of one append; it is
-    /// reloaded from the store when empty or when another writer got in between.
+    /// index, and the staging name under which the new checkpoint was staged (when
+    /// `with.checkpoint` and the store stages). `state` carries the head and tree state between
+    /// chunks of one append; it is reloaded from the store when empty or when another writer
+    /// got in between.
     fn claim_and_integrate(
         &self,
         key: &SigningKey,
         entries: Vec<Vec<u8>>,
         state: &mut Option<(Head, Integrator)>,
         locked: bool,
-    ) -> Result<u64, LogError> {
+        with: With,
+    ) -> Result<(u64, Option<String>), LogError> {
         if !locked {
-            return self.claim_shared(key, entries, state);
+            debug_assert!(with.blobs.is_empty());
+            return Ok((self.claim_shared(key, entries, state)?, None));
         }
         for attempt in 0..MAX_ATTEMPTS {
             let (head, mut it) = match state.take() {
@@ -224,35 +248,41 @@ impl Log {
             };
             let start = it.size();
             let claimed = if self.store.can_stage() {
-                self.claim_staged(key, &entries, &mut it)
+                let origin = with.checkpoint.then_some(head.checkpoint.origin.as_str());
+                self.claim_staged(key, &entries, &mut it, with.blobs, origin)
             } else {
                 self.claim_with_entries(key, &entries, &mut it)
+                    .map(|()| None)
             };
-            match claimed {
-                Ok(()) => {}
+            let stage = match claimed {
+                Ok(stage) => stage,
                 Err(StoreError::Conflict { path }) if path == batch_path(start) => {
                     // Only a writer on another machine sharing this directory gets here.
                     backoff(attempt);
                     continue;
                 }
                 Err(e) => return Err(e.into()),
-            }
+            };
             *state = Some((head, it));
-            return Ok(start);
+            return Ok((start, stage));
         }
         Err(LogError::Contention(MAX_ATTEMPTS))
     }
 
     /// Claims position `it.size()` with a claim that carries the entries' leaf hashes (v2),
-    /// for stores that can stage: the claim, bundles and tiles are staged durably in one
+    /// for stores that can stage: the claim, bundles, tiles and `blobs` (and, given the log's
+    /// `origin`, the signed checkpoint that will cover the batch) are staged durably in one
     /// round; the claim's publication is the commit point; then the rest get their paths. A
-    /// crash after the claim leaves the bundles findable under the stage the claim names.
+    /// crash after the claim leaves bundles and blobs findable under the stage the claim names.
+    /// Returns the staging name when the checkpoint was staged.
     fn claim_staged(
         &self,
         key: &SigningKey,
         entries: &[Vec<u8>],
         it: &mut Integrator,
-    ) -> Result<(), StoreError> {
+        blobs: &[Blob],
+        origin: Option<&str>,
+    ) -> Result<Option<String>, StoreError> {
         let start = it.size();
         let hashes = leaf_hashes(entries);
         let stage = stage_name();
@@ -264,9 +294,24 @@ impl Log {
                 .into_iter()
                 .map(|(p, d)| NewObject::new(p, d)),
         );
+        objects.extend(
+            blobs
+                .iter()
+                .map(|b| NewObject::new(blob_path(&b.reference().sha256), b.data.clone())),
+        );
+        let published = objects.len();
+        if let Some(origin) = origin {
+            let cp = Checkpoint {
+                origin: origin.to_string(),
+                size: it.size(),
+                root: it.root(),
+            };
+            objects.push(NewObject::new(CHECKPOINT, key.sign_checkpoint(&cp)));
+        }
         self.store.stage(&stage, &objects)?;
         self.store.publish_staged(&stage, &objects[..1])?;
-        self.store.publish_staged(&stage, &objects[1..])
+        self.store.publish_staged(&stage, &objects[1..published])?;
+        Ok(origin.map(|_| stage))
     }
 
     /// Claims position `it.size()` with a claim that carries the entries (v1), then writes
@@ -389,15 +434,17 @@ impl Log {
             };
             let b = batch::decode(&self.key, &path, it.size(), &bytes)
                 .map_err(|e| LogError::Integrity(e.to_string()))?;
+            let mut stage = None;
             let entries = match b.claimed {
                 Claimed::Entries(entries) => entries,
-                Claimed::LeafHashes { stage, hashes } => {
+                Claimed::LeafHashes { stage: st, hashes } => {
+                    let stage = stage.insert(st);
                     // The batch's bundles, each at its path or still staged.
                     let mut found = HashMap::new();
                     for span in batch::bundle_spans(b.start, hashes.len() as u64) {
                         let data = match self.store.get(&span.path)? {
                             Some(d) => Some(d),
-                            None => self.store.get_staged(&stage, &span.path)?,
+                            None => self.store.get_staged(stage, &span.path)?,
                         };
                         if let Some(d) = data {
                             found.insert(span.path, d);
@@ -409,6 +456,9 @@ impl Log {
                     .map_err(|e| LogError::Integrity(e.to_string()))?
                 }
             };
+            if let Some(stage) = &stage {
+                self.publish_staged_blobs(&path, stage, &entries)?;
+            }
             // Bundles and tiles are rebuilt from the verified state, not copied from staging
             // (the staged files of a crashed writer stay behind as temp files).
             let out = it.integrate(&entries);
@@ -421,7 +471,7 @@ impl Log {
                 size: it.size(),
                 root: it.root(),
             };
-            self.publish(key, head, &cp)?;
+            self.publish(key, head, &cp, None)?;
             head = self.head()?;
             if head.checkpoint.size != it.size() {
                 // Somebody moved further meanwhile; rebuild from what they published.
@@ -430,6 +480,43 @@ impl Log {
             }
         }
         Ok(head)
+    }
+
+    /// Makes sure every blob the records of a v2 claim reference is stored: a writer that
+    /// staged them with the claim may have crashed before giving them their paths. A staged
+    /// blob is stored only when its bytes match the record's reference.
+    fn publish_staged_blobs(
+        &self,
+        claim: &str,
+        stage: &str,
+        entries: &[Vec<u8>],
+    ) -> Result<(), LogError> {
+        let mut wanted = Vec::new();
+        for e in entries {
+            let refs = tftrail_core::record::check_entry(e)
+                .map_err(|err| LogError::Integrity(format!("batch claim {claim}: {err}")))?;
+            wanted.extend(refs);
+        }
+        let mut found = Vec::new();
+        for r in wanted {
+            let path = blob_path(&r.sha256);
+            if found.iter().any(|o: &NewObject| o.path == path) || self.store.exists(&path)? {
+                continue;
+            }
+            let data = self.store.get_staged(stage, &path)?.ok_or_else(|| {
+                LogError::Integrity(format!(
+                    "batch claim {claim}: blob {path} is neither stored nor staged"
+                ))
+            })?;
+            if hex::encode(Sha256::digest(&data)) != r.sha256 || data.len() as u64 != r.size {
+                return Err(LogError::Integrity(format!(
+                    "batch claim {claim}: the staged blob {path} does not match its reference"
+                )));
+            }
+            found.push(NewObject::new(path, data));
+        }
+        self.store.create_all(&found)?;
+        Ok(())
     }
 
     fn write_objects(&self, objects: Vec<(String, Vec<u8>)>) -> Result<(), LogError> {
@@ -443,13 +530,27 @@ impl Log {
 
     /// Publishes `cp` unless the stored checkpoint is already at least as large; never moves
     /// the checkpoint backwards.
-    fn publish(&self, key: &SigningKey, mut head: Head, cp: &Checkpoint) -> Result<(), LogError> {
+    /// `stage`: the staging name under which the signed checkpoint may have been staged.
+    fn publish(
+        &self,
+        key: &SigningKey,
+        mut head: Head,
+        cp: &Checkpoint,
+        stage: Option<&str>,
+    ) -> Result<(), LogError> {
         let note = key.sign_checkpoint(cp);
         for attempt in 0..MAX_ATTEMPTS {
             if head.checkpoint.size >= cp.size {
                 return Ok(());
             }
-            match self.store.swap_checkpoint(Some(&head.version), &note)? {
+            let swapped = match stage {
+                Some(stage) => {
+                    self.store
+                        .swap_staged_checkpoint(stage, Some(&head.version), &note)?
+                }
+                None => self.store.swap_checkpoint(Some(&head.version), &note)?,
+            };
+            match swapped {
                 Swap::Done => return Ok(()),
                 Swap::Lost => {
                     if attempt > 0 {

@@ -214,6 +214,19 @@ pub trait Store: Send + Sync {
         Ok(None)
     }
 
+    /// [`Store::swap_checkpoint`] for a checkpoint that was also staged under `stage` (with
+    /// the rest of an append, [`Store::stage`]): a store that stages may move the staged file
+    /// into place instead of writing it again. The default writes `new`.
+    fn swap_staged_checkpoint(
+        &self,
+        stage: &str,
+        expected: Option<&Version>,
+        new: &[u8],
+    ) -> Result<Swap, StoreError> {
+        let _ = stage;
+        self.swap_checkpoint(expected, new)
+    }
+
     /// Lists the paths of the objects whose path starts with `prefix`, sorted.
     fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
 
