@@ -1,11 +1,12 @@
 //! Redacted, resource-level summaries of `terraform show -json PLANFILE`.
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::redact::{
-    changed_paths, collect_leaves, format_path, redact_by_tree, Scrubber, Step, REDACTED,
+    changed_paths, collect_leaves, format_path, redact_by_tree, redact_by_tree_in_place, Scrubber,
+    Step, REDACTED,
 };
 
 /// One resource change (or drift) from a plan, with values redacted.
@@ -210,33 +211,31 @@ fn resource_change(rc: &Value, secrets: &mut Vec<String>) -> ResourceChange {
 /// Walks the whole plan JSON and redacts every value its own sensitivity markers cover:
 /// `before`/`after` by `*_sensitive`, `values` by `sensitive_values`, outputs with
 /// `"sensitive": true`. Returns the redacted tree; sensitive leaves go to `secrets`.
-fn redact_generic(v: &Value, secrets: &mut Vec<String>) -> Value {
+fn redact_generic(v: &mut Value, secrets: &mut Vec<String>) {
     match v {
         Value::Object(o) => {
-            let mut out = Map::new();
             let sensitive_flag = o.get("sensitive").and_then(Value::as_bool) == Some(true);
-            for (k, val) in o {
-                let nv = match k.as_str() {
-                    "before" if o.contains_key("before_sensitive") => {
-                        let r = redact_by_tree(val, &o["before_sensitive"], secrets);
-                        redact_generic(&r, secrets)
+            // The sensitivity trees of this object's values (small), read before the values
+            // change.
+            let before_sens = o.get("before_sensitive").cloned();
+            let after_sens = o.get("after_sensitive").cloned();
+            let values_sens = o.get("sensitive_values").cloned();
+            for (k, val) in o.iter_mut() {
+                match (k.as_str(), &before_sens, &after_sens, &values_sens) {
+                    ("before", Some(sens), _, _) | ("after", _, Some(sens), _) => {
+                        redact_by_tree_in_place(val, sens, secrets);
+                        redact_generic(val, secrets);
                     }
-                    "after" if o.contains_key("after_sensitive") => {
-                        let r = redact_by_tree(val, &o["after_sensitive"], secrets);
-                        redact_generic(&r, secrets)
+                    ("values", _, _, Some(sens)) => redact_by_tree_in_place(val, sens, secrets),
+                    ("value", ..) if sensitive_flag => {
+                        redact_by_tree_in_place(val, &Value::Bool(true), secrets)
                     }
-                    "values" if o.contains_key("sensitive_values") => {
-                        redact_by_tree(val, &o["sensitive_values"], secrets)
-                    }
-                    "value" if sensitive_flag => redact_by_tree(val, &Value::Bool(true), secrets),
                     _ => redact_generic(val, secrets),
-                };
-                out.insert(k.clone(), nv);
+                }
             }
-            Value::Object(out)
         }
-        Value::Array(a) => Value::Array(a.iter().map(|x| redact_generic(x, secrets)).collect()),
-        other => other.clone(),
+        Value::Array(a) => a.iter_mut().for_each(|x| redact_generic(x, secrets)),
+        _ => {}
     }
 }
 
@@ -362,8 +361,21 @@ impl PlanSummary {
                 }
             })
             .collect();
-        // Full-document redaction.
-        let mut redacted = redact_generic(&plan, &mut secrets);
+        // Full-document redaction, in place: the few top-level facts the summary keeps are
+        // taken first.
+        let format_version = s(&plan, "format_version");
+        let terraform_version = s(&plan, "terraform_version");
+        let errored = plan.get("errored").and_then(Value::as_bool);
+        let applyable = plan.get("applyable").and_then(Value::as_bool);
+        let complete = plan.get("complete").and_then(Value::as_bool);
+        let timestamp = s(&plan, "timestamp");
+        let variables: Vec<String> = plan
+            .get("variables")
+            .and_then(Value::as_object)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        let mut redacted = plan;
+        redact_generic(&mut redacted, &mut secrets);
         if let Some(vars) = redacted.get_mut("variables").and_then(Value::as_object_mut) {
             for (_, v) in vars.iter_mut() {
                 if let Some(val) = v.get_mut("value") {
@@ -406,21 +418,17 @@ impl PlanSummary {
         let redacted_json =
             serde_json::to_vec(&redacted).map_err(|e| Error::Plan(e.to_string()))?;
         Ok(PlanSummary {
-            format_version: s(&plan, "format_version"),
-            terraform_version: s(&plan, "terraform_version"),
-            errored: plan.get("errored").and_then(Value::as_bool),
-            applyable: plan.get("applyable").and_then(Value::as_bool),
-            complete: plan.get("complete").and_then(Value::as_bool),
-            timestamp: s(&plan, "timestamp"),
+            format_version,
+            terraform_version,
+            errored,
+            applyable,
+            complete,
+            timestamp,
             counts,
             resource_changes,
             resource_drift,
             output_changes,
-            variables: plan
-                .get("variables")
-                .and_then(Value::as_object)
-                .map(|m| m.keys().cloned().collect())
-                .unwrap_or_default(),
+            variables,
             redacted_json,
             secrets,
         })

@@ -40,26 +40,32 @@ pub(crate) fn collect_leaves(value: &Value, out: &mut Vec<String>) {
 /// Returns `value` with every part that `sens` marks sensitive replaced by [`REDACTED`];
 /// the replaced leaves are pushed to `secrets`. A sensitive `null` stays `null`.
 pub fn redact_by_tree(value: &Value, sens: &Value, secrets: &mut Vec<String>) -> Value {
+    let mut v = value.clone();
+    redact_by_tree_in_place(&mut v, sens, secrets);
+    v
+}
+
+/// [`redact_by_tree`] on `value` itself.
+pub fn redact_by_tree_in_place(value: &mut Value, sens: &Value, secrets: &mut Vec<String>) {
     if is_sensitive(sens) {
-        if value.is_null() {
-            return Value::Null;
+        if !value.is_null() {
+            collect_leaves(value, secrets);
+            *value = Value::String(REDACTED.into());
         }
-        collect_leaves(value, secrets);
-        return Value::String(REDACTED.into());
+        return;
     }
     match value {
-        Value::Object(o) => Value::Object(
-            o.iter()
-                .map(|(k, v)| (k.clone(), redact_by_tree(v, child(sens, k), secrets)))
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(
-            a.iter()
-                .enumerate()
-                .map(|(i, v)| redact_by_tree(v, child_idx(sens, i), secrets))
-                .collect(),
-        ),
-        other => other.clone(),
+        Value::Object(o) => {
+            for (k, v) in o.iter_mut() {
+                redact_by_tree_in_place(v, child(sens, k), secrets);
+            }
+        }
+        Value::Array(a) => {
+            for (i, v) in a.iter_mut().enumerate() {
+                redact_by_tree_in_place(v, child_idx(sens, i), secrets);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -222,6 +228,8 @@ fn walk_changes(
 pub struct Scrubber {
     patterns: Vec<String>,
     ac: Option<AhoCorasick>,
+    /// Whether some pattern is a number's JSON text (only then are numbers compared).
+    numeric: bool,
 }
 
 impl Scrubber {
@@ -261,7 +269,14 @@ impl Scrubber {
                 .build(&patterns)
                 .ok()
         };
-        Self { patterns, ac }
+        let numeric = patterns
+            .iter()
+            .any(|p| p.parse::<serde_json::Number>().is_ok());
+        Self {
+            patterns,
+            ac,
+            numeric,
+        }
     }
 
     /// Number of patterns (for diagnostics and tests).
@@ -292,36 +307,46 @@ impl Scrubber {
     /// Scrubs a string.
     pub fn scrub_str(&self, input: &str) -> String {
         match &self.ac {
-            None => input.to_string(),
-            Some(ac) => ac.replace_all(input, &vec![REDACTED; self.patterns.len()]),
+            Some(ac) if ac.is_match(input) => {
+                ac.replace_all(input, &vec![REDACTED; self.patterns.len()])
+            }
+            _ => input.to_string(),
         }
     }
 
+    /// Whether `input` holds a secret.
+    fn matches(&self, input: &str) -> bool {
+        self.ac.as_ref().is_some_and(|ac| ac.is_match(input))
+    }
+
     /// Scrubs every string (object keys included) inside a JSON value; a number equal to a
-    /// secret becomes the marker. The value stays valid JSON.
+    /// secret becomes the marker. The value stays valid JSON. Only what holds a secret is
+    /// rewritten.
     pub fn scrub_value(&self, value: &mut Value) {
         if self.ac.is_none() {
             return;
         }
         match value {
             Value::String(s) => {
-                let t = self.scrub_str(s);
-                if &t != s {
-                    *s = t;
+                if self.matches(s) {
+                    *s = self.scrub_str(s);
                 }
             }
             Value::Number(n) => {
-                let t = n.to_string();
-                if self.patterns.iter().any(|p| p == &t) {
+                if self.numeric && self.patterns.iter().any(|p| *p == n.to_string()) {
                     *value = Value::String(REDACTED.into());
                 }
             }
             Value::Array(a) => a.iter_mut().for_each(|v| self.scrub_value(v)),
             Value::Object(o) => {
-                let old = std::mem::take(o);
-                for (k, mut v) in old {
-                    self.scrub_value(&mut v);
-                    o.insert(self.scrub_str(&k), v);
+                if o.keys().any(|k| self.matches(k)) {
+                    let old = std::mem::take(o);
+                    for (k, mut v) in old {
+                        self.scrub_value(&mut v);
+                        o.insert(self.scrub_str(&k), v);
+                    }
+                } else {
+                    o.values_mut().for_each(|v| self.scrub_value(v));
                 }
             }
             Value::Bool(_) | Value::Null => {}
@@ -331,6 +356,38 @@ impl Scrubber {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn scrub_value_rewrites_only_what_holds_a_secret() {
+        let sc = Scrubber::new(["hunter22", "123456"]);
+        let mut v = serde_json::json!({
+            "a": 123456,
+            "b": "x hunter22 y",
+            "hunter22": 1,
+            "c": [1234567, 123456.5, "plain"],
+            "d": {"e": "plain", "f": 7}
+        });
+        sc.scrub_value(&mut v);
+        let r = format!("x {REDACTED} y");
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "a": REDACTED,
+                "b": r,
+                REDACTED: 1,
+                "c": [1234567, 123456.5, "plain"],
+                "d": {"e": "plain", "f": 7}
+            })
+        );
+        // Without a numeric secret, numbers are left alone.
+        let mut w = serde_json::json!({"n": 123456, "s": "123456 hunter22"});
+        Scrubber::new(["hunter22"]).scrub_value(&mut w);
+        assert_eq!(
+            w,
+            serde_json::json!({"n": 123456, "s": format!("123456 {REDACTED}")})
+        );
+    }
+
     use super::*;
     use serde_json::json;
 
