@@ -216,16 +216,25 @@ impl EarlyShow {
         watch: Option<PlanWatch>,
         plan: &AtomicU8,
     ) -> Option<Released> {
-        loop {
+        let released = loop {
             match plan.load(Ordering::SeqCst) {
-                PLAN_SUCCEEDED => break,
-                PLAN_FAILED => return None,
+                PLAN_SUCCEEDED => break true,
+                PLAN_FAILED => break false,
                 _ => {}
             }
             if watch.as_ref().is_some_and(PlanWatch::closed) {
-                break;
+                break true;
             }
             std::thread::sleep(Duration::from_millis(1));
+        };
+        // Closing an inotify descriptor waits for the kernel to retire its watch (an RCU
+        // grace period: 10-25 ms measured here), which would otherwise come after the show
+        // or at exit: it is closed on a thread of its own, while the show runs.
+        if let Some(w) = watch {
+            std::thread::spawn(move || drop(w));
+        }
+        if !released {
+            return None;
         }
         let stamp = stamp(plan_file);
         Some(Released {
