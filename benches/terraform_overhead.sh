@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Wall time tftrail adds to `terraform plan` and `terraform apply`, measured side by side with
-# bare Terraform in the same run (alternating, REPS repetitions, medians).
+# bare Terraform in the same run (alternating, REPS repetitions, medians). "added" is the median
+# over the repetitions of each pair's ratio (tftrail run / the bare run just before it), which
+# follows the machine's drifts better than the ratio of the two medians (also shown).
 #
 #   cargo build --release -p tftrail-cli && benches/terraform_overhead.sh [SIZES...]
 #
@@ -23,8 +25,10 @@ now() { date +%s.%N; }
 # t CMD...: run quietly, print elapsed seconds.
 t() { local s e; s=$(now); "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; exit 1; }; e=$(now); echo "$e - $s" | bc -l; }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
+# pairs A B: the median of A[i]/B[i] - 1, in percent.
+pairs() { local -n xa=$1 xb=$2; local r=() i; for i in "${!xa[@]}"; do r+=("$(echo "(${xa[$i]} / ${xb[$i]} - 1) * 100" | bc -l)"); done; median "${r[@]}"; }
 
-echo "| resources | plan bare (s) | plan tftrail (s) | added | apply bare (s) | apply tftrail (s) | added |"
+echo "| resources | plan bare (s) | plan tftrail (s) | added (pairs; medians) | apply bare (s) | apply tftrail (s) | added (pairs; medians) |"
 echo "|---:|---:|---:|---:|---:|---:|---:|"
 for n in "${sizes[@]}"; do
   d="$tmp/cfg$n"; mkdir -p "$d"; cd "$d"
@@ -54,7 +58,8 @@ TF
   done
   echo "n=$n plan bare: ${pb[*]} | tftrail: ${pt[*]} | apply bare: ${ab[*]} | tftrail: ${at[*]}" >&2
   mpb=$(median "${pb[@]}"); mpt=$(median "${pt[@]}"); mab=$(median "${ab[@]}"); mat=$(median "${at[@]}")
-  printf '| %d | %.2f | %.2f | %+.0f %% | %.2f | %.2f | %+.0f %% |\n' "$n" "$mpb" "$mpt" \
-    "$(echo "($mpt - $mpb) / $mpb * 100" | bc -l)" "$mab" "$mat" "$(echo "($mat - $mab) / $mab * 100" | bc -l)"
+  printf '| %d | %.2f | %.2f | %+.0f %%; %+.0f %% | %.2f | %.2f | %+.0f %%; %+.0f %% |\n' "$n" "$mpb" "$mpt" \
+    "$(pairs pt pb)" "$(echo "($mpt - $mpb) / $mpb * 100" | bc -l)" "$mab" "$mat" \
+    "$(pairs at ab)" "$(echo "($mat - $mab) / $mab * 100" | bc -l)"
 done
 echo >&2 "log: $("$TFTRAIL" verify 2>&1 | head -1)"

@@ -177,15 +177,26 @@ impl Log {
         // A store that stages takes a one-claim append's blobs and checkpoint in the same
         // round of fsyncs as the claim (a claim's roll-forward publishes its records' blobs
         // from staging). Otherwise the blobs are created first.
-        let fast = self.store.can_stage() && chunks.len() == 1;
-        if !blobs.is_empty() && !fast {
-            let objs: Vec<NewObject> = blobs
-                .iter()
-                .map(|b| NewObject::new(blob_path(&b.reference().sha256), b.data.clone()))
-                .collect();
-            self.store.create_all(&objs)?;
+        let create_blobs = || -> Result<(), LogError> {
+            if !blobs.is_empty() {
+                let objs: Vec<NewObject> = blobs
+                    .iter()
+                    .map(|b| NewObject::new(blob_path(&b.reference().sha256), b.data.clone()))
+                    .collect();
+                self.store.create_all(&objs)?;
+            }
+            Ok(())
+        };
+        let mut fast = self.store.can_stage() && chunks.len() == 1;
+        if !fast {
+            create_blobs()?;
         }
         let lock = self.store.lock_writers()?;
+        if fast && lock.is_none() {
+            // Staging needs the writers' lock (only the claim would sequence the batch).
+            fast = false;
+            create_blobs()?;
+        }
 
         let mut first = None;
         let mut done = 0u64;
@@ -233,7 +244,6 @@ impl Log {
         with: With,
     ) -> Result<(u64, Option<String>), LogError> {
         if !locked {
-            debug_assert!(with.blobs.is_empty());
             return Ok((self.claim_shared(key, entries, state)?, None));
         }
         for attempt in 0..MAX_ATTEMPTS {
