@@ -193,7 +193,8 @@ impl Log {
         }
         let lock = self.store.lock_writers()?;
         if fast && lock.is_none() {
-            // Staging needs the writers' lock (only the claim would sequence the batch).
+            // Without the writers' lock the batch is claimed the shared way, which stages
+            // nothing: the blobs are created now.
             fast = false;
             create_blobs()?;
         }
@@ -467,7 +468,7 @@ impl Log {
                 }
             };
             if let Some(stage) = &stage {
-                self.publish_staged_blobs(&path, stage, &entries)?;
+                self.publish_staged_blobs(stage, &entries)?;
             }
             // Bundles and tiles are rebuilt from the verified state, not copied from staging
             // (the staged files of a crashed writer stay behind as temp files).
@@ -492,38 +493,31 @@ impl Log {
         Ok(head)
     }
 
-    /// Makes sure every blob the records of a v2 claim reference is stored: a writer that
-    /// staged them with the claim may have crashed before giving them their paths. A staged
-    /// blob is stored only when its bytes match the record's reference.
-    fn publish_staged_blobs(
-        &self,
-        claim: &str,
-        stage: &str,
-        entries: &[Vec<u8>],
-    ) -> Result<(), LogError> {
-        let mut wanted = Vec::new();
-        for e in entries {
-            let refs = tftrail_core::record::check_entry(e)
-                .map_err(|err| LogError::Integrity(format!("batch claim {claim}: {err}")))?;
-            wanted.extend(refs);
-        }
-        let mut found = Vec::new();
-        for r in wanted {
+    /// Stores, from staging, the blobs the records of a v2 claim reference that are not
+    /// stored yet: a writer that staged them with the claim may have crashed before giving
+    /// them their paths. Only staged bytes that match the record's reference are stored; a
+    /// blob found nowhere (or not matching) is left missing, for `verify` to report, rather
+    /// than stopping every later append.
+    fn publish_staged_blobs(&self, stage: &str, entries: &[Vec<u8>]) -> Result<(), LogError> {
+        let mut found: Vec<NewObject> = Vec::new();
+        let refs = entries
+            .iter()
+            .filter_map(|e| tftrail_core::record::check_entry(e).ok())
+            .flatten();
+        for r in refs {
             let path = blob_path(&r.sha256);
-            if found.iter().any(|o: &NewObject| o.path == path) || self.store.exists(&path)? {
+            if found.iter().any(|o| o.path == path) || self.store.exists(&path)? {
                 continue;
             }
-            let data = self.store.get_staged(stage, &path)?.ok_or_else(|| {
-                LogError::Integrity(format!(
-                    "batch claim {claim}: blob {path} is neither stored nor staged"
-                ))
-            })?;
-            if hex::encode(Sha256::digest(&data)) != r.sha256 || data.len() as u64 != r.size {
-                return Err(LogError::Integrity(format!(
-                    "batch claim {claim}: the staged blob {path} does not match its reference"
-                )));
+            match self.store.get_staged(stage, &path)? {
+                Some(data)
+                    if data.len() as u64 == r.size
+                        && hex::encode(Sha256::digest(&data)) == r.sha256 =>
+                {
+                    found.push(NewObject::new(path, data));
+                }
+                _ => {}
             }
-            found.push(NewObject::new(path, data));
         }
         self.store.create_all(&found)?;
         Ok(())
@@ -571,5 +565,76 @@ impl Log {
             }
         }
         Err(LogError::Contention(MAX_ATTEMPTS))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tftrail_core::checkpoint::Origin;
+    use tftrail_core::record::{Actor, Record};
+    use tftrail_store::LocalStore;
+
+    fn record(n: u64, blobs: Vec<BlobRef>) -> Vec<u8> {
+        let actor = Actor {
+            user: "u".into(),
+            host: "h".into(),
+            ci: None,
+        };
+        Record::new(
+            "test",
+            "2026-01-01T00:00:00Z",
+            actor,
+            serde_json::json!({ "n": n }),
+            blobs,
+        )
+        .unwrap()
+        .to_entry()
+        .unwrap()
+    }
+
+    #[test]
+    fn a_staged_append_leaves_nothing_behind() {
+        // Every file an append stages on a local store (claim, bundles, tiles, blobs and the
+        // checkpoint) is moved into place: none is written twice, none is left in `.tmp`.
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::generate(&Origin::new("test.example/log").unwrap());
+        init(&LocalStore::open(dir.path()).unwrap(), &key).unwrap();
+        let log = Log::open(
+            Box::new(LocalStore::open(dir.path()).unwrap()),
+            key.verifier(),
+        )
+        .unwrap();
+        let blob = Blob {
+            name: "plan.json".into(),
+            data: b"{}".repeat(50),
+        };
+        for batch in [1u64, 300, 2] {
+            let entries = (0..batch)
+                .map(|n| {
+                    record(
+                        n,
+                        if n == 0 {
+                            vec![blob.reference()]
+                        } else {
+                            vec![]
+                        },
+                    )
+                })
+                .collect();
+            log.append(&key, entries, std::slice::from_ref(&blob), &mut |_, _| {})
+                .unwrap();
+            let left: Vec<_> = std::fs::read_dir(dir.path().join(".tmp"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert!(left.is_empty(), "left in .tmp: {left:?}");
+        }
+        assert_eq!(log.head().unwrap().checkpoint.size, 303);
+        assert_eq!(log.blob(&blob.reference().sha256).unwrap(), blob.data);
+        let rep = log
+            .verify(&crate::VerifyOptions::default(), &mut |_, _| {})
+            .unwrap();
+        assert!(rep.ok(), "{:?}", rep.problems);
     }
 }

@@ -262,7 +262,9 @@ impl LocalStore {
         };
         for o in objects {
             let written = (|| {
-                if self.object_path(&o.path)?.exists() {
+                // An object that exists is not written again (it is compared when named); the
+                // checkpoint, the one object that changes, is always staged.
+                if o.path != CHECKPOINT && self.object_path(&o.path)?.exists() {
                     return Ok(None);
                 }
                 let (p, mut f) = match naming {
@@ -688,7 +690,7 @@ impl LocalStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     #[test]
     fn create_only_semantics() {
@@ -821,6 +823,12 @@ mod tests {
         s.stage("st", &[NewObject::new(CHECKPOINT, b"two".to_vec())])
             .unwrap();
         let staged = s.staged_path("st", CHECKPOINT).unwrap();
+        assert_eq!(
+            fs::read(&staged).unwrap(),
+            b"two",
+            "staged beside the checkpoint"
+        );
+        let staged_ino = fs::metadata(&staged).unwrap().ino();
         // Still compare-and-swap.
         assert_eq!(
             s.swap_staged_checkpoint("st", None, b"two").unwrap(),
@@ -832,10 +840,13 @@ mod tests {
         );
         assert_eq!(s.get_checkpoint().unwrap().unwrap().0, b"two");
         assert!(!staged.exists(), "the staged file was moved");
+        let placed = fs::metadata(dir.path().join(CHECKPOINT)).unwrap().ino();
+        assert_eq!(placed, staged_ino, "moved into place, not written again");
         // A staged file with other bytes is not used; nor is a missing one.
         let v2 = s.get_checkpoint().unwrap().unwrap().1;
         s.stage("st2", &[NewObject::new(CHECKPOINT, b"stale".to_vec())])
             .unwrap();
+        assert!(s.staged_path("st2", CHECKPOINT).unwrap().exists());
         assert_eq!(
             s.swap_staged_checkpoint("st2", Some(&v2), b"three")
                 .unwrap(),
