@@ -188,8 +188,8 @@ pub trait Store: Send + Sync {
 
     /// Writes `objects` durably under the staging name `stage` (`[0-9a-z-]`, chosen unique by
     /// the writer), without giving them their paths: when this returns, each one that does not
-    /// already exist at its path can be read with [`Store::get_staged`] even after a crash.
-    /// Only for stores that [`Store::can_stage`].
+    /// already exist at its path (and the checkpoint, which changes, always) can be read with
+    /// [`Store::get_staged`] even after a crash. Only for stores that [`Store::can_stage`].
     fn stage(&self, stage: &str, objects: &[NewObject]) -> Result<(), StoreError> {
         let _ = objects;
         Err(StoreError::Backend {
