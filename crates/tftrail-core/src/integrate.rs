@@ -93,33 +93,64 @@ impl Integrator {
         hashes: &[Hash],
     ) -> Integrated {
         assert_eq!(entries.len(), hashes.len());
-        let old_size = self.edge.size();
-        let mut objects = Vec::new();
-        for (i, e) in entries.iter().enumerate() {
-            let index = old_size + i as u64;
-            bundle::push(&mut self.bundle, e.as_ref());
-            self.bundle_len += 1;
-            if self.bundle_len == TILE_WIDTH {
-                objects.push((
-                    bundle_path(index / TILE_WIDTH, TILE_WIDTH),
-                    std::mem::take(&mut self.bundle),
-                ));
-                self.bundle_len = 0;
-            }
-        }
-        let size = old_size + entries.len() as u64;
-        if self.bundle_len > 0 && size != old_size {
-            objects.push((
-                bundle_path(size / TILE_WIDTH, self.bundle_len),
-                self.bundle.clone(),
-            ));
-        }
-        objects.extend(push_hashes(&mut self.edge, hashes));
+        let (bundles, edge) = self.split();
+        let mut objects = bundles.push(entries);
+        objects.extend(push_hashes(edge, hashes));
         Integrated {
-            size,
+            size: self.size(),
             root: self.edge.root(),
             objects,
         }
+    }
+
+    /// The two independent halves of integrating a batch, to run on two threads: the entry
+    /// bundles (from the entries: [`Bundler::push`]) and the hash tiles (from their leaf
+    /// hashes: [`push_hashes`] on the edge). The caller must give both halves the same batch,
+    /// as [`Integrator::integrate_hashed`] does.
+    pub fn split(&mut self) -> (Bundler<'_>, &mut Edge) {
+        let bundler = Bundler {
+            size: self.edge.size(),
+            bundle: &mut self.bundle,
+            bundle_len: &mut self.bundle_len,
+        };
+        (bundler, &mut self.edge)
+    }
+}
+
+/// The entry-bundle half of an [`Integrator`] (see [`Integrator::split`]).
+#[derive(Debug)]
+pub struct Bundler<'a> {
+    size: u64,
+    bundle: &'a mut Vec<u8>,
+    bundle_len: &'a mut u64,
+}
+
+impl Bundler<'_> {
+    /// Appends the entries to the bundles and returns the bundles to write: every bundle that
+    /// fills up, then the partial bundle at the new size.
+    pub fn push<E: AsRef<[u8]>>(self, entries: &[E]) -> Vec<(String, Vec<u8>)> {
+        let old_size = self.size;
+        let mut objects = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            let index = old_size + i as u64;
+            bundle::push(self.bundle, e.as_ref());
+            *self.bundle_len += 1;
+            if *self.bundle_len == TILE_WIDTH {
+                objects.push((
+                    bundle_path(index / TILE_WIDTH, TILE_WIDTH),
+                    std::mem::take(self.bundle),
+                ));
+                *self.bundle_len = 0;
+            }
+        }
+        let size = old_size + entries.len() as u64;
+        if *self.bundle_len > 0 && size != old_size {
+            objects.push((
+                bundle_path(size / TILE_WIDTH, *self.bundle_len),
+                self.bundle.clone(),
+            ));
+        }
+        objects
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tftrail_core::batch::Claimed;
 use tftrail_core::checkpoint::{Checkpoint, SigningKey};
-use tftrail_core::integrate::Integrator;
+use tftrail_core::integrate::{push_hashes, Integrator};
 use tftrail_core::layout::{batch_path, blob_path};
 use tftrail_core::merkle::{empty_root, leaf_hash, Hash};
 use tftrail_core::record::BlobRef;
@@ -82,20 +82,6 @@ pub fn init(store: &dyn Store, key: &SigningKey) -> Result<Checkpoint, LogError>
         Swap::Done => Ok(cp),
         Swap::Lost => Err(LogError::AlreadyExists(store.location())),
     }
-}
-
-/// The entries' leaf hashes, on two threads for a large batch.
-fn leaf_hashes(entries: &[Vec<u8>]) -> Vec<Hash> {
-    if entries.len() < 256 {
-        return entries.iter().map(|e| leaf_hash(e)).collect();
-    }
-    let (a, b) = entries.split_at(entries.len() / 2);
-    std::thread::scope(|s| {
-        let second = s.spawn(|| b.iter().map(|e| leaf_hash(e)).collect::<Vec<_>>());
-        let mut out: Vec<Hash> = a.iter().map(|e| leaf_hash(e)).collect();
-        out.extend(second.join().expect("hashing thread panicked"));
-        out
-    })
 }
 
 /// A staging name no other attempt uses: process, clock and a counter.
@@ -286,6 +272,11 @@ impl Log {
     /// round; the claim's publication is the commit point; then the rest get their paths. A
     /// crash after the claim leaves bundles and blobs findable under the stage the claim names.
     /// Returns the staging name when the checkpoint was staged.
+    ///
+    /// The entry bundles need no hashing: for a large batch they are built and staged on a
+    /// second thread while this one hashes the entries and builds the tiles, the claim and the
+    /// checkpoint, which are staged as they are ready. Both are durable before the claim is
+    /// published.
     fn claim_staged(
         &self,
         key: &SigningKey,
@@ -295,33 +286,59 @@ impl Log {
         origin: Option<&str>,
     ) -> Result<Option<String>, StoreError> {
         let start = it.size();
-        let hashes = leaf_hashes(entries);
         let stage = stage_name();
-        let claim = batch::encode_hashes(key, start, &stage, &hashes);
-        let mut objects = vec![NewObject::new(batch_path(start), claim)];
-        objects.extend(
-            it.integrate_hashed(entries, &hashes)
-                .objects
+        let (bundler, edge) = it.split();
+        let bundles = || -> Result<Vec<NewObject>, StoreError> {
+            let objects: Vec<NewObject> = bundler
+                .push(entries)
                 .into_iter()
-                .map(|(p, d)| NewObject::new(p, d)),
-        );
-        objects.extend(
-            blobs
-                .iter()
-                .map(|b| NewObject::new(blob_path(&b.reference().sha256), b.data.clone())),
-        );
-        let published = objects.len();
-        if let Some(origin) = origin {
-            let cp = Checkpoint {
-                origin: origin.to_string(),
-                size: it.size(),
-                root: it.root(),
-            };
-            objects.push(NewObject::new(CHECKPOINT, key.sign_checkpoint(&cp)));
+                .map(|(p, d)| NewObject::new(p, d))
+                .collect();
+            self.store.stage(&stage, &objects)?;
+            Ok(objects)
+        };
+        let mut rest = |hashes: Vec<Hash>| -> Result<Vec<NewObject>, StoreError> {
+            let claim = batch::encode_hashes(key, start, &stage, &hashes);
+            let mut objects = vec![NewObject::new(batch_path(start), claim)];
+            objects.extend(
+                push_hashes(edge, &hashes)
+                    .into_iter()
+                    .map(|(p, d)| NewObject::new(p, d)),
+            );
+            objects.extend(
+                blobs
+                    .iter()
+                    .map(|b| NewObject::new(blob_path(&b.reference().sha256), b.data.clone())),
+            );
+            if let Some(origin) = origin {
+                let cp = Checkpoint {
+                    origin: origin.to_string(),
+                    size: edge.size(),
+                    root: edge.root(),
+                };
+                objects.push(NewObject::new(CHECKPOINT, key.sign_checkpoint(&cp)));
+            }
+            self.store.stage(&stage, &objects)?;
+            Ok(objects)
+        };
+        let (bundles, rest) = if entries.len() < 64 {
+            let hashes = entries.iter().map(|e| leaf_hash(e)).collect();
+            (bundles(), rest(hashes))
+        } else {
+            std::thread::scope(|s| {
+                let bundles = s.spawn(bundles);
+                let rest = rest(entries.iter().map(|e| leaf_hash(e)).collect());
+                (bundles.join().expect("bundle thread panicked"), rest)
+            })
+        };
+        let (bundles, mut rest) = (bundles?, rest?);
+        if origin.is_some() {
+            rest.pop(); // the checkpoint: moved into place by `publish`
         }
-        self.store.stage(&stage, &objects)?;
-        self.store.publish_staged(&stage, &objects[..1])?;
-        self.store.publish_staged(&stage, &objects[1..published])?;
+        self.store.publish_staged(&stage, &rest[..1])?;
+        rest.drain(..1);
+        rest.extend(bundles);
+        self.store.publish_staged(&stage, &rest)?;
         Ok(origin.map(|_| stage))
     }
 
