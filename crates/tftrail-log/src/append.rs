@@ -208,7 +208,11 @@ impl Log {
             size: it.size(),
             root: it.root(),
         };
-        self.publish(key, head, &cp, staged_checkpoint.as_deref())?;
+        if let Some(note) = self.publish(key, head, &cp, staged_checkpoint.as_deref())? {
+            if let Ok(mut last) = self.last_edge.lock() {
+                *last = Some((note, it));
+            }
+        }
         let first = first.expect("at least one chunk");
         Ok(AppendOutcome {
             first,
@@ -238,7 +242,7 @@ impl Log {
                 Some(s) => s,
                 None => {
                     let head = self.head()?;
-                    let mut it = self.integrator(&head.checkpoint)?;
+                    let mut it = self.integrator_for(&head)?;
                     let head = self.roll_forward(key, head, &mut it)?;
                     (head, it)
                 }
@@ -552,17 +556,18 @@ impl Log {
     /// Publishes `cp` unless the stored checkpoint is already at least as large; never moves
     /// the checkpoint backwards.
     /// `stage`: the staging name under which the signed checkpoint may have been staged.
+    /// Returns the note when this call published it.
     fn publish(
         &self,
         key: &SigningKey,
         mut head: Head,
         cp: &Checkpoint,
         stage: Option<&str>,
-    ) -> Result<(), LogError> {
+    ) -> Result<Option<Vec<u8>>, LogError> {
         let note = key.sign_checkpoint(cp);
         for attempt in 0..MAX_ATTEMPTS {
             if head.checkpoint.size >= cp.size {
-                return Ok(());
+                return Ok(None);
             }
             let swapped = match stage {
                 Some(stage) => {
@@ -572,7 +577,7 @@ impl Log {
                 None => self.store.swap_checkpoint(Some(&head.version), &note)?,
             };
             match swapped {
-                Swap::Done => return Ok(()),
+                Swap::Done => return Ok(Some(note)),
                 Swap::Lost => {
                     if attempt > 0 {
                         backoff(attempt);
@@ -650,6 +655,129 @@ mod tests {
         assert_eq!(log.head().unwrap().checkpoint.size, 303);
         assert_eq!(log.blob(&blob.reference().sha256).unwrap(), blob.data);
         let rep = log
+            .verify(&crate::VerifyOptions::default(), &mut |_, _| {})
+            .unwrap();
+        assert!(rep.ok(), "{:?}", rep.problems);
+    }
+}
+
+#[cfg(test)]
+mod edge_cache_tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use tftrail_core::checkpoint::Origin;
+    use tftrail_store::{LocalStore, Version, WriterLock};
+
+    /// A local store that records the paths read.
+    struct Counting(LocalStore, Arc<Mutex<Vec<String>>>);
+
+    impl Store for Counting {
+        fn location(&self) -> String {
+            self.0.location()
+        }
+        fn get(&self, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            self.1.lock().unwrap().push(path.to_string());
+            self.0.get(path)
+        }
+        fn create_all(&self, objects: &[NewObject]) -> Result<(), StoreError> {
+            self.0.create_all(objects)
+        }
+        fn can_stage(&self) -> bool {
+            true
+        }
+        fn stage(&self, stage: &str, objects: &[NewObject]) -> Result<(), StoreError> {
+            self.0.stage(stage, objects)
+        }
+        fn publish_staged(&self, stage: &str, objects: &[NewObject]) -> Result<(), StoreError> {
+            self.0.publish_staged(stage, objects)
+        }
+        fn get_staged(&self, stage: &str, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            self.0.get_staged(stage, path)
+        }
+        fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+            self.0.list(prefix)
+        }
+        fn get_checkpoint(&self) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
+            self.0.get_checkpoint()
+        }
+        fn swap_checkpoint(
+            &self,
+            expected: Option<&Version>,
+            new: &[u8],
+        ) -> Result<Swap, StoreError> {
+            self.0.swap_checkpoint(expected, new)
+        }
+        fn lock_writers(&self) -> Result<Option<WriterLock>, StoreError> {
+            self.0.lock_writers()
+        }
+    }
+
+    fn entries(tag: &str, n: usize) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|i| {
+                let actor = tftrail_core::record::Actor {
+                    user: "u".into(),
+                    host: "h".into(),
+                    ci: None,
+                };
+                tftrail_core::record::Record::new(
+                    "test",
+                    "2026-01-01T00:00:00Z",
+                    actor,
+                    serde_json::json!({ "tag": tag, "i": i }),
+                    vec![],
+                )
+                .unwrap()
+                .to_entry()
+                .unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_next_append_starts_from_the_last_edge_unless_another_writer_moved() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::generate(&Origin::new("test.example/log").unwrap());
+        init(&LocalStore::open(dir.path()).unwrap(), &key).unwrap();
+        let reads = Arc::new(Mutex::new(Vec::new()));
+        let open = || {
+            Log::open(
+                Box::new(Counting(
+                    LocalStore::open(dir.path()).unwrap(),
+                    reads.clone(),
+                )),
+                key.verifier(),
+            )
+            .unwrap()
+        };
+        let a = open();
+        let edge_reads = |reads: &Arc<Mutex<Vec<String>>>| {
+            std::mem::take(&mut *reads.lock().unwrap())
+                .into_iter()
+                .filter(|p| p.starts_with("tile/"))
+                .count()
+        };
+        a.append(&key, entries("a", 300), &[], &mut |_, _| {})
+            .unwrap();
+        edge_reads(&reads);
+        // Same writer, checkpoint unchanged: no tile or bundle read.
+        a.append(&key, entries("b", 10), &[], &mut |_, _| {})
+            .unwrap();
+        assert_eq!(edge_reads(&reads), 0);
+        // Another writer moves the checkpoint: the first one reads the edge again.
+        let b = open();
+        b.append(&key, entries("c", 7), &[], &mut |_, _| {})
+            .unwrap();
+        edge_reads(&reads);
+        a.append(&key, entries("d", 5), &[], &mut |_, _| {})
+            .unwrap();
+        assert!(edge_reads(&reads) > 0);
+        let head = a.head().unwrap();
+        assert_eq!(head.checkpoint.size, 322);
+        let all = a.entries(&head.checkpoint, 0, 322).unwrap();
+        assert_eq!(all[310..317], entries("c", 7)[..]);
+        assert_eq!(all[317..], entries("d", 5)[..]);
+        let rep = a
             .verify(&crate::VerifyOptions::default(), &mut |_, _| {})
             .unwrap();
         assert!(rep.ok(), "{:?}", rep.problems);

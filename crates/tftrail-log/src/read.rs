@@ -18,6 +18,10 @@ use crate::LogError;
 pub struct Log {
     pub(crate) store: Box<dyn Store>,
     pub(crate) key: VerifierKey,
+    /// The tree's right edge after this log's last append, with the checkpoint note that
+    /// covers it: the next append starts from it instead of reading and checking the partial
+    /// tiles and bundle again, when the stored checkpoint is still exactly that note.
+    pub(crate) last_edge: std::sync::Mutex<Option<(Vec<u8>, Integrator)>>,
 }
 
 /// A verified checkpoint with its signed bytes and storage version.
@@ -192,7 +196,11 @@ impl HashReader for AuthTiles<'_, '_> {
 impl Log {
     /// Opens the log in `store`, trusting `key`. Fails when the store holds no checkpoint.
     pub fn open(store: Box<dyn Store>, key: VerifierKey) -> Result<Self, LogError> {
-        let log = Log { store, key };
+        let log = Log {
+            store,
+            key,
+            last_edge: std::sync::Mutex::new(None),
+        };
         if log.store.get_checkpoint()?.is_none() {
             return Err(LogError::NotALog {
                 location: log.store.location(),
@@ -234,6 +242,21 @@ impl Log {
         self.store
             .get(path)?
             .ok_or_else(|| LogError::Integrity(format!("{what} {path} is missing")))
+    }
+
+    /// [`Log::integrator`] for `head`, taken from this log's last append when the stored
+    /// checkpoint is still the one that append published (objects never change, so the edge
+    /// it computed is the edge of that tree).
+    pub(crate) fn integrator_for(&self, head: &Head) -> Result<Integrator, LogError> {
+        let cached = self.last_edge.lock().ok().and_then(|c| {
+            c.as_ref()
+                .filter(|(note, _)| *note == head.note)
+                .map(|(_, it)| it.clone())
+        });
+        match cached {
+            Some(it) => Ok(it),
+            None => self.integrator(&head.checkpoint),
+        }
     }
 
     /// Rebuilds the append state for the tree of `cp`, checking it against the root.
