@@ -208,9 +208,9 @@ fn resource_change(rc: &Value, secrets: &mut Vec<String>) -> ResourceChange {
     }
 }
 
-/// Walks the whole plan JSON and redacts every value its own sensitivity markers cover:
-/// `before`/`after` by `*_sensitive`, `values` by `sensitive_values`, outputs with
-/// `"sensitive": true`. Returns the redacted tree; sensitive leaves go to `secrets`.
+/// Walks the whole plan JSON and redacts, in place, every value its own sensitivity markers
+/// cover: `before`/`after` by `*_sensitive`, `values` by `sensitive_values`, outputs with
+/// `"sensitive": true`. Sensitive leaves go to `secrets`.
 fn redact_generic(v: &mut Value, secrets: &mut Vec<String>) {
     match v {
         Value::Object(o) => {
