@@ -597,22 +597,17 @@ mod tests {
     use tftrail_core::record::{Actor, Record};
     use tftrail_store::LocalStore;
 
-    fn record(n: u64, blobs: Vec<BlobRef>) -> Vec<u8> {
+    /// A record entry with this payload.
+    pub(super) fn record(payload: serde_json::Value, blobs: Vec<BlobRef>) -> Vec<u8> {
         let actor = Actor {
             user: "u".into(),
             host: "h".into(),
             ci: None,
         };
-        Record::new(
-            "test",
-            "2026-01-01T00:00:00Z",
-            actor,
-            serde_json::json!({ "n": n }),
-            blobs,
-        )
-        .unwrap()
-        .to_entry()
-        .unwrap()
+        Record::new("test", "2026-01-01T00:00:00Z", actor, payload, blobs)
+            .unwrap()
+            .to_entry()
+            .unwrap()
     }
 
     #[test]
@@ -635,7 +630,7 @@ mod tests {
             let entries = (0..batch)
                 .map(|n| {
                     record(
-                        n,
+                        serde_json::json!({ "n": n }),
                         if n == 0 {
                             vec![blob.reference()]
                         } else {
@@ -714,23 +709,7 @@ mod edge_cache_tests {
 
     fn entries(tag: &str, n: usize) -> Vec<Vec<u8>> {
         (0..n)
-            .map(|i| {
-                let actor = tftrail_core::record::Actor {
-                    user: "u".into(),
-                    host: "h".into(),
-                    ci: None,
-                };
-                tftrail_core::record::Record::new(
-                    "test",
-                    "2026-01-01T00:00:00Z",
-                    actor,
-                    serde_json::json!({ "tag": tag, "i": i }),
-                    vec![],
-                )
-                .unwrap()
-                .to_entry()
-                .unwrap()
-            })
+            .map(|i| super::tests::record(serde_json::json!({ "tag": tag, "i": i }), vec![]))
             .collect()
     }
 
