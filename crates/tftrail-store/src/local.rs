@@ -145,15 +145,10 @@ impl LocalStore {
             .join(format!("{stage}+{}", path.replace('/', "+"))))
     }
 
-    /// Creates the staging file for `path` under `stage`.
+    /// Creates the staging file for `path` under `stage` (in `.tmp`, which [`Store::stage`]
+    /// has created).
     fn staged_file(&self, stage: &str, path: &str) -> Result<(PathBuf, File), StoreError> {
         let p = self.staged_path(stage, path)?;
-        let dir = p.parent().expect("in the temp directory");
-        if let Err(e) = fs::create_dir(dir) {
-            if e.kind() != io::ErrorKind::AlreadyExists {
-                return Err(io_err("create directory", dir, e));
-            }
-        }
         let open = || {
             OpenOptions::new()
                 .write(true)
