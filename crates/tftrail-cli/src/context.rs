@@ -5,8 +5,8 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use tftrail_core::checkpoint::{Checkpoint, SigningKey, VerifierKey};
-use tftrail_log::Log;
+use tftrail_core::checkpoint::{Checkpoint, CheckpointError, SigningKey, VerifierKey};
+use tftrail_log::{Log, LogError};
 
 use crate::error::CliError;
 
@@ -79,19 +79,94 @@ pub fn write_signing_key(path: &Path, key: &SigningKey) -> Result<(), CliError> 
         .map_err(|e| CliError::failure(format!("cannot write {}: {e}", path.display())))
 }
 
-/// Resolves a verifier key given as text, as a file holding one, or as a signing-key file;
-/// without one, derives it from the signing key at the default (or TFTRAIL_KEY) location.
-pub fn verifier_key(given: Option<&str>) -> Result<VerifierKey, CliError> {
-    let Some(given) = given.filter(|g| !g.is_empty()) else {
-        let path = key_path(
-            std::env::var_os("TFTRAIL_KEY")
-                .map(PathBuf::from)
-                .as_deref(),
-        );
-        return load_signing_key(&path)
-            .map(|k| k.verifier())
-            .map_err(|e| e.hint("pass the log's verifier key with --key <name+id+base64>"));
-    };
+/// Where the key a command trusts came from; error messages say it, because a store opened
+/// with another log's key otherwise looks exactly like a forged checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// `--key`.
+    Flag,
+    /// `TFTRAIL_KEY`.
+    Env,
+    /// The verifier key `init` remembered for this store, in this file.
+    Remembered(PathBuf),
+    /// Derived from the signing key at the default path.
+    Default(PathBuf),
+}
+
+impl KeySource {
+    /// "the key given with --key", … for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            KeySource::Flag => "the key given with --key".into(),
+            KeySource::Env => "the key named by TFTRAIL_KEY".into(),
+            KeySource::Remembered(p) => format!(
+                "the verifier key remembered for this store when it was created ({})",
+                p.display()
+            ),
+            KeySource::Default(p) => {
+                format!(
+                    "the key derived from the default signing key {}",
+                    p.display()
+                )
+            }
+        }
+    }
+
+    /// Whether the user named this key for this store (flag, environment, or `init` on this
+    /// machine), as opposed to a default that may belong to another log.
+    pub fn is_explicit(&self) -> bool {
+        !matches!(self, KeySource::Default(_))
+    }
+}
+
+/// A verifier key and where it came from.
+#[derive(Debug, Clone)]
+pub struct TrustedKey {
+    /// The key.
+    pub key: VerifierKey,
+    /// Where it came from.
+    pub source: KeySource,
+}
+
+/// Resolves the key a reading command trusts for the store at `location`: `--key` (`flag`),
+/// else TFTRAIL_KEY, else the key `init` remembered for this store, else the one derived from
+/// the default signing key.
+pub fn trusted_key(flag: Option<&str>, location: &str) -> Result<TrustedKey, CliError> {
+    if let Some(k) = flag.filter(|k| !k.is_empty()) {
+        return verifier_key(k).map(|key| TrustedKey {
+            key,
+            source: KeySource::Flag,
+        });
+    }
+    if let Some(k) = std::env::var("TFTRAIL_KEY").ok().filter(|k| !k.is_empty()) {
+        return verifier_key(&k)
+            .map(|key| TrustedKey {
+                key,
+                source: KeySource::Env,
+            })
+            .map_err(|e| CliError {
+                message: format!("TFTRAIL_KEY: {}", e.message),
+                ..e
+            });
+    }
+    if let Some((key, path)) = remembered_key(location)? {
+        return Ok(TrustedKey {
+            key,
+            source: KeySource::Remembered(path),
+        });
+    }
+    let path = key_path(None);
+    let key = load_signing_key(&path)
+        .map(|k| k.verifier())
+        .map_err(|e| e.hint("pass the log's verifier key with --key <name+id+base64>"))?;
+    Ok(TrustedKey {
+        key,
+        source: KeySource::Default(path),
+    })
+}
+
+/// Parses a verifier key given as text, as a file holding one, or as a signing-key file.
+pub fn verifier_key(given: &str) -> Result<VerifierKey, CliError> {
     if let Ok(k) = VerifierKey::parse(given) {
         return Ok(k);
     }
@@ -115,8 +190,127 @@ pub fn verifier_key(given: Option<&str>) -> Result<VerifierKey, CliError> {
     )))
 }
 
-/// Opens the log at `location` for reading with `key`.
-pub fn open_log(location: &str, key: VerifierKey) -> Result<Log, CliError> {
+/// The store location as remembered: absolute for a directory, without a trailing `/`.
+fn canonical_location(location: &str) -> String {
+    let l = location.trim();
+    if l.contains("://") && !l.starts_with("file://") {
+        return l.trim_end_matches('/').to_string();
+    }
+    let p = Path::new(l.strip_prefix("file://").unwrap_or(l));
+    let abs = fs::canonicalize(p).unwrap_or_else(|_| {
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    });
+    abs.display().to_string()
+}
+
+/// File holding the verifier key remembered for a store.
+fn remembered_path(location: &str) -> PathBuf {
+    use sha2::{Digest, Sha256};
+    let id = hex::encode(&Sha256::digest(canonical_location(location).as_bytes())[..8]);
+    xdg("XDG_CONFIG_HOME", ".config").join(format!("tftrail/stores/{id}"))
+}
+
+/// The verifier key `init` remembered for the store at `location`, if any.
+pub fn remembered_key(location: &str) -> Result<Option<(VerifierKey, PathBuf)>, CliError> {
+    let p = remembered_path(location);
+    let text = match fs::read_to_string(&p) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(CliError::failure(format!(
+                "cannot read {}: {e}",
+                p.display()
+            )))
+        }
+    };
+    let want = canonical_location(location);
+    let mut store = None;
+    let mut key = None;
+    for line in text.lines() {
+        if let Some(s) = line.strip_prefix("store ") {
+            store = Some(s);
+        } else if let Some(k) = line.strip_prefix("key ") {
+            key = Some(k);
+        }
+    }
+    if store != Some(want.as_str()) {
+        // Another store whose name hashes alike: not this one's key.
+        return Ok(None);
+    }
+    let key = key
+        .and_then(|k| VerifierKey::parse(k).ok())
+        .ok_or_else(|| {
+            CliError::usage(format!(
+                "{} (the verifier key remembered for {want}) is damaged",
+                p.display()
+            ))
+            .hint("remove it and pass the log's verifier key with --key")
+        })?;
+    Ok(Some((key, p)))
+}
+
+/// Remembers `key` as the verifier key of the store at `location` (done by `init`, which
+/// only runs on an empty store).
+pub fn remember_key(location: &str, key: &VerifierKey) -> Result<PathBuf, CliError> {
+    let p = remembered_path(location);
+    let dir = p.parent().expect("has parent");
+    fs::create_dir_all(dir)
+        .map_err(|e| CliError::failure(format!("cannot create {}: {e}", dir.display())))?;
+    let text = format!(
+        "store {}\nkey {}\n",
+        canonical_location(location),
+        key.as_str()
+    );
+    let tmp = p.with_extension(format!("tmp{}", std::process::id()));
+    fs::write(&tmp, text)
+        .and_then(|_| fs::rename(&tmp, &p))
+        .map_err(|e| CliError::failure(format!("cannot write {}: {e}", p.display())))?;
+    Ok(p)
+}
+
+/// Explains a checkpoint that carries no signature by the trusted key: names the key's
+/// source and the signers found, and hints at --key. Exit 1 when the user named the key for
+/// this store (a forged or replaced checkpoint, or the wrong store); exit 2 when the key was
+/// only a default that may belong to another log. Other errors convert as usual.
+pub fn key_mismatch(e: LogError, trusted: &TrustedKey, location: &str, signing: bool) -> CliError {
+    let LogError::Checkpoint(CheckpointError::NotSignedByKey { want, found }) = &e else {
+        return e.into();
+    };
+    let what = if signing { "signing key" } else { "key" };
+    let message = format!(
+        "the checkpoint of {location} is not signed by {} ({want}); it is signed by: {found}",
+        trusted.source.describe()
+    );
+    let flag = if signing {
+        "--key FILE (or TFTRAIL_KEY) with this log's signing key"
+    } else {
+        "--key with this log's verifier key (`tftrail key` prints it where the log was created)"
+    };
+    if trusted.source.is_explicit() {
+        CliError::integrity(message).hint(format!(
+            "if {location} is another log, pass {flag}; if this {what} is the right one for it, the checkpoint was replaced: run `tftrail verify`"
+        ))
+    } else {
+        CliError::usage(message).hint(format!(
+            "{location} is probably not the log that the default {what} belongs to: pass {flag}"
+        ))
+    }
+}
+
+/// Opens the log at `location` for reading with `trusted`, and checks that its checkpoint is
+/// signed by that key (explaining a mismatch with [`key_mismatch`]).
+pub fn open_log(location: &str, trusted: &TrustedKey) -> Result<Log, CliError> {
+    let log = open_log_with(location, trusted.key.clone())?;
+    match log.head() {
+        Ok(_) => Ok(log),
+        Err(e) => Err(key_mismatch(e, trusted, location, false)),
+    }
+}
+
+/// Opens the log at `location` with `key`, without reading the checkpoint.
+pub fn open_log_with(location: &str, key: VerifierKey) -> Result<Log, CliError> {
     let store = tftrail_store::open(location)?;
     Ok(Log::open(store, key)?)
 }
@@ -175,18 +369,13 @@ pub fn now_utc() -> String {
     t.format(&f).expect("formats")
 }
 
-/// The OS user and host.
+/// The OS user and host, as every command records them (one function with `run`'s context:
+/// `tftrail_terraform::context::os_user`).
 pub fn actor() -> tftrail_core::record::Actor {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| format!("uid:{}", rustix::process::getuid().as_raw()));
-    let host = rustix::system::uname()
-        .nodename()
-        .to_string_lossy()
-        .into_owned();
+    let env = tftrail_terraform::Env::inherit();
     tftrail_core::record::Actor {
-        user,
-        host,
+        user: tftrail_terraform::context::os_user(&env),
+        host: tftrail_terraform::context::host_name(),
         ci: None,
     }
 }

@@ -69,6 +69,18 @@ impl From<LogError> for CliError {
             LogError::AlreadyExists(_) => CliError::usage(msg)
                 .hint("use another --store, or keep appending to this log"),
             LogError::Input(_) => CliError::usage(msg),
+            LogError::CheckpointMissing { ref location, .. } => {
+                let hint = if location.starts_with("s3://")
+                    || location.starts_with("gs://")
+                    || location.starts_with("az://")
+                    || location.starts_with("azure://")
+                {
+                    format!("the bucket keeps the checkpoint's old versions: `tftrail recover --store {location} --to NEW` copies the intact log out of them")
+                } else {
+                    "a local directory keeps no old versions: restore `checkpoint` from a backup, or from a copy an auditor verified; `tftrail recover --to NEW` on a bucket with versions".into()
+                };
+                CliError::integrity(msg).hint(hint)
+            }
             LogError::Store(StoreError::NotAStore { .. }) => CliError::usage(msg),
             e if e.is_integrity() => CliError::integrity(msg)
                 .hint("run `tftrail verify` for a full report"),

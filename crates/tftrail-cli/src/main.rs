@@ -16,13 +16,48 @@ use clap::Parser;
 #[derive(Parser)]
 #[command(name = "tftrail", version, max_term_width = 100)]
 struct Cli {
+    #[command(flatten)]
+    global: commands::Global,
     #[command(subcommand)]
     command: commands::Command,
 }
 
+/// A hint for clap errors that have a common cause clap cannot name.
+fn parse_hint(e: &clap::Error, args: &[String]) -> Option<String> {
+    use clap::error::ErrorKind;
+    if e.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    // `tftrail run terraform plan`: the command must follow `--`.
+    let run = args.iter().skip(1).position(|a| a == "run")?;
+    let after = &args[run + 2..];
+    if after.iter().any(|a| a == "--") {
+        return None;
+    }
+    let cmd = after
+        .iter()
+        .position(|a| !a.starts_with('-'))
+        .map(|i| after[i..].join(" "))
+        .unwrap_or_else(|| "terraform plan".into());
+    Some(format!(
+        "put `--` before the command, so that its options are not taken for tftrail's: tftrail run -- {cmd}"
+    ))
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match commands::run(cli.command) {
+    let args: Vec<String> = std::env::args().collect();
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            let hint = parse_hint(&e, &args);
+            let _ = e.print();
+            if let Some(h) = hint {
+                eprintln!("hint: {h}");
+            }
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
+    match commands::run(cli.command, &cli.global) {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
             let mut err = std::io::stderr().lock();

@@ -15,6 +15,14 @@ pub enum LogError {
         /// Why.
         reason: String,
     },
+    /// The checkpoint is gone but the store holds a log's tiles: it was deleted.
+    #[error("integrity: {location} has no checkpoint, but it holds a log's objects ({found} …): the checkpoint was deleted. It is the one object write-once storage cannot lock, so this is how a log is attacked or lost")]
+    CheckpointMissing {
+        /// Where.
+        location: String,
+        /// One of the log's objects that is still there.
+        found: String,
+    },
     /// `init` on a store that already has a log.
     #[error("{0} already holds a log; refusing to overwrite it")]
     AlreadyExists(String),
@@ -53,6 +61,7 @@ impl LogError {
         matches!(
             self,
             LogError::Integrity(_)
+                | LogError::CheckpointMissing { .. }
                 | LogError::Checkpoint(
                     CheckpointError::BadSignature(_)
                         | CheckpointError::NotSignedByKey { .. }

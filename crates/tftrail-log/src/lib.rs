@@ -16,6 +16,7 @@
 //! math and formats (`tftrail-core`), printing (the CLI).
 
 mod append;
+mod claims;
 mod error;
 mod read;
 mod verify;

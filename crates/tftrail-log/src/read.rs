@@ -202,12 +202,32 @@ impl Log {
             last_edge: std::sync::Mutex::new(None),
         };
         if log.store.get_checkpoint()?.is_none() {
-            return Err(LogError::NotALog {
-                location: log.store.location(),
-                reason: "no checkpoint (run `tftrail init` first, or check --store)".into(),
-            });
+            return Err(log.no_checkpoint());
         }
         Ok(log)
+    }
+
+    /// The error for a store without a checkpoint: not a log, unless the store holds a log's
+    /// objects, in which case the checkpoint was deleted (damage: it is the one object that
+    /// write-once storage cannot lock).
+    fn no_checkpoint(&self) -> LogError {
+        let location = self.store.location();
+        for prefix in ["tile/entries/000", "tile/0/000", "tftrail/batches/000"] {
+            match self.store.list(prefix) {
+                Ok(found) if !found.is_empty() => {
+                    return LogError::CheckpointMissing {
+                        location,
+                        found: found[0].clone(),
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => return e.into(),
+            }
+        }
+        LogError::NotALog {
+            location,
+            reason: "no checkpoint (run `tftrail init` first, or check --store)".into(),
+        }
     }
 
     /// The store.
@@ -225,10 +245,7 @@ impl Log {
         let (note, version) = self
             .store
             .get_checkpoint()?
-            .ok_or_else(|| LogError::NotALog {
-                location: self.store.location(),
-                reason: "the checkpoint is missing".into(),
-            })?;
+            .ok_or_else(|| self.no_checkpoint())?;
         let checkpoint = self.key.open_checkpoint(&note)?;
         Ok(Head {
             checkpoint,

@@ -19,6 +19,7 @@ use tftrail_core::{bundle, TILE_WIDTH};
 
 use tlog_tiles::HashReader;
 
+use crate::claims::{read_claims, ClaimMatcher};
 use crate::read::AuthTiles;
 use crate::read::Head;
 use crate::{Log, LogError, Store, StoreTiles};
@@ -183,6 +184,13 @@ impl Log {
             ));
         }
 
+        // Every batch claim: signed by the log's key, and matched against the entries below.
+        let claims = read_claims(self.store.as_ref(), &self.key, cp.size, helpers() + 1)?;
+        for (object, index, message) in &claims.problems {
+            problem(&mut rep, object.clone(), *index, message.clone());
+        }
+        let mut matcher = ClaimMatcher::new(&claims, cp.size);
+
         // Helper threads read, hash and parse bundles ahead of this thread, which checks and
         // integrates them in order (and reads, hashes and parses bundles too while the next
         // one is not ready).
@@ -206,9 +214,15 @@ impl Log {
                 prev.as_ref(),
                 &mut stored,
                 &mut rep,
+                &mut matcher,
                 progress,
             )
         })?;
+        if complete {
+            for (object, index, message) in matcher.finish() {
+                problem(&mut rep, object, index, message);
+            }
+        }
 
         if complete {
             // The partial tiles of this checkpoint must exist and match.
@@ -287,6 +301,7 @@ impl Log {
         prev: Option<&Checkpoint>,
         stored: &mut Stored<'_>,
         rep: &mut VerifyReport,
+        claims: &mut ClaimMatcher,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Walk, LogError> {
         let mut edge = Edge::new();
@@ -360,6 +375,10 @@ impl Log {
                 }
             }
             let hashes = authentic.as_deref().unwrap_or(&from_entries);
+            claims.feed(hashes);
+            for (object, index, message) in claims.problems.drain(..) {
+                problem(rep, object, index, message);
+            }
             // Older partial bundles must hold the first entries of this one.
             for (w, old) in older {
                 let w_len = w as usize;

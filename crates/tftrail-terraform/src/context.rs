@@ -162,8 +162,8 @@ impl Context {
                 workspace: workspace_of(&abs_dir, env),
                 backend,
                 actor: Actor {
-                    user: os_user(env),
-                    host: host_name(),
+                    user: Some(os_user(env)),
+                    host: Some(host_name()),
                     ci: ci_identity(env),
                 },
                 backend_config,
@@ -371,22 +371,44 @@ pub fn strip_url_credentials(url: &str) -> String {
     format!("{scheme}{}{host}{path}", user.unwrap_or_default())
 }
 
-fn os_user(env: &Env) -> Option<String> {
-    if let Some(u) = env.get("USER").or_else(|| env.get("LOGNAME")) {
-        return Some(u.to_string());
+/// The OS identity every command records as its user: `$USER`, else `$LOGNAME`, else the
+/// passwd name of the real uid, else `uid:<n>`. One function, so that `run`, `append` and
+/// `init`'s default origin name the same person (`log --actor` relies on it).
+pub fn os_user(env: &Env) -> String {
+    if let Some(u) = env
+        .get("USER")
+        .or_else(|| env.get("LOGNAME"))
+        .filter(|u| !u.is_empty())
+    {
+        return u.to_string();
     }
     let uid = rustix::process::getuid().as_raw();
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| passwd_name(&p, uid))
+        .unwrap_or_else(|| format!("uid:{uid}"))
+}
+
+/// The user name of `uid` in passwd(5) text.
+fn passwd_name(passwd: &str, uid: u32) -> Option<String> {
+    let uid = uid.to_string();
     passwd.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_string())
+        let mut f = l.split(':');
+        let name = f.next()?;
+        let _password = f.next()?;
+        (f.next()? == uid && !name.is_empty()).then(|| name.to_string())
     })
 }
 
-fn host_name() -> Option<String> {
+/// The machine's host name (`uname -n`), or `localhost` when it has none.
+pub fn host_name() -> String {
     let u = rustix::system::uname();
     let n = u.nodename().to_string_lossy().into_owned();
-    (!n.is_empty()).then_some(n)
+    if n.is_empty() {
+        "localhost".to_string()
+    } else {
+        n
+    }
 }
 
 /// CI identity from the environment (GitHub Actions, GitLab CI, Atlantis, Jenkins, Buildkite,
@@ -496,6 +518,24 @@ pub fn ci_identity(env: &Env) -> Option<Value> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn passwd_names_the_uid_and_skips_malformed_lines() {
+        let passwd = "broken\n:x:0:0::/:/bin/sh\nroot:x:0:0:root:/root:/bin/bash\nal:x:1000:1000::/home/al:/bin/sh\n";
+        assert_eq!(passwd_name(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(passwd_name(passwd, 1000).as_deref(), Some("al"));
+        assert_eq!(passwd_name(passwd, 7), None);
+        assert_eq!(passwd_name("", 0), None);
+    }
+
+    #[test]
+    fn os_user_prefers_user_then_logname() {
+        let e = Env::empty().set("USER", "u").set("LOGNAME", "l");
+        assert_eq!(os_user(&e), "u");
+        assert_eq!(os_user(&Env::empty().set("LOGNAME", "l")), "l");
+        let none = os_user(&Env::empty().set("USER", ""));
+        assert!(!none.is_empty());
+    }
+
     use super::*;
 
     #[test]

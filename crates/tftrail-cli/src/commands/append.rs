@@ -4,17 +4,13 @@ use std::io::{BufRead, Read};
 
 use tftrail_core::record::{validate_kind, Record};
 
-use super::{KeyArg, StoreArg};
+use super::{Global, TrustedKey};
 use crate::context;
 use crate::error::CliError;
 
 /// Append a record whose payload is the JSON object on stdin; print its index.
 #[derive(clap::Args)]
 pub struct Args {
-    #[command(flatten)]
-    store: StoreArg,
-    #[command(flatten)]
-    key: KeyArg,
     /// Record kind (lower-case letters, digits, '.', '_', '-')
     #[arg(long, default_value = "event")]
     kind: String,
@@ -22,14 +18,12 @@ pub struct Args {
     /// print how many and the new tree size
     #[arg(long)]
     batch: bool,
-    /// Print the result as JSON
-    #[arg(long)]
-    json: bool,
 }
 
-pub fn run(a: Args) -> Result<i32, CliError> {
+pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
     validate_kind(&a.kind).map_err(|e| CliError::usage(e.to_string()))?;
-    let key = context::load_signing_key(&a.key.path())?;
+    let (key_path, source) = g.signing_key();
+    let key = context::load_signing_key(&key_path)?;
     let mut input = Vec::new();
     std::io::stdin()
         .lock()
@@ -68,8 +62,9 @@ pub fn run(a: Args) -> Result<i32, CliError> {
         })?;
         vec![make(v, "stdin")?]
     };
-    let log = context::open_log(&a.store.location(), key.verifier())?;
-    let show = context::progress_allowed(a.json) && entries.len() >= 100_000;
+    let location = g.location();
+    let log = context::open_log_with(&location, key.verifier())?;
+    let show = context::progress_allowed(g.json) && entries.len() >= 100_000;
     let mut progress = |done: u64, total: u64| {
         if show {
             eprint!("\rappending: {done}/{total} records");
@@ -78,8 +73,14 @@ pub fn run(a: Args) -> Result<i32, CliError> {
             }
         }
     };
-    let out = log.append(&key, entries, &[], &mut progress)?;
-    if a.json {
+    let trusted = TrustedKey {
+        key: key.verifier(),
+        source,
+    };
+    let out = log
+        .append(&key, entries, &[], &mut progress)
+        .map_err(|e| context::key_mismatch(e, &trusted, &location, true))?;
+    if g.json {
         println!(
             "{}",
             serde_json::json!({"first": out.first, "count": out.count, "size": out.size})

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::{history, StoreArg, VerifierKeyArg};
+use super::{history, Global};
 use crate::error::CliError;
 
 /// The last recorded change to a resource: who, when, what action, which record, outcome.
@@ -16,23 +16,16 @@ use crate::error::CliError;
 pub struct Args {
     /// Resource address, e.g. terraform_data.web
     address: String,
-    #[command(flatten)]
-    store: StoreArg,
-    #[command(flatten)]
-    key: VerifierKeyArg,
-    /// Print a JSON array (one object per instance; empty when none)
-    #[arg(long)]
-    json: bool,
 }
 
-pub fn run(a: Args) -> Result<i32, CliError> {
-    let all = history::load(&a.store, &a.key, &a.address)?;
+pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
+    let all = history::load(g, &a.address)?;
     let mut last: std::collections::BTreeMap<String, Value> = Default::default();
     for v in all {
         if v["applied"].as_bool() == Some(true) {
             last.insert(v["address"].as_str().unwrap_or("").to_string(), v);
         }
     }
-    history::print(last.into_values().collect(), a.json, &a.address);
+    history::print(last.into_values().collect(), g.json, &a.address);
     Ok(0)
 }

@@ -3,6 +3,7 @@
 use tftrail_store::bootstrap::bootstrap_config;
 use tftrail_store::Cloud;
 
+use super::Global;
 use crate::error::CliError;
 
 /// Print a Terraform configuration that creates a write-once bucket for the log.
@@ -28,7 +29,8 @@ enum Target {
     Azure,
 }
 
-pub fn run(a: Args) -> Result<i32, CliError> {
+pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
+    g.refuse("bootstrap", true, true, true)?;
     let cloud = match a.cloud {
         Target::Aws => Cloud::S3,
         Target::Gcp => Cloud::Gcs,

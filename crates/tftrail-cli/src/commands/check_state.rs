@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 use tftrail_terraform::{Context, Env, StateSnapshot};
 
-use super::{reindex, StoreArg, VerifierKeyArg};
+use super::{reindex, Global};
 use crate::context;
 use crate::error::CliError;
 
@@ -31,13 +31,6 @@ pub struct Args {
     /// The Terraform working directory [default: the current directory]
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
-    #[command(flatten)]
-    store: StoreArg,
-    #[command(flatten)]
-    key: VerifierKeyArg,
-    /// Print the report as JSON
-    #[arg(long)]
-    json: bool,
     /// The program used for `state pull` on non-local backends, with extra options
     #[arg(last = true, value_name = "TERRAFORM")]
     command: Vec<String>,
@@ -116,7 +109,7 @@ fn current_state(
         .map_err(|e| CliError::usage(e.to_string()))
 }
 
-pub fn run(a: Args) -> Result<i32, CliError> {
+pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
     let cwd = std::env::current_dir()
         .map_err(|e| CliError::failure(format!("cannot read the current directory: {e}")))?;
     let dir = cwd.join(a.dir.clone().unwrap_or_default());
@@ -124,8 +117,8 @@ pub fn run(a: Args) -> Result<i32, CliError> {
     let ctx = Context::capture(&dir, &env);
     let current = current_state(&a, &dir, &ctx, &env)?;
 
-    let location = a.store.location();
-    let log = context::open_log(&location, a.key.resolve()?)?;
+    let location = g.location();
+    let log = context::open_log(&location, &g.trusted_key(&location)?)?;
     let cp = log.head()?.checkpoint;
     let ix = reindex::open_index(&log, &location, &cp)?;
     let outcomes = ix
@@ -220,7 +213,7 @@ pub fn run(a: Args) -> Result<i32, CliError> {
         }
     }
     let drift = !findings.is_empty();
-    if a.json {
+    if g.json {
         let mut v = report_base;
         v["in_sync"] = json!(!drift);
         v["record"] = json!(record);

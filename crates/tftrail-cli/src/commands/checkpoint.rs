@@ -2,21 +2,18 @@
 
 use std::io::Write;
 
-use super::{StoreArg, VerifierKeyArg};
+use super::Global;
 use crate::context;
 use crate::error::CliError;
 
 /// Print the signed checkpoint (after checking its signature).
 #[derive(clap::Args)]
-pub struct Args {
-    #[command(flatten)]
-    store: StoreArg,
-    #[command(flatten)]
-    key: VerifierKeyArg,
-}
+pub struct Args {}
 
-pub fn run(a: Args) -> Result<i32, CliError> {
-    let log = context::open_log(&a.store.location(), a.key.resolve()?)?;
+pub fn run(_: Args, g: &Global) -> Result<i32, CliError> {
+    g.refuse("checkpoint", false, false, true)?;
+    let location = g.location();
+    let log = context::open_log(&location, &g.trusted_key(&location)?)?;
     let head = log.head()?;
     std::io::stdout()
         .write_all(&head.note)

@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 use tftrail_index::ChangeRow;
 
-use super::{reindex, StoreArg, VerifierKeyArg};
+use super::{reindex, Global};
 use crate::context;
 use crate::error::CliError;
 
@@ -20,13 +20,6 @@ use crate::error::CliError;
 pub struct Args {
     /// Resource address, e.g. terraform_data.web or module.net.aws_vpc.main
     address: String,
-    #[command(flatten)]
-    store: StoreArg,
-    #[command(flatten)]
-    key: VerifierKeyArg,
-    /// Print a JSON array of changes
-    #[arg(long)]
-    json: bool,
 }
 
 /// One change, with the facts from its (authenticated) record.
@@ -75,9 +68,9 @@ pub fn line(v: &Value) -> String {
 }
 
 /// Loads the changes of `address` with their records.
-pub fn load(store: &StoreArg, key: &VerifierKeyArg, address: &str) -> Result<Vec<Value>, CliError> {
-    let location = store.location();
-    let log = context::open_log(&location, key.resolve()?)?;
+pub fn load(g: &Global, address: &str) -> Result<Vec<Value>, CliError> {
+    let location = g.location();
+    let log = context::open_log(&location, &g.trusted_key(&location)?)?;
     let cp = log.head()?.checkpoint;
     let ix = reindex::open_index(&log, &location, &cp)?;
     let rows = ix.history(address).map_err(reindex::index_err)?;
@@ -105,7 +98,7 @@ pub fn print(changes: Vec<Value>, json: bool, address: &str) {
     }
 }
 
-pub fn run(a: Args) -> Result<i32, CliError> {
-    print(load(&a.store, &a.key, &a.address)?, a.json, &a.address);
+pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
+    print(load(g, &a.address)?, g.json, &a.address);
     Ok(0)
 }

@@ -2,26 +2,23 @@
 
 use tftrail_core::checkpoint::{Origin, SigningKey};
 
-use super::{KeyArg, StoreArg};
+use super::Global;
 use crate::context;
 use crate::error::CliError;
 
 /// Create a new log and its signing key.
 #[derive(clap::Args)]
 pub struct Args {
-    #[command(flatten)]
-    store: StoreArg,
-    #[command(flatten)]
-    key: KeyArg,
     /// The log's origin: the checkpoint's first line and the key name
     /// [default: tftrail.local/<host>/<user>]
     #[arg(long)]
     origin: Option<String>,
 }
 
-pub fn run(a: Args) -> Result<i32, CliError> {
-    let location = a.store.location();
-    let key_path = a.key.path();
+pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
+    g.refuse("init", false, false, true)?;
+    let location = g.location();
+    let key_path = g.signing_key_path();
     let origin = match &a.origin {
         Some(o) => o.clone(),
         None => {
@@ -59,6 +56,14 @@ pub fn run(a: Args) -> Result<i32, CliError> {
     }
     eprintln!("created log {} in {}", origin.as_str(), store.location());
     eprintln!("signing key: {} (keep it secret)", key_path.display());
+    // Readers on this machine then need no --key for this store.
+    match context::remember_key(&location, &key.verifier()) {
+        Ok(p) => eprintln!("verifier key remembered for this store in {}", p.display()),
+        Err(e) => eprintln!(
+            "warning: the verifier key was not remembered: {}",
+            e.message
+        ),
+    }
     eprintln!("verifier key (give it to auditors):");
     println!("{}", key.verifier_key());
     Ok(0)

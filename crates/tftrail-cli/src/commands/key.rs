@@ -1,18 +1,16 @@
 //! `tftrail key`
 
-use super::KeyArg;
+use super::Global;
 use crate::context;
 use crate::error::CliError;
 
 /// Print the log's verifier key.
 #[derive(clap::Args)]
-pub struct Args {
-    #[command(flatten)]
-    key: KeyArg,
-}
+pub struct Args {}
 
-pub fn run(a: Args) -> Result<i32, CliError> {
-    let key = context::load_signing_key(&a.key.path())?;
+pub fn run(_: Args, g: &Global) -> Result<i32, CliError> {
+    g.refuse("key", true, false, true)?;
+    let key = context::load_signing_key(&g.signing_key_path())?;
     println!("{}", key.verifier_key());
     Ok(0)
 }

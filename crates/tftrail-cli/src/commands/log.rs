@@ -3,7 +3,7 @@
 use tftrail_core::record::Record;
 use tftrail_index::Filter;
 
-use super::{reindex, StoreArg, VerifierKeyArg};
+use super::{reindex, Global};
 use crate::error::CliError;
 use crate::{context, render};
 
@@ -13,16 +13,9 @@ use crate::{context, render};
 /// the verified checkpoint first; the records listed are read from the log and checked.
 #[derive(clap::Args)]
 pub struct Args {
-    #[command(flatten)]
-    store: StoreArg,
-    #[command(flatten)]
-    key: VerifierKeyArg,
     /// At most this many records (0: all)
     #[arg(long, default_value_t = 20)]
     limit: u64,
-    /// Print JSON Lines: {"index":N,"record":{…}}
-    #[arg(long)]
-    json: bool,
     /// Only records that plan or make a change to this resource address (or its instances,
     /// ADDR[…])
     #[arg(long, value_name = "ADDR")]
@@ -72,9 +65,9 @@ fn print(index: u64, r: &Record, json: bool) {
     }
 }
 
-pub fn run(a: Args) -> Result<i32, CliError> {
-    let location = a.store.location();
-    let log = context::open_log(&location, a.key.resolve()?)?;
+pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
+    let location = g.location();
+    let log = context::open_log(&location, &g.trusted_key(&location)?)?;
     let head = log.head()?;
     let size = head.checkpoint.size;
     let filtered = a.resource.is_some()
@@ -103,7 +96,7 @@ pub fn run(a: Args) -> Result<i32, CliError> {
         };
         let ix = reindex::open_index(&log, &location, &head.checkpoint)?;
         let found = ix.find(&f).map_err(reindex::index_err)?;
-        if found.is_empty() && !a.json {
+        if found.is_empty() && !g.json {
             eprintln!("no record matches");
         }
         for (i, r) in reindex::read_records(&log, &head.checkpoint, &found)? {
@@ -121,7 +114,7 @@ pub fn run(a: Args) -> Result<i32, CliError> {
                 ))
                 .hint("run `tftrail reindex`"));
             }
-            print(i, &r, a.json);
+            print(i, &r, g.json);
         }
         return Ok(0);
     }
@@ -131,14 +124,14 @@ pub fn run(a: Args) -> Result<i32, CliError> {
         size.saturating_sub(a.limit)
     };
     let entries = log.entries(&head.checkpoint, start, size)?;
-    if size == 0 && !a.json {
+    if size == 0 && !g.json {
         eprintln!("the log is empty");
     }
     for (k, e) in entries.iter().enumerate().rev() {
         let index = start + k as u64;
         let r = Record::from_entry(e)
             .map_err(|err| CliError::integrity(format!("entry {index}: {err}")))?;
-        print(index, &r, a.json);
+        print(index, &r, g.json);
     }
     Ok(0)
 }

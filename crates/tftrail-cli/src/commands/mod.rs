@@ -26,51 +26,83 @@ mod bootstrap;
 mod recover;
 mod storage;
 
-/// Where the log is.
-#[derive(clap::Args, Debug, Clone)]
-pub struct StoreArg {
+/// Options every command accepts before or after its name (`tftrail --store S log` and
+/// `tftrail log --store S` are the same). The environment variables are read by
+/// [`Global::location`] and [`Global::signing_key`], not by clap, so that a value from the
+/// environment never shows in a usage line as if it had been typed.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct Global {
     /// The log's store: a directory, or s3://bucket/prefix, gs://bucket/prefix,
-    /// az://container/prefix [default: $XDG_DATA_HOME/tftrail/log]
-    #[arg(long, env = "TFTRAIL_STORE", value_name = "STORE")]
+    /// az://container/prefix [env: TFTRAIL_STORE] [default: $XDG_DATA_HOME/tftrail/log]
+    #[arg(long, global = true, value_name = "STORE")]
     pub store: Option<String>,
-}
-
-impl StoreArg {
-    /// The resolved location.
-    pub fn location(&self) -> String {
-        crate::context::store_location(self.store.as_deref())
-    }
-}
-
-/// The signing key.
-#[derive(clap::Args, Debug, Clone)]
-pub struct KeyArg {
-    /// The log's private signing key file [default: $XDG_CONFIG_HOME/tftrail/signing.key]
-    #[arg(long, env = "TFTRAIL_KEY", value_name = "FILE")]
-    pub key: Option<PathBuf>,
-}
-
-impl KeyArg {
-    /// The resolved path.
-    pub fn path(&self) -> PathBuf {
-        crate::context::key_path(self.key.as_deref())
-    }
-}
-
-/// The verifier key for commands that only read the log.
-#[derive(clap::Args, Debug, Clone)]
-pub struct VerifierKeyArg {
-    /// Verifier key (name+id+base64, or a file holding it) [default: derived from the signing key]
-    #[arg(long = "key", value_name = "VKEY")]
+    /// The log's key. Commands that sign (init, append, run, key): the signing-key file
+    /// [env: TFTRAIL_KEY] [default: $XDG_CONFIG_HOME/tftrail/signing.key]. Commands that read:
+    /// the verifier key (name+id+base64), a file holding it, or the signing-key file [default:
+    /// TFTRAIL_KEY, else the key `init` remembered for this store, else derived from the
+    /// default signing key]
+    #[arg(long, global = true, value_name = "KEY")]
     pub key: Option<String>,
+    /// Print the result as JSON (commands with a JSON form)
+    #[arg(long, global = true)]
+    pub json: bool,
 }
 
-impl VerifierKeyArg {
-    /// The key given, or the one derived from the signing key.
-    pub fn resolve(&self) -> Result<tftrail_core::checkpoint::VerifierKey, CliError> {
-        crate::context::verifier_key(self.key.as_deref())
+impl Global {
+    /// The store location: --store, else TFTRAIL_STORE, else the XDG data directory.
+    pub fn location(&self) -> String {
+        let env = std::env::var("TFTRAIL_STORE").ok();
+        crate::context::store_location(self.store.as_deref().or(env.as_deref()))
+    }
+
+    /// The signing-key path and where it came from.
+    pub fn signing_key(&self) -> (PathBuf, KeySource) {
+        if let Some(k) = self.key.as_deref().filter(|k| !k.is_empty()) {
+            return (PathBuf::from(k), KeySource::Flag);
+        }
+        if let Some(k) = std::env::var_os("TFTRAIL_KEY").filter(|k| !k.is_empty()) {
+            return (PathBuf::from(k), KeySource::Env);
+        }
+        let p = crate::context::key_path(None);
+        (p.clone(), KeySource::Default(p))
+    }
+
+    /// The signing-key path.
+    pub fn signing_key_path(&self) -> PathBuf {
+        self.signing_key().0
+    }
+
+    /// The key that checkpoints of the store at `location` must be signed by, and where it
+    /// came from: --key, TFTRAIL_KEY, the key remembered for this store by `init`, or the one
+    /// derived from the default signing key.
+    pub fn trusted_key(&self, location: &str) -> Result<TrustedKey, CliError> {
+        crate::context::trusted_key(self.key.as_deref(), location)
+    }
+
+    /// Refuses the options that `command` has no use for, rather than ignore them.
+    pub fn refuse(
+        &self,
+        command: &str,
+        store: bool,
+        key: bool,
+        json: bool,
+    ) -> Result<(), CliError> {
+        let given = [
+            (store && self.store.is_some(), "--store"),
+            (key && self.key.is_some(), "--key"),
+            (json && self.json, "--json"),
+        ];
+        match given.iter().find(|(g, _)| *g) {
+            Some((_, flag)) => Err(CliError::usage(format!(
+                "`tftrail {command}` does not take {flag}"
+            ))
+            .hint(format!("see `tftrail {command} --help`"))),
+            None => Ok(()),
+        }
     }
 }
+
+pub use crate::context::{KeySource, TrustedKey};
 
 /// The commands.
 #[derive(Subcommand)]
@@ -113,24 +145,24 @@ pub enum Command {
 }
 
 /// Runs a command; returns the exit code.
-pub fn run(cmd: Command) -> Result<i32, CliError> {
+pub fn run(cmd: Command, g: &Global) -> Result<i32, CliError> {
     match cmd {
-        Command::Init(a) => init::run(a),
-        Command::Append(a) => append::run(a),
-        Command::Log(a) => log::run(a),
-        Command::Show(a) => show::run(a),
-        Command::Verify(a) => verify::run(a),
-        Command::Prove(a) => prove::run(a),
-        Command::VerifyReceipt(a) => verify_receipt::run(a),
-        Command::Checkpoint(a) => checkpoint::run(a),
-        Command::Key(a) => key::run(a),
-        Command::Run(a) => run::run(a),
-        Command::Blame(a) => blame::run(a),
-        Command::History(a) => history::run(a),
-        Command::CheckState(a) => check_state::run(a),
-        Command::Reindex(a) => reindex::run(a),
-        Command::Storage(a) => storage::run(a),
-        Command::Recover(a) => recover::run(a),
-        Command::Bootstrap(a) => bootstrap::run(a),
+        Command::Init(a) => init::run(a, g),
+        Command::Append(a) => append::run(a, g),
+        Command::Log(a) => log::run(a, g),
+        Command::Show(a) => show::run(a, g),
+        Command::Verify(a) => verify::run(a, g),
+        Command::Prove(a) => prove::run(a, g),
+        Command::VerifyReceipt(a) => verify_receipt::run(a, g),
+        Command::Checkpoint(a) => checkpoint::run(a, g),
+        Command::Key(a) => key::run(a, g),
+        Command::Run(a) => run::run(a, g),
+        Command::Blame(a) => blame::run(a, g),
+        Command::History(a) => history::run(a, g),
+        Command::CheckState(a) => check_state::run(a, g),
+        Command::Reindex(a) => reindex::run(a, g),
+        Command::Storage(a) => storage::run(a, g),
+        Command::Recover(a) => recover::run(a, g),
+        Command::Bootstrap(a) => bootstrap::run(a, g),
     }
 }

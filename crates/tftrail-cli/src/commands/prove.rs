@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use super::{StoreArg, VerifierKeyArg};
+use super::Global;
 use crate::context;
 use crate::error::CliError;
 
@@ -12,14 +12,12 @@ use crate::error::CliError;
 pub struct Args {
     /// The record's index
     index: u64,
-    #[command(flatten)]
-    store: StoreArg,
-    #[command(flatten)]
-    key: VerifierKeyArg,
 }
 
-pub fn run(a: Args) -> Result<i32, CliError> {
-    let log = context::open_log(&a.store.location(), a.key.resolve()?)?;
+pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
+    g.refuse("prove", false, false, true)?;
+    let location = g.location();
+    let log = context::open_log(&location, &g.trusted_key(&location)?)?;
     let head = log.head()?;
     let receipt = log.prove(&head, a.index)?;
     // Never hand out a receipt that does not verify.

@@ -10,7 +10,7 @@
 //! The same machinery gives `verify` its report of hidden and shadowed objects
 //! ([`s3_damage`]).
 
-use super::VerifierKeyArg;
+use super::Global;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -35,16 +35,9 @@ use crate::error::{CliError, EXIT_INTEGRITY};
 /// 2 usage (DEST already holds a log, bad key); 3 storage failure.
 #[derive(clap::Args)]
 pub struct Args {
-    #[command(flatten)]
-    store: super::StoreArg,
     /// Where to write the recovered log: a new directory or an empty store (s3://, gs://, az://)
     #[arg(long, value_name = "DEST")]
     to: String,
-    #[command(flatten)]
-    key: VerifierKeyArg,
-    /// Print the report as JSON
-    #[arg(long)]
-    json: bool,
 }
 
 /// An in-memory store holding a candidate log.
@@ -371,9 +364,9 @@ fn rebuild_plain(store: &dyn Store, key: &VerifierKey) -> Result<Rebuilt, CliErr
     })
 }
 
-pub fn run(a: Args) -> Result<i32, CliError> {
-    let key = a.key.resolve()?;
-    let src = a.store.location();
+pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
+    let src = g.location();
+    let key = g.trusted_key(&src)?.key;
     if src.trim_end_matches('/') == a.to.trim_end_matches('/') {
         return Err(CliError::usage("--to must differ from the source store"));
     }
@@ -429,9 +422,9 @@ pub fn run(a: Args) -> Result<i32, CliError> {
     drop(dest);
 
     // Verify DEST from scratch.
-    let log = context::open_log(&a.to, key.clone())?;
+    let log = context::open_log_with(&a.to, key.clone())?;
     let rep = log.verify(&VerifyOptions { previous: None }, &mut |_, _| {})?;
-    if a.json {
+    if g.json {
         let mut v = serde_json::to_value(&rep).map_err(|e| CliError::failure(e.to_string()))?;
         v["ok"] = rep.ok().into();
         v["source"] = src.clone().into();

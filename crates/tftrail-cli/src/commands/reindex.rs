@@ -7,7 +7,7 @@ use tftrail_core::record::Record;
 use tftrail_index::{Index, IndexError};
 use tftrail_log::Log;
 
-use super::{StoreArg, VerifierKeyArg};
+use super::Global;
 use crate::context;
 use crate::error::CliError;
 
@@ -18,16 +18,12 @@ use crate::error::CliError;
 /// themselves, and rebuild it when it is missing, damaged or does not match the log; this
 /// command forces a rebuild, e.g. after the cache file was edited by hand.
 #[derive(clap::Args)]
-pub struct Args {
-    #[command(flatten)]
-    store: StoreArg,
-    #[command(flatten)]
-    key: VerifierKeyArg,
-}
+pub struct Args {}
 
-pub fn run(a: Args) -> Result<i32, CliError> {
-    let location = a.store.location();
-    let log = context::open_log(&location, a.key.resolve()?)?;
+pub fn run(_: Args, g: &Global) -> Result<i32, CliError> {
+    g.refuse("reindex", false, false, true)?;
+    let location = g.location();
+    let log = context::open_log(&location, &g.trusted_key(&location)?)?;
     let cp = log.head()?.checkpoint;
     let path = index_path(&log, &location);
     Index::rebuild_file(&path, &log, &cp).map_err(index_err)?;

@@ -7,7 +7,7 @@ use tftrail_core::MAX_ENTRY_SIZE;
 use tftrail_log::{Blob, Log};
 use tftrail_terraform::{run_recorded, Invocation, RecordOptions, RecordedPlan, Sink, SinkError};
 
-use super::{reindex, KeyArg, StoreArg};
+use super::{reindex, Global, TrustedKey};
 use crate::context;
 use crate::error::{CliError, EXIT_FAILURE};
 
@@ -24,10 +24,6 @@ use crate::error::{CliError, EXIT_FAILURE};
 /// Example: tftrail run -- terraform plan -out tf.plan && tftrail run -- terraform apply tf.plan
 #[derive(clap::Args)]
 pub struct Args {
-    #[command(flatten)]
-    store: StoreArg,
-    #[command(flatten)]
-    key: KeyArg,
     /// Run the command even when it cannot be recorded (said so in the outcome record when
     /// possible, and on stderr)
     #[arg(long)]
@@ -161,15 +157,22 @@ impl Sink for LogSink {
     }
 }
 
-fn open_target(a: &Args) -> Result<(Log, SigningKey, String), CliError> {
-    let key = context::load_signing_key(&a.key.path())?;
-    let location = a.store.location();
-    let log = context::open_log(&location, key.verifier())?;
-    log.head()?;
+fn open_target(g: &Global) -> Result<(Log, SigningKey, String), CliError> {
+    let (path, source) = g.signing_key();
+    let key = context::load_signing_key(&path)?;
+    let location = g.location();
+    let log = context::open_log_with(&location, key.verifier())?;
+    let trusted = TrustedKey {
+        key: key.verifier(),
+        source,
+    };
+    log.head()
+        .map_err(|e| context::key_mismatch(e, &trusted, &location, true))?;
     Ok((log, key, location))
 }
 
-pub fn run(a: Args) -> Result<i32, CliError> {
+pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
+    g.refuse("run", false, false, true)?;
     let (program, args) = a.command.split_first().expect("clap requires a command");
     let inv = Invocation::parse(program, args).map_err(|e| {
         let hint = e.hint();
@@ -179,7 +182,7 @@ pub fn run(a: Args) -> Result<i32, CliError> {
     })?;
     let recorded = inv.operation().is_recorded() || a.record_read_only;
     let target = if recorded {
-        match open_target(&a) {
+        match open_target(g) {
             Ok(t) => Ok(t),
             Err(e) if a.fail_open => {
                 eprintln!(

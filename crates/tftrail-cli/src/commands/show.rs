@@ -1,6 +1,6 @@
 //! `tftrail show`
 
-use super::{reindex, StoreArg, VerifierKeyArg};
+use super::{reindex, Global};
 use crate::error::CliError;
 use crate::{context, render};
 
@@ -13,13 +13,6 @@ use crate::{context, render};
 pub struct Args {
     /// The record's index
     index: u64,
-    #[command(flatten)]
-    store: StoreArg,
-    #[command(flatten)]
-    key: VerifierKeyArg,
-    /// Print {"index":N,"record":{…}} as JSON
-    #[arg(long)]
-    json: bool,
     /// Print the raw payload instead of the reader's rendering
     #[arg(long, conflicts_with = "json")]
     raw: bool,
@@ -29,9 +22,9 @@ pub struct Args {
     blob: Option<String>,
 }
 
-pub fn run(a: Args) -> Result<i32, CliError> {
-    let location = a.store.location();
-    let log = context::open_log(&location, a.key.resolve()?)?;
+pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
+    let location = g.location();
+    let log = context::open_log(&location, &g.trusted_key(&location)?)?;
     let head = log.head()?;
     let cp = &head.checkpoint;
     if a.index >= cp.size {
@@ -70,7 +63,7 @@ pub fn run(a: Args) -> Result<i32, CliError> {
             .map_err(|e| CliError::failure(format!("cannot write to stdout: {e}")))?;
         return Ok(0);
     }
-    if a.json {
+    if g.json {
         println!("{}", serde_json::json!({"index": a.index, "record": r}));
         return Ok(0);
     }

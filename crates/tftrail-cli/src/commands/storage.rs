@@ -3,6 +3,7 @@
 use tftrail_store::worm::{self, CheckOptions, CheckReport, Finding, Status};
 use tftrail_store::{Cloud, Location};
 
+use super::Global;
 use crate::error::{CliError, EXIT_FAILURE, EXIT_INTEGRITY};
 
 /// Inspect the storage behind a log.
@@ -38,26 +39,22 @@ struct CheckArgs {
     /// The store to check [default: --store / TFTRAIL_STORE / $XDG_DATA_HOME/tftrail/log]
     #[arg(value_name = "STORE")]
     location: Option<String>,
-    #[command(flatten)]
-    store: super::StoreArg,
     /// Minimum default retention, in days
     #[arg(long, value_name = "N", default_value_t = 365)]
     min_retention_days: u32,
-    /// Print the report as JSON
-    #[arg(long)]
-    json: bool,
 }
 
-pub fn run(a: Args) -> Result<i32, CliError> {
+pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
     match a.command {
-        StorageCommand::Check(c) => check(c),
+        StorageCommand::Check(c) => check(c, g),
     }
 }
 
-fn check(a: CheckArgs) -> Result<i32, CliError> {
+fn check(a: CheckArgs, g: &Global) -> Result<i32, CliError> {
+    g.refuse("storage check", false, true, false)?;
     let location = match a.location.filter(|l| !l.is_empty()) {
         Some(l) => l,
-        None => a.store.location(),
+        None => g.location(),
     };
     let loc = Location::parse(&location)?;
     let local = matches!(loc, Location::Local(_));
@@ -82,7 +79,7 @@ fn check(a: CheckArgs) -> Result<i32, CliError> {
             },
         )?,
     };
-    if a.json {
+    if g.json {
         let mut v = serde_json::to_value(&report).map_err(|e| CliError::failure(e.to_string()))?;
         if local {
             v["cloud"] = serde_json::Value::Null;

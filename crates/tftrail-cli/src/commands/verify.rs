@@ -4,41 +4,34 @@ use std::time::Instant;
 
 use tftrail_log::VerifyOptions;
 
-use super::{StoreArg, VerifierKeyArg};
+use super::Global;
 use crate::context;
 use crate::error::{CliError, EXIT_INTEGRITY};
 
 /// Verify the whole log with nothing but the verifier key and the stored objects.
 #[derive(clap::Args)]
-pub struct Args {
-    #[command(flatten)]
-    store: StoreArg,
-    #[command(flatten)]
-    key: VerifierKeyArg,
-    /// Print the report as JSON
-    #[arg(long)]
-    json: bool,
-}
+pub struct Args {}
 
-pub fn run(a: Args) -> Result<i32, CliError> {
-    let key = a.key.resolve()?;
-    let location = a.store.location();
+pub fn run(_: Args, g: &Global) -> Result<i32, CliError> {
+    let location = g.location();
+    let trusted = g.trusted_key(&location)?;
+    let key = trusted.key.clone();
     // On S3, object versions tell what a plain read cannot: objects hidden by delete markers
     // or shadowed by newer versions, and whether intact versions are retained.
     let damage = location
         .starts_with("s3://")
         .then(|| super::recover::s3_damage(&location, &key));
-    let log = match context::open_log(&location, key.clone()) {
+    let log = match context::open_log(&location, &trusted) {
         Ok(l) => l,
         Err(e) => match &damage {
             Some(d) if !d.problems.is_empty() => {
-                return report_damage_only(d, e, a.json);
+                return report_damage_only(d, e, g.json);
             }
             _ => return Err(e),
         },
     };
     let previous = context::last_verified(&key)?;
-    let show = context::progress_allowed(a.json);
+    let show = context::progress_allowed(g.json);
     let started = Instant::now();
     let mut last_draw = Instant::now();
     let mut progress = |done: u64, total: u64| {
@@ -60,7 +53,7 @@ pub fn run(a: Args) -> Result<i32, CliError> {
         Err(e) => {
             let e: CliError = e.into();
             if let Some(d) = damage.as_ref().filter(|d| !d.problems.is_empty()) {
-                return report_damage_only(d, e, a.json);
+                return report_damage_only(d, e, g.json);
             }
             // A checkpoint that does not verify is an integrity failure.
             let e = if e.code == crate::error::EXIT_USAGE && e.message.starts_with("checkpoint:") {
@@ -68,7 +61,7 @@ pub fn run(a: Args) -> Result<i32, CliError> {
             } else {
                 e
             };
-            if a.json {
+            if g.json {
                 let mut v = serde_json::json!({"ok": false, "error": e.message});
                 if e.code == EXIT_INTEGRITY {
                     // The same shape as a report's problems, naming the object at fault.
@@ -96,7 +89,7 @@ pub fn run(a: Args) -> Result<i32, CliError> {
             context::remember_verified(&key, &head.note)?;
         }
     }
-    if a.json {
+    if g.json {
         let mut v = serde_json::to_value(&rep).map_err(|e| CliError::failure(e.to_string()))?;
         v["ok"] = rep.ok().into();
         v["previous_size"] = previous.as_ref().map(|p| p.size).into();

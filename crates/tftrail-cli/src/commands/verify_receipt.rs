@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use tftrail_core::receipt::Receipt;
 use tftrail_core::record::Record;
 
+use super::Global;
 use crate::context;
 use crate::error::CliError;
 
@@ -13,15 +14,9 @@ use crate::error::CliError;
 pub struct Args {
     /// The receipt (`-` for stdin)
     file: PathBuf,
-    /// The log's verifier key (name+id+base64, or a file holding it)
-    #[arg(long, value_name = "VKEY")]
-    key: String,
     /// A copy of the entry to check against the receipt
     #[arg(long, value_name = "FILE")]
     entry: Option<PathBuf>,
-    /// Print the result as JSON
-    #[arg(long)]
-    json: bool,
 }
 
 fn read(p: &PathBuf) -> Result<Vec<u8>, CliError> {
@@ -34,8 +29,16 @@ fn read(p: &PathBuf) -> Result<Vec<u8>, CliError> {
     std::fs::read(p).map_err(|e| CliError::usage(format!("cannot read {}: {e}", p.display())))
 }
 
-pub fn run(a: Args) -> Result<i32, CliError> {
-    let key = context::verifier_key(Some(&a.key))?;
+pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
+    g.refuse("verify-receipt", true, false, false)?;
+    let key = match g.key.as_deref().filter(|k| !k.is_empty()) {
+        Some(k) => context::verifier_key(k)?,
+        None => {
+            return Err(CliError::usage(
+                "verify-receipt needs the log's verifier key: --key <name+id+base64> (or a file holding it)",
+            ))
+        }
+    };
     let data = read(&a.file)?;
     let receipt =
         Receipt::parse(&data).map_err(|e| CliError::usage(format!("{}: {e}", a.file.display())))?;
@@ -44,7 +47,7 @@ pub fn run(a: Args) -> Result<i32, CliError> {
         .verify(&key, entry.as_deref())
         .map_err(|e| CliError::integrity(format!("{}: {e}", a.file.display())))?;
     let record = Record::from_entry(&entry).ok();
-    if a.json {
+    if g.json {
         println!(
             "{}",
             serde_json::json!({"ok": true, "index": receipt.index, "origin": cp.origin, "size": cp.size,
