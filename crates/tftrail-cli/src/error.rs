@@ -2,7 +2,8 @@
 //!
 //! Exit codes (a contract for scripts): 0 success; 1 the log failed an integrity check;
 //! 2 usage error or unreadable/bad input; 3 operational failure (storage, I/O, network).
-//! `tftrail run` exits with Terraform's own code instead.
+//! `tftrail run` exits with Terraform's own code instead, and with codes Terraform never uses
+//! for its own failures (see [`CliError::in_run`]).
 
 use tftrail_log::LogError;
 use tftrail_store::StoreError;
@@ -13,6 +14,15 @@ pub const EXIT_INTEGRITY: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 /// Exit code: operational failure.
 pub const EXIT_FAILURE: i32 = 3;
+
+/// `tftrail run`: the log failed an integrity check; the command did not run.
+pub const EXIT_RUN_INTEGRITY: i32 = 121;
+/// `tftrail run`: usage error or bad input (tftrail's options, not Terraform's).
+pub const EXIT_RUN_USAGE: i32 = 122;
+/// `tftrail run`: operational failure (the log cannot be written: storage, I/O, key).
+pub const EXIT_RUN_FAILURE: i32 = 123;
+/// `tftrail run`: the Terraform/OpenTofu program was not found (as a shell says).
+pub const EXIT_RUN_NOT_FOUND: i32 = 127;
 
 /// An error as the user sees it.
 #[derive(Debug)]
@@ -51,6 +61,19 @@ impl CliError {
             message: message.into(),
             hint: None,
         }
+    }
+
+    /// The same error as `tftrail run` reports it: Terraform exits 1 on its own errors and 2
+    /// for "changes present" with -detailed-exitcode, so tftrail's own failures there take
+    /// codes Terraform never uses (121 integrity, 122 usage, 123 operational).
+    pub fn in_run(mut self) -> Self {
+        self.code = match self.code {
+            EXIT_INTEGRITY => EXIT_RUN_INTEGRITY,
+            EXIT_USAGE => EXIT_RUN_USAGE,
+            EXIT_FAILURE => EXIT_RUN_FAILURE,
+            other => other,
+        };
+        self
     }
 
     /// Adds a hint.

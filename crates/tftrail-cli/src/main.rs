@@ -29,6 +29,9 @@ fn parse_hint(e: &clap::Error, args: &[String]) -> Option<String> {
         return None;
     }
     // `tftrail run terraform plan`: the command must follow `--`.
+    if !is_run(args) {
+        return None;
+    }
     let run = args.iter().skip(1).position(|a| a == "run")?;
     let after = &args[run + 2..];
     if after.iter().any(|a| a == "--") {
@@ -44,6 +47,21 @@ fn parse_hint(e: &clap::Error, args: &[String]) -> Option<String> {
     ))
 }
 
+/// Whether the command line is `tftrail [global options] run …`.
+fn is_run(args: &[String]) -> bool {
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--store" | "--key" => {
+                it.next();
+            }
+            a if a.starts_with('-') => {}
+            a => return a == "run",
+        }
+    }
+    false
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let cli = match Cli::try_parse_from(&args) {
@@ -54,7 +72,12 @@ fn main() -> ExitCode {
             if let Some(h) = hint {
                 eprintln!("hint: {h}");
             }
-            return ExitCode::from(e.exit_code() as u8);
+            // tftrail's own usage errors in `run` take a code Terraform never uses.
+            let code = match e.exit_code() {
+                2 if is_run(&args) => error::EXIT_RUN_USAGE,
+                c => c,
+            };
+            return ExitCode::from(code as u8);
         }
     };
     match commands::run(cli.command, &cli.global) {

@@ -210,7 +210,10 @@ fn wrong_keys() {
         c.env("TFTRAIL_KEY", key);
         let out = common::run(c, Some(b"{\"evil\":true}"));
         let err = assert_fails(&out, 1, &["checkpoint"]);
-        assert!(err.contains("not signed by the trusted key"), "{err}");
+        assert!(
+            err.contains("is not signed by the key given with --key"),
+            "{err}"
+        );
         assert_eq!(
             snapshot(&env.store),
             before,

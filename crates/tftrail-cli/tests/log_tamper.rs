@@ -327,7 +327,13 @@ fn log_replaced_by_one_with_another_key() {
     impostor.append_batch(&lines(0..SIZE));
     std::fs::remove_dir_all(&env.store).unwrap();
     common::copy_tree(&impostor.store, &env.store);
-    verify_fails(&env, &["checkpoint", "not signed by the trusted key"]);
+    verify_fails(
+        &env,
+        &[
+            "checkpoint",
+            "is not signed by the key named by TFTRAIL_KEY",
+        ],
+    );
     verify_json_fails(&env, "checkpoint", None);
 }
 

@@ -27,17 +27,17 @@ fn bad_commands_and_plan_files() {
 
     // Not Terraform.
     let out = env.tf_tftrail(&dir, &["run", "--", "ls", "-la"], &[]);
-    common::assert_fails(&out, 2, &["not Terraform or OpenTofu", "hint:"]);
+    common::assert_fails(&out, 122, &["not Terraform or OpenTofu", "hint:"]);
     // No such Terraform binary.
     let out = env.tf_tftrail(
         &dir,
         &["run", "--", "/nonexistent/bin/terraform", "plan"],
         &[],
     );
-    common::assert_fails(&out, 2, &["cannot find", "hint:"]);
+    common::assert_fails(&out, 127, &["cannot find", "hint:"]);
     // Nothing after --.
     let out = env.tf_tftrail(&dir, &["run"], &[]);
-    assert_eq!(code(&out), 2);
+    assert_eq!(code(&out), 122);
 
     // A broken plan file: Terraform's own exit code and message; the attempt is recorded.
     let (out, _) = env.tf_run(&dir, &["init", "-input=false"], &[]);
@@ -128,7 +128,7 @@ fn unusable_log_stops_state_changes_unless_fail_open() {
         &["run", "--", tf, "apply", "-auto-approve", "-input=false"],
         &[],
     );
-    assert_eq!(code(&out), 3, "{}", common::describe(&out));
+    assert_eq!(code(&out), 123, "{}", common::describe(&out));
     assert!(stderr(&out).contains("NOT run"), "{}", stderr(&out));
     assert!(!dir.join("terraform.tfstate").exists());
 

@@ -209,3 +209,27 @@ fn stays_correct_when_extended_deleted_corrupted_or_rolled_back() {
     drop(ix);
     assert!(matches!(f.open().1, Sync::Rebuilt(_)));
 }
+
+#[test]
+fn kind_filters_are_prefixes_and_short_terraform_names() {
+    use crate::kind_matches;
+    for (f, k) in [
+        ("apply", "terraform.apply.intent"),
+        ("apply", "terraform.apply.outcome"),
+        ("plan", "terraform.plan"),
+        ("terraform.apply", "terraform.apply.outcome"),
+        ("terraform", "terraform.destroy.intent"),
+        ("change", "change.approval"),
+        ("event", "event"),
+    ] {
+        assert!(kind_matches(f, k), "{f} should match {k}");
+    }
+    for (f, k) in [
+        ("apply", "terraform.plan"),
+        ("terraform.plan", "terraform.apply.intent"),
+        ("x.apply", "terraform.apply.intent"),
+        ("event", "terraform.apply.intent"),
+    ] {
+        assert!(!kind_matches(f, k), "{f} should not match {k}");
+    }
+}

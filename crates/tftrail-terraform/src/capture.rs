@@ -679,7 +679,7 @@ pub fn run_recorded(
                     None => json!({
                         "saved": false,
                         "reviewed": false,
-                        "note": "no saved plan: Terraform plans again at apply time, so what is applied was not reviewed from a recorded plan",
+                        "note": unsaved_plan_note(inv),
                         "auto_approve": inv.has_flag("-auto-approve"),
                     }),
                 };
@@ -803,4 +803,18 @@ pub fn run_recorded(
             finish(sink, &scrubber, inv, &r, done)
         }
     }
+}
+
+/// The intent's plan note for a command that runs without a saved plan, in the words of what
+/// it does (a destroy destroys; it is not "applied").
+fn unsaved_plan_note(inv: &Invocation) -> String {
+    let (when, what) = match inv.operation() {
+        Operation::Destroy => ("when it destroys", "what is destroyed"),
+        Operation::Refresh => ("when it refreshes", "what is refreshed"),
+        Operation::Import => ("when it imports", "what is imported"),
+        _ => ("at apply time", "what is applied"),
+    };
+    format!(
+        "no saved plan: Terraform plans again {when}, so {what} was not reviewed from a recorded plan"
+    )
 }

@@ -16,6 +16,8 @@ pub struct StateSnapshot {
     lineage: Option<String>,
     serial: Option<u64>,
     sha256: String,
+    /// SHA-256 of the state's RFC 8785 canonical JSON.
+    content_sha256: String,
     size: u64,
     terraform_version: Option<String>,
     instances: BTreeMap<String, Instance>,
@@ -208,6 +210,7 @@ impl StateSnapshot {
             lineage: obj.get("lineage").and_then(Value::as_str).map(String::from),
             serial: obj.get("serial").and_then(Value::as_u64),
             sha256: hex::encode(sha2::Sha256::digest(bytes)),
+            content_sha256: content_sha256(&v),
             size: bytes.len() as u64,
             terraform_version: obj
                 .get("terraform_version")
@@ -238,6 +241,12 @@ impl StateSnapshot {
         self.instances.keys().map(|s| s.as_str())
     }
 
+    /// SHA-256 of the state's canonical JSON (RFC 8785): the same for two states that differ
+    /// only in formatting (whitespace, key order, number spelling).
+    pub fn content_sha256(&self) -> &str {
+        &self.content_sha256
+    }
+
     /// The fingerprint fragment for records (no values).
     pub fn fingerprint(&self) -> Value {
         json!({
@@ -245,6 +254,7 @@ impl StateSnapshot {
             "lineage": self.lineage,
             "serial": self.serial,
             "sha256": self.sha256,
+            "content_sha256": self.content_sha256,
             "size": self.size,
             "terraform_version": self.terraform_version,
             "resources": self.instances.len(),
@@ -297,6 +307,13 @@ pub struct ChangedInstance {
     pub address: String,
     /// Changed attribute paths.
     pub paths: Vec<String>,
+}
+
+/// SHA-256 of a JSON document's RFC 8785 canonical form, hex.
+fn content_sha256(v: &Value) -> String {
+    use sha2::Digest;
+    let canonical = serde_json_canonicalizer::to_vec(v).unwrap_or_default();
+    hex::encode(sha2::Sha256::digest(canonical))
 }
 
 /// Diff where either side may be absent (no state yet / state deleted).

@@ -57,8 +57,7 @@ pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
                 .hint("pipe one JSON object, e.g. echo '{\"msg\":\"hi\"}' | tftrail append"));
         }
         let v: serde_json::Value = serde_json::from_slice(&input).map_err(|e| {
-            CliError::usage(format!("stdin is not valid JSON: {e}"))
-                .hint("use --batch for JSON Lines")
+            CliError::usage(format!("stdin is not valid JSON: {e}")).hint(not_json_hint(&input))
         })?;
         vec![make(v, "stdin")?]
     };
@@ -97,4 +96,21 @@ pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
         println!("{}", out.first);
     }
     Ok(0)
+}
+
+/// The hint for stdin that is not one JSON value: JSON Lines want --batch; anything else
+/// wants wrapping in an object.
+fn not_json_hint(input: &[u8]) -> String {
+    let lines: Vec<&[u8]> = input
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+        .collect();
+    let all_json = lines
+        .iter()
+        .all(|l| serde_json::from_slice::<serde_json::Value>(l).is_ok());
+    if lines.len() > 1 && all_json {
+        "stdin holds one JSON value per line: pass --batch to append each line as a record".into()
+    } else {
+        "the record's payload must be a JSON object, e.g. echo '{\"msg\":\"deploy approved\"}' | tftrail append --kind change.approval".into()
+    }
 }

@@ -164,6 +164,7 @@ pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
         None => (None, json!({"present": false})),
     };
     let rec_present = recorded.get("present").and_then(Value::as_bool) == Some(true);
+    let mut reformatted = false;
     let mut added = vec![];
     let mut removed = vec![];
     match (&current, rec_present) {
@@ -179,7 +180,14 @@ pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
         }
         (Some(s), true) => {
             let rs = |k: &str| recorded.get(k).cloned().unwrap_or(Value::Null);
-            if rs("sha256").as_str() != Some(s.sha256()) {
+            // Same bytes, or the same JSON written differently (records before content_sha256
+            // existed can only compare bytes).
+            let same = rs("sha256").as_str() == Some(s.sha256())
+                || rs("content_sha256").as_str() == Some(s.content_sha256());
+            if same && rs("sha256").as_str() != Some(s.sha256()) {
+                reformatted = true;
+            }
+            if !same {
                 if rs("lineage").as_str() != s.lineage() {
                     findings.push(format!(
                         "lineage replaced: recorded {}, now {}",
@@ -216,6 +224,8 @@ pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
     if g.json {
         let mut v = report_base;
         v["in_sync"] = json!(!drift);
+        v["recorded"] = json!(record.is_some());
+        v["reformatted"] = json!(reformatted);
         v["record"] = json!(record);
         v["recorded_state"] = recorded;
         v["current_state"] = cur_fp.unwrap_or(json!({"present": false}));
@@ -224,12 +234,24 @@ pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
         v["removed"] = json!(removed);
         println!("{v}");
     } else if !drift {
-        println!(
-            "in sync: the state of {} (workspace {}) matches record {}",
-            ctx.dir,
-            ctx.workspace,
-            record.map_or("-".into(), |i| i.to_string())
-        );
+        match record {
+            None => println!(
+                "nothing recorded: {} (workspace {}) has no state, and no run there was ever recorded",
+                ctx.dir, ctx.workspace
+            ),
+            Some(i) if current.is_none() => println!(
+                "in sync: {} (workspace {}) has no state, as record {i} left it",
+                ctx.dir, ctx.workspace
+            ),
+            Some(i) if reformatted => println!(
+                "in sync: the state of {} (workspace {}) has the content record {i} left (only its formatting differs)",
+                ctx.dir, ctx.workspace
+            ),
+            Some(i) => println!(
+                "in sync: the state of {} (workspace {}) matches record {i}",
+                ctx.dir, ctx.workspace
+            ),
+        }
     } else {
         println!(
             "DRIFT: the state of {} (workspace {}, backend {}) changed outside tftrail",

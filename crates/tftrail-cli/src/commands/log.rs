@@ -23,8 +23,9 @@ pub struct Args {
     /// Only records by this actor: an OS user, user@host, or a CI actor
     #[arg(long, value_name = "USER")]
     actor: Option<String>,
-    /// Only records of this kind, or of kinds below it (`terraform.apply` matches
-    /// `terraform.apply.intent` and `terraform.apply.outcome`)
+    /// Only records whose kind starts with KIND (`terraform.apply` matches
+    /// `terraform.apply.intent` and `terraform.apply.outcome`); a word without a dot also
+    /// matches Terraform's kinds by their short name (`apply`, `plan`, `destroy`, `state`)
     #[arg(long, value_name = "KIND")]
     kind: Option<String>,
     /// Only records at or after this time (RFC 3339, or YYYY-MM-DD for the start of that day, UTC)
@@ -104,7 +105,7 @@ pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
             let kind_ok = f
                 .kind
                 .as_ref()
-                .is_none_or(|k| r.kind == *k || r.kind.starts_with(&format!("{k}.")));
+                .is_none_or(|k| tftrail_index::kind_matches(k, &r.kind));
             let outcome_ok = f.outcome.as_ref().is_none_or(|o| {
                 r.payload.get("outcome").and_then(|v| v.as_str()) == Some(o.as_str())
             });

@@ -9,7 +9,7 @@ use tftrail_terraform::{run_recorded, Invocation, RecordOptions, RecordedPlan, S
 
 use super::{reindex, Global, TrustedKey};
 use crate::context;
-use crate::error::{CliError, EXIT_FAILURE};
+use crate::error::{CliError, EXIT_FAILURE, EXIT_RUN_NOT_FOUND};
 
 /// Run Terraform or OpenTofu and record it in the log.
 ///
@@ -171,7 +171,13 @@ fn open_target(g: &Global) -> Result<(Log, SigningKey, String), CliError> {
     Ok((log, key, location))
 }
 
+/// Runs the command; tftrail's own failures exit with 121–123 or 127, never with a code
+/// Terraform uses.
 pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
+    run_recording(a, g).map_err(CliError::in_run)
+}
+
+fn run_recording(a: Args, g: &Global) -> Result<i32, CliError> {
     g.refuse("run", false, false, true)?;
     let (program, args) = a.command.split_first().expect("clap requires a command");
     let inv = Invocation::parse(program, args).map_err(|e| {
@@ -241,10 +247,10 @@ pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
                 (tftrail_terraform::Error::IntentNotStored { .. }, _) => EXIT_FAILURE,
                 (
                     tftrail_terraform::Error::NotTerraform { .. }
-                    | tftrail_terraform::Error::EmptyCommand
-                    | tftrail_terraform::Error::ToolNotFound { .. },
+                    | tftrail_terraform::Error::EmptyCommand,
                     _,
                 ) => crate::error::EXIT_USAGE,
+                (tftrail_terraform::Error::ToolNotFound { .. }, _) => EXIT_RUN_NOT_FOUND,
                 _ => EXIT_FAILURE,
             };
             Err(CliError {

@@ -2,6 +2,7 @@
 
 use std::time::Instant;
 
+use tftrail_core::checkpoint::CheckpointError;
 use tftrail_log::VerifyOptions;
 
 use super::Global;
@@ -12,6 +13,30 @@ use crate::error::{CliError, EXIT_INTEGRITY};
 #[derive(clap::Args)]
 pub struct Args {}
 
+/// The error of a verification that could not start (or stopped at the checkpoint), printed
+/// as a JSON report too with --json.
+fn failed(e: CliError, at_checkpoint: bool, json: bool) -> CliError {
+    // A checkpoint that does not verify is an integrity failure.
+    let e = if e.code == crate::error::EXIT_USAGE && at_checkpoint {
+        CliError {
+            code: EXIT_INTEGRITY,
+            ..e
+        }
+    } else {
+        e
+    };
+    if json {
+        let mut v = serde_json::json!({"ok": false, "error": e.message});
+        if e.code == EXIT_INTEGRITY {
+            // The same shape as a report's problems, naming the object at fault.
+            let object = if at_checkpoint { "checkpoint" } else { "" };
+            v["problems"] = serde_json::json!([{"object": object, "message": e.message}]);
+        }
+        println!("{v}");
+    }
+    e
+}
+
 pub fn run(_: Args, g: &Global) -> Result<i32, CliError> {
     let location = g.location();
     let trusted = g.trusted_key(&location)?;
@@ -21,14 +46,19 @@ pub fn run(_: Args, g: &Global) -> Result<i32, CliError> {
     let damage = location
         .starts_with("s3://")
         .then(|| super::recover::s3_damage(&location, &key));
-    let log = match context::open_log(&location, &trusted) {
+    let log = match tftrail_store::open(&location)
+        .map_err(tftrail_log::LogError::from)
+        .and_then(|store| tftrail_log::Log::open(store, key.clone()))
+    {
         Ok(l) => l,
-        Err(e) => match &damage {
-            Some(d) if !d.problems.is_empty() => {
+        Err(e) => {
+            let at_checkpoint = matches!(e, tftrail_log::LogError::CheckpointMissing { .. });
+            let e: CliError = e.into();
+            if let Some(d) = damage.as_ref().filter(|d| !d.problems.is_empty()) {
                 return report_damage_only(d, e, g.json);
             }
-            _ => return Err(e),
-        },
+            return Err(failed(e, at_checkpoint, g.json));
+        }
     };
     let previous = context::last_verified(&key)?;
     let show = context::progress_allowed(g.json);
@@ -51,30 +81,22 @@ pub fn run(_: Args, g: &Global) -> Result<i32, CliError> {
     ) {
         Ok(r) => r,
         Err(e) => {
-            let e: CliError = e.into();
+            // Another log's default key (exit 2, see key_mismatch) is not damage.
+            let other_default = matches!(
+                e,
+                tftrail_log::LogError::Checkpoint(CheckpointError::NotSignedByKey { .. })
+            ) && !trusted.source.is_explicit();
+            let at_checkpoint = !other_default
+                && matches!(
+                    e,
+                    tftrail_log::LogError::Checkpoint(_)
+                        | tftrail_log::LogError::CheckpointMissing { .. }
+                );
+            let e = context::key_mismatch(e, &trusted, &location, false);
             if let Some(d) = damage.as_ref().filter(|d| !d.problems.is_empty()) {
                 return report_damage_only(d, e, g.json);
             }
-            // A checkpoint that does not verify is an integrity failure.
-            let e = if e.code == crate::error::EXIT_USAGE && e.message.starts_with("checkpoint:") {
-                CliError::integrity(e.message)
-            } else {
-                e
-            };
-            if g.json {
-                let mut v = serde_json::json!({"ok": false, "error": e.message});
-                if e.code == EXIT_INTEGRITY {
-                    // The same shape as a report's problems, naming the object at fault.
-                    let object = if e.message.starts_with("checkpoint:") {
-                        "checkpoint"
-                    } else {
-                        ""
-                    };
-                    v["problems"] = serde_json::json!([{"object": object, "message": e.message}]);
-                }
-                println!("{v}");
-            }
-            return Err(e);
+            return Err(failed(e, at_checkpoint, g.json));
         }
     };
     let mut rep = rep;
