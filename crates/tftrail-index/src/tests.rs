@@ -119,12 +119,24 @@ fn filters() {
         }),
         vec![2, 1]
     );
+    // A kind filter is a prefix (documented on `log --kind`), and a word without a dot
+    // also names Terraform's kinds.
+    for k in ["terraform.app", "apply", "app"] {
+        assert_eq!(
+            q(Filter {
+                kind: Some(k.into()),
+                ..Default::default()
+            }),
+            vec![2, 1],
+            "{k}"
+        );
+    }
     assert_eq!(
         q(Filter {
-            kind: Some("terraform.app".into()),
+            kind: Some("plan".into()),
             ..Default::default()
         }),
-        Vec::<u64>::new()
+        vec![0]
     );
     assert_eq!(
         q(Filter {

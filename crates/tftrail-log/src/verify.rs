@@ -1006,6 +1006,104 @@ mod tests {
         rep.problems.iter().map(|p| p.to_string()).collect()
     }
 
+    /// Problems of a log built from `batches` after `tamper` changed its claims.
+    fn claim_problems(batches: &[usize], tamper: impl FnOnce(&Path, &SigningKey)) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let key = build(dir.path(), batches);
+        assert!(verify(dir.path(), &key).ok());
+        tamper(dir.path(), &key);
+        problems(&verify(dir.path(), &key))
+    }
+
+    fn claim_file(dir: &Path, start: u64) -> std::path::PathBuf {
+        dir.join(tftrail_core::layout::batch_path(start))
+    }
+
+    fn replace(p: &Path, data: &[u8]) {
+        std::fs::remove_file(p).unwrap();
+        std::fs::write(p, data).unwrap();
+    }
+
+    #[test]
+    fn every_claim_is_checked() {
+        // A flipped byte in the signature, the header or the body of a claim.
+        for offset in [10usize, 60, usize::MAX] {
+            let got = claim_problems(&[300, 3, 5], |dir, _| {
+                let p = claim_file(dir, 300);
+                let mut b = std::fs::read(&p).unwrap();
+                let at = offset.min(b.len() - 1);
+                b[at] ^= 0x20;
+                replace(&p, &b);
+            });
+            assert_eq!(got.len(), 1, "{got:?}");
+            assert!(
+                got[0].starts_with("tftrail/batches/300 (entry 300): batch claim does not verify"),
+                "{got:?}"
+            );
+        }
+        // A deleted claim: its entries are covered by none.
+        let got = claim_problems(&[300, 3, 5], |dir, _| {
+            std::fs::remove_file(claim_file(dir, 303)).unwrap();
+        });
+        assert_eq!(
+            got,
+            ["tftrail/batches/303 (entry 303): no batch claim covers the entries from 303 on: the claim was deleted"]
+        );
+        // A claim signed with the log's key but for other entries (a key holder rewriting
+        // the sequencing record).
+        let got = claim_problems(&[300, 3, 5], |dir, key| {
+            let forged = tftrail_core::batch::encode(key, 300, &[entry(1), entry(2), entry(3)]);
+            replace(&claim_file(dir, 300), &forged);
+        });
+        assert_eq!(
+            got,
+            ["tftrail/batches/300 (entry 300): batch claim's leaf hashes do not match entries 300..303 of the log"]
+        );
+        // A claim of the right entries with a v2 body (leaf hashes) verifies like the v1 one.
+        let got = claim_problems(&[300, 3, 5], |dir, key| {
+            let hashes: Vec<Hash> = (300..303).map(|i| leaf_hash(&entry(i))).collect();
+            let v2 = tftrail_core::batch::encode_hashes(key, 300, "test-stage", &hashes);
+            replace(&claim_file(dir, 300), &v2);
+        });
+        assert!(got.is_empty(), "{got:?}");
+        // A claim that overlaps the batch before it, and one past the checkpoint's size.
+        let got = claim_problems(&[300, 3, 5], |dir, key| {
+            let c = tftrail_core::batch::encode(key, 301, &[entry(301)]);
+            std::fs::write(claim_file(dir, 301), c).unwrap();
+        });
+        assert_eq!(
+            got,
+            ["tftrail/batches/301 (entry 301): batch claim starts at 301, inside the batch before it"]
+        );
+        let got = claim_problems(&[300, 3, 5], |dir, key| {
+            let c = tftrail_core::batch::encode(
+                key,
+                303,
+                &[
+                    entry(303),
+                    entry(304),
+                    entry(305),
+                    entry(306),
+                    entry(307),
+                    entry(308),
+                ],
+            );
+            replace(&claim_file(dir, 303), &c);
+        });
+        assert_eq!(
+            got,
+            ["tftrail/batches/303 (entry 303): batch claim covers entries 303..309, past the checkpoint's 308 entries"]
+        );
+        // A stray object among the claims.
+        let got = claim_problems(&[3], |dir, _| {
+            std::fs::write(dir.join("tftrail/batches/junk"), b"x").unwrap();
+        });
+        assert_eq!(
+            got,
+            ["tftrail/batches/junk: unexpected object among the batch claims"]
+        );
+    }
+
     #[test]
     fn reads_each_object_once() {
         // Partial bundles and level-0 tiles of several widths, and level-1 partial tiles of
