@@ -375,14 +375,13 @@ pub enum Sync {
 
 /// Whether a record of `kind` matches the filter `filter`: `filter` is a prefix of the kind
 /// (`terraform.apply` matches `terraform.apply.intent`, `change` matches `change.approval`),
-/// and a filter without a dot also matches Terraform's kinds by their short name (`apply`
-/// matches `terraform.apply.intent` and `terraform.apply.outcome`, `plan` `terraform.plan`).
+/// or of the kind without its `terraform.` (`apply` matches `terraform.apply.intent` and
+/// `terraform.apply.outcome`, `destroy.intent` `terraform.destroy.intent`).
 pub fn kind_matches(filter: &str, kind: &str) -> bool {
     kind.starts_with(filter)
-        || (!filter.contains('.')
-            && kind
-                .strip_prefix("terraform.")
-                .is_some_and(|k| k.starts_with(filter)))
+        || kind
+            .strip_prefix("terraform.")
+            .is_some_and(|k| k.starts_with(filter))
 }
 
 /// Filters for [`Index::find`]. All given filters must match.
@@ -674,13 +673,12 @@ impl Index {
             format!("?{}", args.len())
         };
         if let Some(k) = &f.kind {
-            // A prefix of the kind; a word without a dot also names Terraform's kinds
+            // A prefix of the kind, or of a Terraform kind without its `terraform.`
             // (`apply` matches `terraform.apply.intent`), see [`kind_matches`].
             let a = p(k.clone().into());
             let b = p(format!("terraform.{k}").into());
-            let short = if k.contains('.') { "0" } else { "1" };
             clauses.push(format!(
-                "(substr(kind, 1, length({a})) = {a} OR ({short} AND substr(kind, 1, length({b})) = {b}))"
+                "(substr(kind, 1, length({a})) = {a} OR substr(kind, 1, length({b})) = {b})"
             ));
         }
         if let Some(a) = &f.actor {

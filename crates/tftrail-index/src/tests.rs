@@ -119,7 +119,7 @@ fn filters() {
         }),
         vec![2, 1]
     );
-    // A kind filter is a prefix (documented on `log --kind`), and a word without a dot
+    // A kind filter is a prefix (documented on `log --kind`), also of a Terraform kind
     // also names Terraform's kinds.
     for k in ["terraform.app", "apply", "app"] {
         assert_eq!(
@@ -233,6 +233,7 @@ fn kind_filters_are_prefixes_and_short_terraform_names() {
         ("terraform", "terraform.destroy.intent"),
         ("change", "change.approval"),
         ("event", "event"),
+        ("destroy.intent", "terraform.destroy.intent"),
     ] {
         assert!(kind_matches(f, k), "{f} should match {k}");
     }

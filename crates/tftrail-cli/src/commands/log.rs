@@ -24,8 +24,8 @@ pub struct Args {
     #[arg(long, value_name = "USER")]
     actor: Option<String>,
     /// Only records whose kind starts with KIND (`terraform.apply` matches
-    /// `terraform.apply.intent` and `terraform.apply.outcome`); a word without a dot also
-    /// matches Terraform's kinds by their short name (`apply`, `plan`, `destroy`, `state`)
+    /// `terraform.apply.intent` and `terraform.apply.outcome`), or of a Terraform kind
+    /// without its `terraform.` (`apply`, `plan`, `destroy.intent`, `state`)
     #[arg(long, value_name = "KIND")]
     kind: Option<String>,
     /// Only records at or after this time (RFC 3339, or YYYY-MM-DD for the start of that day, UTC)
