@@ -86,7 +86,7 @@ fn one_os_identity_without_user() {
     let o = out(strip(bare(&env, &["init"])), None);
     assert_eq!(code(&o), 0, "{}", describe(&o));
     assert!(
-        stderr(&o).contains(&format!("tftrail.local/")) && stderr(&o).contains(&format!("/{who} ")),
+        stderr(&o).contains("tftrail.local/") && stderr(&o).contains(&format!("/{who} ")),
         "default origin does not name {who}\n{}",
         describe(&o)
     );

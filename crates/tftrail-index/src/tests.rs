@@ -120,7 +120,7 @@ fn filters() {
         vec![2, 1]
     );
     // A kind filter is a prefix (documented on `log --kind`), also of a Terraform kind
-    // also names Terraform's kinds.
+    // without its `terraform.`.
     for k in ["terraform.app", "apply", "app"] {
         assert_eq!(
             q(Filter {

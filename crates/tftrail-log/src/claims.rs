@@ -273,7 +273,7 @@ impl ClaimMatcher {
 
 impl ClaimMatcher {
     /// After the last entry: claims that start inside batches already matched overlap them.
-    pub(crate) fn finish(mut self) -> Vec<ClaimProblem> {
+    pub(crate) fn finish(&mut self) -> Vec<ClaimProblem> {
         for (s, _) in &self.claims[self.next..] {
             if *s < self.pos {
                 self.problems.push((
@@ -283,6 +283,6 @@ impl ClaimMatcher {
                 ));
             }
         }
-        self.problems
+        std::mem::take(&mut self.problems)
     }
 }

@@ -93,6 +93,8 @@ struct Stored<'p> {
     /// Partial hash tiles (level, index, width) compared with the recomputed tile already, as
     /// narrower partials or found equal to it at their own width: they need no second look.
     compared: BTreeSet<(u8, u64, u64)>,
+    /// The batch claims, matched against the entries as the walk reaches them.
+    claims: ClaimMatcher,
 }
 
 const BUNDLE_LEVEL: u8 = u8::MAX;
@@ -189,7 +191,6 @@ impl Log {
         for (object, index, message) in &claims.problems {
             problem(&mut rep, object.clone(), *index, message.clone());
         }
-        let mut matcher = ClaimMatcher::new(&claims, cp.size);
 
         // Helper threads read, hash and parse bundles ahead of this thread, which checks and
         // integrates them in order (and reads, hashes and parses bundles too while the next
@@ -198,6 +199,7 @@ impl Log {
         let mut stored = Stored {
             partials: &partials,
             compared: BTreeSet::new(),
+            claims: ClaimMatcher::new(&claims, cp.size),
         };
         let Walk {
             edge,
@@ -214,12 +216,11 @@ impl Log {
                 prev.as_ref(),
                 &mut stored,
                 &mut rep,
-                &mut matcher,
                 progress,
             )
         })?;
         if complete {
-            for (object, index, message) in matcher.finish() {
+            for (object, index, message) in stored.claims.finish() {
                 problem(&mut rep, object, index, message);
             }
         }
@@ -301,7 +302,6 @@ impl Log {
         prev: Option<&Checkpoint>,
         stored: &mut Stored<'_>,
         rep: &mut VerifyReport,
-        claims: &mut ClaimMatcher,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Walk, LogError> {
         let mut edge = Edge::new();
@@ -375,8 +375,8 @@ impl Log {
                 }
             }
             let hashes = authentic.as_deref().unwrap_or(&from_entries);
-            claims.feed(hashes);
-            for (object, index, message) in claims.problems.drain(..) {
+            stored.claims.feed(hashes);
+            for (object, index, message) in stored.claims.problems.drain(..) {
                 problem(rep, object, index, message);
             }
             // Older partial bundles must hold the first entries of this one.

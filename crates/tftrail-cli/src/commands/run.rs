@@ -19,7 +19,9 @@ use crate::error::{CliError, EXIT_FAILURE, EXIT_RUN_NOT_FOUND};
 /// through, unrecorded unless --record-read-only.
 ///
 /// If the log cannot be used (no log, missing key, unwritable store), a recorded command does
-/// NOT run, unless --fail-open. Exits with Terraform's own exit code.
+/// NOT run, unless --fail-open. Exits with Terraform's own exit code; tftrail's own failures
+/// exit with codes Terraform never uses: 121 integrity, 122 usage, 123 the log cannot be used,
+/// 127 no such program.
 ///
 /// Example: tftrail run -- terraform plan -out tf.plan && tftrail run -- terraform apply tf.plan
 #[derive(clap::Args)]
