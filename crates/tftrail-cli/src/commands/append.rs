@@ -1,8 +1,8 @@
 //! `tftrail append`
 
-use std::io::{BufRead, Read};
+use std::io::Read;
 
-use tftrail_core::record::{validate_kind, Record};
+use tftrail_core::record::{validate_kind, EntryTemplate, Record};
 
 use super::{KeyArg, StoreArg};
 use crate::context;
@@ -43,9 +43,23 @@ pub fn run(a: Args) -> Result<i32, CliError> {
             .map_err(|e| CliError::usage(format!("{what}: {e}")))
     };
     let entries: Vec<Vec<u8>> = if a.batch {
+        // Lines already in canonical form (what programs usually write) become entries as
+        // they are; others are parsed and encoded.
+        let template = EntryTemplate::new(&a.kind, &time, actor.clone(), vec![])
+            .map_err(|e| CliError::usage(e.to_string()))?;
         let mut out = Vec::new();
-        for (i, line) in input.lines().enumerate() {
-            let line = line.map_err(|e| CliError::usage(format!("line {}: {e}", i + 1)))?;
+        for (i, line) in input.split(|&b| b == b'\n').enumerate() {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if let Some(entry) = template.canonical_entry(line) {
+                out.push(entry);
+                continue;
+            }
+            let line = std::str::from_utf8(line).map_err(|_| {
+                CliError::usage(format!(
+                    "line {}: stream did not contain valid UTF-8",
+                    i + 1
+                ))
+            })?;
             if line.trim().is_empty() {
                 continue;
             }
