@@ -63,7 +63,7 @@ pub fn run(a: Args) -> Result<i32, CliError> {
             if line.trim().is_empty() {
                 continue;
             }
-            let v: serde_json::Value = serde_json::from_str(&line)
+            let v: serde_json::Value = serde_json::from_str(line)
                 .map_err(|e| CliError::usage(format!("line {}: invalid JSON: {e}", i + 1)))?;
             out.push(make(v, &format!("line {}", i + 1))?);
         }
