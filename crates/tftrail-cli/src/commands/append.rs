@@ -117,13 +117,16 @@ pub fn run(a: Args) -> Result<i32, CliError> {
     Ok(0)
 }
 
+/// Builds the entry of a parsed payload; the `&str` names the input for messages.
+type MakeEntry<'a> = dyn Fn(serde_json::Value, &str) -> Result<Vec<u8>, CliError> + Sync + 'a;
+
 /// The entries of the JSON lines in `text`, whose first line is line `first_line` of the input
 /// (for messages); blank lines are skipped.
 fn parse_lines(
     text: &[u8],
     first_line: usize,
     template: &EntryTemplate,
-    make: &(dyn Fn(serde_json::Value, &str) -> Result<Vec<u8>, CliError> + Sync),
+    make: &MakeEntry<'_>,
 ) -> Result<Vec<Vec<u8>>, CliError> {
     let mut out = Vec::with_capacity(text.len() / 512);
     for (i, line) in text.split(|&b| b == b'\n').enumerate() {
