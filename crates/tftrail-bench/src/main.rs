@@ -11,6 +11,11 @@
 //! the local store's leaf-hash claims with the entry-carrying claims of the object-storage
 //! protocol and with the disk's floor (the same entries written as bundles and fsynced, with
 //! nothing else), batch by batch (`TFTRAIL_BENCH_APPEND_RUNS=n` rounds, default 3).
+//! `--big-batch` measures one `tftrail append --batch` process given 100,000 JSON lines that
+//! make 1 KiB records (how users import history), into a new store each time, alternating
+//! with the disk's floor for the same entries (their bundles written and fsynced, nothing else)
+//! and with one in-process `Log::append` of the same 100,000 entries
+//! (`TFTRAIL_BENCH_BIG_RUNS=n` rounds, default 3; medians reported).
 //! `--verify-only` measures the baseline and verification only (same table format), for
 //! iterating on verification speed; `TFTRAIL_BENCH_VERIFY_RUNS=n` times n verifications
 //! instead of one and reports the median.
@@ -193,6 +198,72 @@ fn write_bundles(dir: &std::path::Path, batch: usize, entries: &[Vec<u8>]) {
     std::fs::File::open(dir).unwrap().sync_all().unwrap();
 }
 
+/// Seconds of one `tftrail append --batch` process on `lines` into a new store.
+fn big_batch_process(exe: &std::path::Path, lines: &[u8]) -> f64 {
+    let home = scratch();
+    let cmd = |args: &[&str]| {
+        let mut c = Command::new(exe);
+        c.args(args)
+            .env("HOME", home.as_path())
+            .env("TFTRAIL_STORE", home.as_path().join("log"))
+            .env("TFTRAIL_KEY", home.as_path().join("key"))
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("XDG_STATE_HOME")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    };
+    assert!(cmd(&["init", "--origin", "bench.example/big"])
+        .status()
+        .unwrap()
+        .success());
+    let t = Instant::now();
+    let mut c = cmd(&["append", "--batch"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut sin = c.stdin.take().unwrap();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            use std::io::Write;
+            sin.write_all(lines).unwrap();
+        });
+        assert!(c.wait().unwrap().success());
+    });
+    t.elapsed().as_secs_f64()
+}
+
+/// The `--big-batch` rounds: (process, in-process append, disk floor) seconds of each round.
+fn big_batch(count: usize, rounds: usize) -> Option<Vec<[f64; 3]>> {
+    let exe = std::env::current_exe().ok()?.with_file_name("tftrail");
+    if !exe.exists() {
+        return None;
+    }
+    // The same JSON lines the process is given, as entries (padding to about 1 KiB each).
+    let pad = "x".repeat(entry(1024, 0).len() - entry(0, 0).len());
+    let lines: Vec<u8> = (0..count)
+        .flat_map(|i| format!("{{\"i\":{i},\"pad\":\"{pad}\"}}\n").into_bytes())
+        .collect();
+    let entries: Vec<Vec<u8>> = (0..count).map(|i| entry(1024, i as u64)).collect();
+    Some(
+        (0..rounds)
+            .map(|_| {
+                let process = big_batch_process(&exe, &lines);
+                let (log, key) = new_log(&scratch(), true);
+                let batch = entries.clone();
+                let t = Instant::now();
+                log.append(&key, batch, &[], &mut |_, _| {}).unwrap();
+                let in_process = t.elapsed().as_secs_f64();
+                let raw = scratch();
+                let t = Instant::now();
+                write_bundles(&raw, 0, &entries);
+                [process, in_process, t.elapsed().as_secs_f64()]
+            })
+            .collect(),
+    )
+}
+
 /// The directory of this run: every benchmark's files stay until the whole run ends. Deleting
 /// thousands of files makes ext4 slower to create new ones for a while (new inodes skip
 /// recently deleted ones, reading the inode table for each), which would otherwise be charged
@@ -289,6 +360,7 @@ fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let verify_only = std::env::args().any(|a| a == "--verify-only");
     let append_only = std::env::args().any(|a| a == "--append-only");
+    let big_only = std::env::args().any(|a| a == "--big-batch");
     let scale = if quick { 10 } else { 1 };
     let sha = sha256_mb_s();
     println!(
@@ -325,7 +397,42 @@ fn main() {
             }
         }
     }
-    let sizes: &[usize] = if verify_only || append_only {
+    if big_only {
+        let rounds: usize = std::env::var("TFTRAIL_BENCH_BIG_RUNS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(3)
+            .max(1);
+        let count = 100_000 / scale;
+        match big_batch(count, rounds) {
+            None => println!("| one big batch | not measured: build the tftrail binary in the same profile first | | |"),
+            Some(runs) => {
+                let median = |k: usize| {
+                    let mut t: Vec<f64> = runs.iter().map(|r| r[k]).collect();
+                    t.sort_by(f64::total_cmp);
+                    t[t.len() / 2]
+                };
+                let floor = count as f64 / median(2);
+                for (k, what) in [
+                    (0, "one `tftrail append --batch` process"),
+                    (1, "one `Log::append` in process"),
+                    (2, "disk floor: the entry bundles alone, fsynced"),
+                ] {
+                    let rate = count as f64 / median(k);
+                    let all: Vec<String> =
+                        runs.iter().map(|r| format!("{:.0}", count as f64 / r[k])).collect();
+                    println!(
+                        "| {what}, {count} × 1 KiB records, one batch (median of {rounds}: {}) | {rate:.0} records/s | {:.1} MB/s | {:.3} of 1-core SHA-256; {:.2} of the disk floor |",
+                        all.join(", "),
+                        rate * 1024.0 / 1e6,
+                        rate * 1024.0 / 1e6 / sha,
+                        rate / floor
+                    );
+                }
+            }
+        }
+    }
+    let sizes: &[usize] = if verify_only || append_only || big_only {
         &[]
     } else {
         &[128, 1024]
@@ -345,7 +452,7 @@ fn main() {
             );
         }
     }
-    if !append_only {
+    if !append_only && !big_only {
         let (mbs, secs) = verify_rate(200_000 / scale);
         println!(
             "| verify, {} × 1 KiB records ({secs:.2} s) | {mbs:.0} MB/s | {mbs:.0} MB/s | {:.2} of 2-core SHA-256 |",
@@ -353,7 +460,7 @@ fn main() {
             mbs / (2.0 * sha)
         );
     }
-    if !verify_only && !append_only {
+    if !verify_only && !append_only && !big_only {
         match process_ms(if quick { 10 } else { 50 }) {
             Some(ms) => println!("| one `tftrail append` process, start to exit (median) | {ms:.1} ms | | |"),
             None => println!("| one `tftrail append` process | not measured: build the tftrail binary in the same profile first | | |"),

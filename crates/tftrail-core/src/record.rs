@@ -295,6 +295,69 @@ fn decode_reference(entry: &[u8]) -> Result<Record, RecordError> {
     Ok(rec)
 }
 
+/// The entries of records that share kind, time, actor and blobs and differ only in their
+/// payload, built straight from the payload's JSON text when that text is already canonical:
+/// importing many records (`tftrail append --batch`) then costs one check of the text instead
+/// of parsing it into values and writing them out again.
+#[derive(Debug, Clone)]
+pub struct EntryTemplate {
+    /// The entry up to the payload (`{"actor":…,"kind":…,"payload":`).
+    prefix: Vec<u8>,
+    /// The entry after the payload (`,"time":…,"v":1}`).
+    suffix: Vec<u8>,
+}
+
+impl EntryTemplate {
+    /// The template of records with these fields (validated as [`Record::new`] does).
+    pub fn new(
+        kind: &str,
+        time: &str,
+        actor: Actor,
+        blobs: Vec<BlobRef>,
+    ) -> Result<Self, RecordError> {
+        let payload = serde_json::Value::Object(serde_json::Map::new());
+        let entry = Record::new(kind, time, actor, payload, blobs)?.to_entry()?;
+        // Only `time` (a string, whose quotes are escaped) and `v` follow the payload, so the
+        // last occurrence is the payload's.
+        const MARK: &[u8] = b",\"payload\":{}";
+        let at = entry
+            .windows(MARK.len())
+            .rposition(|w| w == MARK)
+            .ok_or_else(|| RecordError::Malformed("no payload in the encoded record".into()))?
+            + MARK.len()
+            - 2;
+        Ok(EntryTemplate {
+            prefix: entry[..at].to_vec(),
+            suffix: entry[at + 2..].to_vec(),
+        })
+    }
+
+    /// The entry whose payload is the JSON object `text`, when `text` is in the canonical
+    /// form (RFC 8785, no whitespace) and the entry fits [`MAX_ENTRY_SIZE`]: byte for byte
+    /// what [`Record::new`] with the parsed payload and [`Record::to_entry`] give. `None` for
+    /// any other text, valid or not: parse it and use [`Record::new`], which also says what is
+    /// wrong with it.
+    pub fn canonical_entry(&self, text: &[u8]) -> Option<Vec<u8>> {
+        if text.first() != Some(&b'{') {
+            return None;
+        }
+        let len = self.prefix.len() + text.len() + self.suffix.len();
+        if len > MAX_ENTRY_SIZE {
+            return None;
+        }
+        // The payload sits at depth 2 of the entry (see `scan_fields`).
+        let mut sc = Scanner::new(text);
+        if sc.object(2).is_err() || !sc.at_end() {
+            return None;
+        }
+        let mut entry = Vec::with_capacity(len);
+        entry.extend_from_slice(&self.prefix);
+        entry.extend_from_slice(text);
+        entry.extend_from_slice(&self.suffix);
+        Some(entry)
+    }
+}
+
 /// A record read in place from its entry: what verification and listings need, borrowed from
 /// the entry bytes (strings holding escapes are decoded into owned ones), the payload and the
 /// CI identity left as canonical JSON text.

@@ -1,8 +1,8 @@
 //! `tftrail append`
 
-use std::io::{BufRead, Read};
+use std::io::Read;
 
-use tftrail_core::record::{validate_kind, Record};
+use tftrail_core::record::{validate_kind, EntryTemplate, Record};
 
 use super::{Global, TrustedKey};
 use crate::context;
@@ -37,16 +37,35 @@ pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
             .map_err(|e| CliError::usage(format!("{what}: {e}")))
     };
     let entries: Vec<Vec<u8>> = if a.batch {
-        let mut out = Vec::new();
-        for (i, line) in input.lines().enumerate() {
-            let line = line.map_err(|e| CliError::usage(format!("line {}: {e}", i + 1)))?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            let v: serde_json::Value = serde_json::from_str(&line)
-                .map_err(|e| CliError::usage(format!("line {}: invalid JSON: {e}", i + 1)))?;
-            out.push(make(v, &format!("line {}", i + 1))?);
-        }
+        // Lines already in canonical form (what programs usually write) become entries as
+        // they are; others are parsed and encoded.
+        let template = EntryTemplate::new(&a.kind, &time, actor.clone(), vec![])
+            .map_err(|e| CliError::usage(e.to_string()))?;
+        // Large input is parsed on two threads, each half from a line boundary; an error in
+        // the first half is reported before one in the second.
+        let mid = if input.len() >= 1 << 20 {
+            input[input.len() / 2..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(input.len(), |p| input.len() / 2 + p + 1)
+        } else {
+            input.len()
+        };
+        let (head, tail) = input.split_at(mid);
+        let parse =
+            |text: &[u8], first_line: usize| parse_lines(text, first_line, &template, &make);
+        let (head, tail) = if tail.is_empty() {
+            (parse(head, 1), Ok(Vec::new()))
+        } else {
+            let tail_line = 1 + head.iter().filter(|&&b| b == b'\n').count();
+            std::thread::scope(|s| {
+                let t = s.spawn(|| parse(tail, tail_line));
+                let h = parse(head, 1);
+                (h, t.join().expect("parser thread panicked"))
+            })
+        };
+        let mut out = head?;
+        out.extend(tail?);
         if out.is_empty() {
             return Err(CliError::usage("no JSON lines on stdin; nothing appended"));
         }
@@ -113,4 +132,36 @@ fn not_json_hint(input: &[u8]) -> String {
     } else {
         "the record's payload must be a JSON object, e.g. echo '{\"msg\":\"deploy approved\"}' | tftrail append --kind change.approval".into()
     }
+}
+
+/// Builds the entry of a parsed payload; the `&str` names the input for messages.
+type MakeEntry<'a> = dyn Fn(serde_json::Value, &str) -> Result<Vec<u8>, CliError> + Sync + 'a;
+
+/// The entries of the JSON lines in `text`, whose first line is line `first_line` of the input
+/// (for messages); blank lines are skipped.
+fn parse_lines(
+    text: &[u8],
+    first_line: usize,
+    template: &EntryTemplate,
+    make: &MakeEntry<'_>,
+) -> Result<Vec<Vec<u8>>, CliError> {
+    let mut out = Vec::with_capacity(text.len() / 512);
+    for (i, line) in text.split(|&b| b == b'\n').enumerate() {
+        let n = first_line + i;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if let Some(entry) = template.canonical_entry(line) {
+            out.push(entry);
+            continue;
+        }
+        let line = std::str::from_utf8(line).map_err(|_| {
+            CliError::usage(format!("line {n}: stream did not contain valid UTF-8"))
+        })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(line)
+            .map_err(|e| CliError::usage(format!("line {n}: invalid JSON: {e}")))?;
+        out.push(make(v, &format!("line {n}"))?);
+    }
+    Ok(out)
 }

@@ -1109,3 +1109,113 @@ fn entries_beyond_a_bundle_decode_as_before() {
     let big = with_payload(&format!(r#"{{"x":"{}"}}"#, "a".repeat(70_000)));
     assert_eq!(check(&big), "Ok");
 }
+
+/// What `tftrail append --batch` did for each line before [`EntryTemplate`]: parse the text,
+/// build the record, encode it.
+fn entry_the_slow_way(kind: &str, time: &str, actor: &Actor, text: &[u8]) -> Option<Vec<u8>> {
+    let payload: Value = serde_json::from_slice(text).ok()?;
+    Record::new(kind, time, actor.clone(), payload, vec![])
+        .and_then(|r| r.to_entry())
+        .ok()
+}
+
+#[test]
+fn entry_template_agrees_with_encoding_the_parsed_record() {
+    let mut rng = rng(0xe11_7e3);
+    let time = "2026-11-26T05:00:00.123Z";
+    // Actors whose CI identity holds a `"payload":{}` of its own, and odd strings.
+    let actors = [
+        Actor {
+            user: "alice".into(),
+            host: "box".into(),
+            ci: None,
+        },
+        Actor {
+            user: "\"payload\":{}".into(),
+            host: "h\u{1}\u{2028}é".into(),
+            ci: Some(serde_json::json!({"payload": {}, "z": [1, 2.5]})),
+        },
+    ];
+    let (mut fast, mut canonical_texts) = (0usize, 0usize);
+    for i in 0..cases() * 2 {
+        let actor = &actors[i % 2];
+        let kind = if i % 3 == 0 {
+            "event"
+        } else {
+            "terraform.plan"
+        };
+        let t = EntryTemplate::new(kind, time, actor.clone(), vec![]).unwrap();
+        let v = Value::Object(gen_object(&mut rng, 3));
+        let text = match i % 3 {
+            0 => {
+                canonical_texts += 1;
+                serde_json_canonicalizer::to_vec(&v).unwrap()
+            }
+            1 => {
+                let dev = *rng.pick(DEVIATIONS);
+                write(&mut rng, &v, dev)
+            }
+            _ => {
+                let base = serde_json_canonicalizer::to_vec(&v).unwrap();
+                mutate(&mut rng, &base)
+            }
+        };
+        let slow = entry_the_slow_way(kind, time, actor, &text);
+        match t.canonical_entry(&text) {
+            Some(entry) => {
+                fast += 1;
+                assert_eq!(
+                    Some(&entry),
+                    slow.as_ref(),
+                    "{:?}",
+                    String::from_utf8_lossy(&text)
+                );
+            }
+            None => {
+                // Canonical text of a record that fits always takes the fast way.
+                if i % 3 == 0 {
+                    assert!(slow.is_none(), "{:?}", String::from_utf8_lossy(&text));
+                }
+            }
+        }
+    }
+    assert!(
+        fast >= canonical_texts * 9 / 10,
+        "{fast} of {canonical_texts}"
+    );
+    // Non-objects, whitespace, the nesting limit and the size limit take the slow way.
+    let t = EntryTemplate::new("k", time, actors[0].clone(), vec![]).unwrap();
+    for text in ["[]", "1", "\"a\"", "null", " {}", "{} ", "{\"a\":1}\r", ""] {
+        assert_eq!(t.canonical_entry(text.as_bytes()), None, "{text:?}");
+    }
+    // (The slow way also writes entries one level deeper than `serde_json` reads back: the
+    // payload alone is parsed, at one level less. The fast way does not.)
+    for depth in 120..=130 {
+        let text = format!("{}1{}", "{\"a\":".repeat(depth - 1), "}".repeat(depth - 1));
+        let fast = t.canonical_entry(text.as_bytes());
+        assert_eq!(
+            fast.is_some(),
+            depth <= crate::canonical::MAX_DEPTH,
+            "{depth}"
+        );
+        if fast.is_some() {
+            assert_eq!(
+                fast,
+                entry_the_slow_way("k", time, &actors[0], text.as_bytes())
+            );
+        }
+    }
+    let fixed = t.canonical_entry(b"{\"x\":\"\"}").unwrap().len();
+    for extra in [0, 1] {
+        let text = format!(
+            "{{\"x\":\"{}\"}}",
+            "a".repeat(MAX_ENTRY_SIZE - fixed + extra)
+        );
+        let fast = t.canonical_entry(text.as_bytes());
+        assert_eq!(fast.is_some(), extra == 0);
+        assert_eq!(
+            fast.map(|e| e.len()),
+            (extra == 0).then_some(MAX_ENTRY_SIZE)
+        );
+    }
+}
