@@ -53,6 +53,32 @@ pub enum RecordError {
     /// A bad blob reference.
     #[error("invalid blob reference: {0}")]
     BadBlob(String),
+    /// Containers nested deeper than readers accept.
+    #[error("{what} nests {depth} levels deep; a record holds at most {max} there (readers stop at {} levels in all)", crate::canonical::MAX_DEPTH)]
+    TooDeep {
+        /// The part of the record (`payload`, `actor.ci`).
+        what: &'static str,
+        /// Its nesting depth (an object or array counts as 1).
+        depth: usize,
+        /// The most allowed there.
+        max: usize,
+    },
+}
+
+/// Nesting depth of a JSON value: 0 for a scalar, 1 for a flat object or array.
+fn nesting(v: &serde_json::Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(v, 1usize)];
+    while let Some((v, d)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &serde_json::Value>> = match v {
+            serde_json::Value::Object(m) => Box::new(m.values()),
+            serde_json::Value::Array(a) => Box::new(a.iter()),
+            _ => continue,
+        };
+        deepest = deepest.max(d);
+        stack.extend(children.map(|c| (c, d + 1)));
+    }
+    deepest
 }
 
 /// Who made the record, as the writer saw it.
@@ -224,6 +250,17 @@ impl Record {
         validate_time(&self.time)?;
         if !self.payload.is_object() {
             return Err(RecordError::PayloadNotObject(json_type(&self.payload)));
+        }
+        // The record is at depth 1 of the entry, the payload at 2 and the actor's CI identity
+        // at 3: deeper than the readers' limit would store an entry no reader accepts.
+        for (what, v, above) in [
+            ("payload", Some(&self.payload), 1),
+            ("actor.ci", self.actor.ci.as_ref(), 2),
+        ] {
+            let max = crate::canonical::MAX_DEPTH - above;
+            if let Some(depth) = v.map(nesting).filter(|&d| d > max) {
+                return Err(RecordError::TooDeep { what, depth, max });
+            }
         }
         for b in &self.blobs {
             if b.sha256.len() != 64
@@ -657,6 +694,58 @@ mod tests {
             host: "box".into(),
             ci: None,
         }
+    }
+
+    #[test]
+    fn payloads_too_deep_for_readers_are_refused() {
+        fn deep(n: usize) -> serde_json::Value {
+            let mut v = serde_json::json!(1);
+            for _ in 0..n {
+                v = serde_json::json!({ "a": v });
+            }
+            v
+        }
+        let actor = |ci| Actor {
+            user: "u".into(),
+            host: "h".into(),
+            ci,
+        };
+        let t = "2026-01-01T00:00:00Z";
+        // The deepest payload allowed still reads back.
+        let e = Record::new("k", t, actor(None), deep(126), vec![])
+            .unwrap()
+            .to_entry()
+            .unwrap();
+        assert!(Record::from_entry(&e).is_ok());
+        assert!(check_entry(&e).is_ok());
+        let err = Record::new("k", t, actor(None), deep(127), vec![]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RecordError::TooDeep {
+                    what: "payload",
+                    depth: 127,
+                    max: 126
+                }
+            ),
+            "{err}"
+        );
+        let e = Record::new("k", t, actor(Some(deep(125))), deep(1), vec![])
+            .unwrap()
+            .to_entry()
+            .unwrap();
+        assert!(Record::from_entry(&e).is_ok());
+        let err = Record::new("k", t, actor(Some(deep(126))), deep(1), vec![]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RecordError::TooDeep {
+                    what: "actor.ci",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]

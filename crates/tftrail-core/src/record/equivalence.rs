@@ -98,6 +98,7 @@ fn error_variant(e: &RecordError) -> &'static str {
         RecordError::NotCanonical => "NotCanonical",
         RecordError::UnknownVersion(_) => "UnknownVersion",
         RecordError::BadBlob(_) => "BadBlob",
+        RecordError::TooDeep { .. } => "TooDeep",
     }
 }
 
