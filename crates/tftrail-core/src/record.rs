@@ -583,6 +583,10 @@ pub(crate) fn decode_fast(entry: &[u8]) -> Result<RecordView<'_>, Reject> {
 #[cfg(test)]
 mod equivalence;
 
+#[cfg(any(test, fuzzing))]
+#[doc(hidden)]
+pub mod differential;
+
 #[cfg(test)]
 mod tests {
     use super::*;
