@@ -583,7 +583,7 @@ pub(crate) fn decode_fast(entry: &[u8]) -> Result<RecordView<'_>, Reject> {
 #[cfg(test)]
 mod equivalence;
 
-#[cfg(any(test, fuzzing))]
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod differential;
 

@@ -1,5 +1,5 @@
 //! The differential check behind the equivalence tests (`equivalence.rs`) and the `record`
-//! fuzz target (`fuzz/fuzz_targets/record.rs`, built with `--cfg fuzzing`): the single-pass
+//! fuzz target (`fuzz/fuzz_targets/record.rs`, through the `fuzzing` feature): the single-pass
 //! decoder against the reference decoder ([`decode_reference`]: parse with serde_json,
 //! validate, re-encode with serde_json_canonicalizer, compare). Every input must get the same
 //! verdict from both and from every public decoder: the same record, or the same error
