@@ -111,14 +111,19 @@ fn main() {
         batch::encode(&sk, 254, &entries[..1]),
         batch::encode_hashes(&sk, 255, "stage-1", &hashes),
         batch::encode_hashes(&sk, 18_446_744_073_709_551_000, "s", &hashes[..1]),
+        batch::encode_hashes(&sk, u64::MAX, "s", &hashes[..1]),
     ];
     let mut seeds = Vec::new();
     for c in &claims {
-        for flags in [0u8, 3] {
-            let mut s = vec![flags];
-            s.extend_from_slice(c);
-            seeds.push(s);
-        }
+        // As stored (flags 0), and as the header's text for the target to sign (flags 3).
+        seeds.push([&[0u8][..], c].concat());
+        let nul = c.iter().position(|&b| b == 0).expect("a claim has a NUL");
+        let text_end = c
+            .windows(2)
+            .position(|w| w == b"\n\n")
+            .expect("a signed note")
+            + 1;
+        seeds.push([&[3u8][..], &c[..text_end], &c[nul..]].concat());
     }
     write(&corpus, "batch", &seeds);
 
