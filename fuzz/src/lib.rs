@@ -218,6 +218,14 @@ impl<'a, 'b> PlanGen<'a, 'b> {
         })
     }
 
+    fn output_side(&mut self) -> Result<(Value, Value)> {
+        if self.u.ratio(1, 2)? {
+            Ok((self.secret_tree(2)?, Value::Bool(true)))
+        } else {
+            self.value_and_sens(2)
+        }
+    }
+
     fn not_sensitive(&mut self) -> Result<Value> {
         Ok(if self.u.ratio(1, 2)? {
             Value::Bool(false)
@@ -338,19 +346,10 @@ impl<'a, 'b> PlanGen<'a, 'b> {
         }
         let mut output_changes = Map::new();
         for i in 0..self.u.int_in_range(0..=2)? {
-            let sensitive = self.u.ratio(1, 2)?;
-            let (before, after, bs, as_) = if sensitive {
-                (
-                    self.secret_tree(2)?,
-                    self.secret_tree(2)?,
-                    Value::Bool(true),
-                    Value::Bool(self.u.ratio(1, 2)?),
-                )
-            } else {
-                let (b, bs) = self.value_and_sens(2)?;
-                let (a, as_) = self.value_and_sens(2)?;
-                (b, a, bs, as_)
-            };
+            // Each side sensitive or not on its own (an output can become sensitive, or stop
+            // being so): only a side marked sensitive holds markers.
+            let (before, bs) = self.output_side()?;
+            let (after, as_) = self.output_side()?;
             output_changes.insert(
                 format!("out{i}"),
                 json!({
