@@ -159,6 +159,11 @@ pub fn decode(
     if count == 0 {
         return Err(err("claims no entries".into()));
     }
+    if start.checked_add(count as u64).is_none() {
+        return Err(err(format!(
+            "claims {count} entries from {start}, past the largest tree size"
+        )));
+    }
     let digest = parse_hash(lines[lines.len() - 1]).ok_or_else(|| err("bad digest".into()))?;
     let data = &bytes[nul + 1..];
     if Hash(Sha256::digest(data).into()) != digest {
@@ -296,6 +301,23 @@ mod tests {
         *tampered.last_mut().unwrap() ^= 1;
         assert!(decode(&key.verifier(), "p", 42, &tampered).is_err());
         assert!(decode(&new_key().verifier(), "p", 42, &bytes).is_err());
+    }
+
+    #[test]
+    fn claims_past_the_largest_tree_size_are_refused() {
+        // Signed and well-formed, but start + count overflows: bundle_spans (recovery) would
+        // overflow on it, so decode refuses it with a clear reason.
+        let key = new_key();
+        let bytes = encode(&key, u64::MAX, &[b"one".to_vec()]);
+        let e = decode(&key.verifier(), "p", u64::MAX, &bytes).unwrap_err();
+        assert!(e.reason.contains("past the largest tree size"), "{e}");
+        let hashes = [leaf_hash(b"a"), leaf_hash(b"b")];
+        let bytes = encode_hashes(&key, u64::MAX - 1, "s", &hashes);
+        assert!(decode(&key.verifier(), "p", u64::MAX - 1, &bytes).is_err());
+        // The last position that fits is fine.
+        let bytes = encode_hashes(&key, u64::MAX - 2, "s", &hashes);
+        let b = decode(&key.verifier(), "p", u64::MAX - 2, &bytes).unwrap();
+        assert_eq!(b.count(), 2);
     }
 
     #[test]

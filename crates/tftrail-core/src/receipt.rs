@@ -110,7 +110,12 @@ impl Receipt {
                 if index.is_some() {
                     return Err(m("two index lines"));
                 }
-                if i.is_empty() || (i.len() > 1 && i.starts_with('0')) {
+                // Decimal digits only, no leading zero: one text per receipt (`u64::parse`
+                // alone would also take `+2`).
+                if i.is_empty()
+                    || !i.bytes().all(|b| b.is_ascii_digit())
+                    || (i.len() > 1 && i.starts_with('0'))
+                {
                     return Err(m("bad index"));
                 }
                 index = Some(i.parse::<u64>().map_err(|_| m("bad index"))?);
@@ -153,5 +158,29 @@ impl Receipt {
             },
         )?;
         Ok((c, entry))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn receipt(index_line: &str) -> Vec<u8> {
+        format!("{HEADER}\nextra eA==\n{index_line}\n\nfuzz.example/log\n1\nroot\n").into_bytes()
+    }
+
+    #[test]
+    fn index_is_plain_decimal() {
+        // Found by the receipt fuzz target: `index +2` parsed as 2, so two texts gave the
+        // same receipt (and it re-encoded differently).
+        for bad in [
+            "index +2", "index -0", "index 02", "index ", "index 2 ", "index ٢",
+        ] {
+            let e = Receipt::parse(&receipt(bad)).unwrap_err();
+            assert!(e.to_string().contains("bad index"), "{bad:?}: {e}");
+        }
+        let r = Receipt::parse(&receipt("index 2")).unwrap();
+        assert_eq!(r.index, 2);
+        assert_eq!(r.encode(), receipt("index 2"));
     }
 }

@@ -1,5 +1,6 @@
 //! Every RFC 6962 inclusion and consistency vector from transparency-dev/merkle
-//! (../shared/vectors/merkle), including all the cases that must be rejected.
+//! (committed in tests/vectors/merkle, see its SOURCE.md), including all the cases that must be
+//! rejected. TFTRAIL_VECTORS points the tests at another copy.
 
 use std::path::PathBuf;
 
@@ -11,7 +12,7 @@ fn vectors_dir() -> PathBuf {
     if let Ok(d) = std::env::var("TFTRAIL_VECTORS") {
         return PathBuf::from(d);
     }
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors/merkle");
+    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/merkle");
     assert!(
         d.is_dir(),
         "test vectors not found at {} (set TFTRAIL_VECTORS)",
