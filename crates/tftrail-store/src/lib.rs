@@ -19,7 +19,7 @@ mod local;
 mod location;
 mod object;
 pub mod request;
-pub mod s3admin;
+pub mod s3;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod worm;
@@ -27,6 +27,8 @@ pub mod worm;
 pub use local::LocalStore;
 pub use location::{Cloud, Location};
 pub use object::{ObjectStoreBackend, MAX_IN_FLIGHT};
+/// The S3 administrative client, under its historical path (it lives in [`s3::admin`]).
+pub use s3::admin as s3admin;
 
 use std::fmt;
 use std::ops::Range;

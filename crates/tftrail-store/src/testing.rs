@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::s3admin::S3Admin;
+use crate::s3::admin::S3Admin;
 
 /// A running moto_server, killed on drop.
 #[derive(Debug)]

@@ -23,7 +23,7 @@
 use serde::Serialize;
 
 use crate::location::{Cloud, Location};
-use crate::s3admin::{RawResponse, S3Admin};
+use crate::s3::admin::{RawResponse, S3Admin};
 use crate::StoreError;
 
 /// Outcome of one property.
