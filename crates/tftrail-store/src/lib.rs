@@ -14,7 +14,9 @@
 //! Out of scope: what the objects mean (that is `tftrail-core`), and the order in which they
 //! are written (that is `tftrail-log`).
 
+mod azure;
 pub mod bootstrap;
+mod gcs;
 mod local;
 mod location;
 mod object;

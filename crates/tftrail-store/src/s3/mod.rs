@@ -1,5 +1,6 @@
 //! Amazon S3 (and S3-compatible services): the administrative client used for object
-//! versions and bucket configuration. The data path is the shared object_store backend in
-//! `object`; the WORM check is still in `worm` (to be moved here).
+//! versions and bucket configuration ([`admin`]) and the WORM check (`worm`, re-exported from
+//! [`crate::worm`]). The data path is the shared object_store backend in `object`.
 
 pub mod admin;
+pub(crate) mod worm;
