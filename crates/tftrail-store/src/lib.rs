@@ -16,16 +16,18 @@
 
 mod azure;
 pub mod bootstrap;
+pub mod connector;
 mod gcs;
 mod local;
 mod location;
 mod object;
-pub mod request;
 pub mod s3;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod worm;
 
+/// Raw HTTP requests and responses, under their historical path (they live in [`connector`]).
+pub use connector as request;
 pub use local::LocalStore;
 pub use location::{Cloud, Location};
 pub use object::{ObjectStoreBackend, MAX_IN_FLIGHT};

@@ -22,8 +22,8 @@
 
 use serde::Serialize;
 
+use crate::connector::RawResponse;
 use crate::location::{Cloud, Location};
-use crate::request::RawResponse;
 use crate::s3::admin::S3Admin;
 use crate::StoreError;
 

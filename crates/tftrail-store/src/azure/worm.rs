@@ -463,7 +463,7 @@ impl AzureDataPlane {
             AzureAuthorizer::new(&cred, &self.account)
                 .try_authorize(&mut req)
                 .map_err(|e| crate::object::map_err("sign", &what, e))?;
-            let r = crate::request::execute(&self.http, req, &what).await?;
+            let r = crate::connector::execute(&self.http, req, &what).await?;
             let error_code = r.header("x-ms-error-code").unwrap_or_default().to_string();
             let (status, headers) = (r.status, r.headers);
             Ok(AzResponse {

@@ -15,7 +15,7 @@ use crate::StoreError;
 /// A bucket retention policy (Bucket Lock) refuses to replace the checkpoint, so it fails the
 /// `checkpoint` property, locked or not.
 pub fn evaluate_gcs(bucket_json: &str, min_days: u32) -> Vec<Finding> {
-    use crate::object::{gcs_label_days, gcs_object_retention_enabled, GCS_RETENTION_LABEL};
+    use crate::gcs::{gcs_label_days, gcs_object_retention_enabled, GCS_RETENTION_LABEL};
     let v: serde_json::Value = match serde_json::from_str(bucket_json) {
         Ok(v) => v,
         Err(e) => {
@@ -265,7 +265,7 @@ fn check_gcs_with(
     b: object_store::gcp::GoogleCloudStorageBuilder,
     opts: &CheckOptions,
 ) -> Result<Vec<Finding>, StoreError> {
-    use crate::request::GcsJsonApi;
+    use crate::gcs::GcsJsonApi;
     let bad = |e: object_store::Error| StoreError::NotAStore {
         location: location.to_string(),
         reason: format!("cannot configure the client: {e}"),
