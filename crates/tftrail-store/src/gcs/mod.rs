@@ -5,8 +5,11 @@ pub(crate) mod worm;
 
 use object_store::client::HttpClient;
 
-use crate::connector::{execute, RawResponse};
-use crate::StoreError;
+use std::sync::OnceLock;
+
+use crate::connector::{execute, GcsLock, RawResponse};
+use crate::object::rfc3339_utc;
+use crate::{ObjectStoreBackend, Store, StoreError};
 
 /// Label on a GCS bucket that tells writers for how many days to lock each object they
 /// create (Object Retention Lock). Set by `tftrail bootstrap gcp`; checked by `storage check`.
@@ -45,6 +48,96 @@ pub(crate) fn gcs_writer_retention(bucket: &serde_json::Value) -> Result<Option<
         return Ok(None);
     }
     gcs_label_days(bucket).transpose()
+}
+
+/// What a GCS writer needs beyond object_store: the bucket's retention setting, read once.
+pub(crate) struct GcsWriter {
+    pub(crate) api: crate::gcs::GcsJsonApi,
+    /// `Some(days)`: lock new objects for that long; `None`: the bucket asks for no retention.
+    pub(crate) retention_days: OnceLock<Option<u32>>,
+}
+
+/// The GCS part of the object_store backend: Object Retention Lock on the objects it creates.
+impl ObjectStoreBackend {
+    /// GCS: for how many days to lock the objects this writer creates, from the bucket
+    /// resource, read on the first write and kept for the life of the process. `None` on
+    /// other clouds and on a bucket without object retention or without the label.
+    ///
+    /// A bucket whose settings cannot be read fails the write (fail closed): without them
+    /// the writer cannot know whether the bucket expects its objects locked.
+    fn gcs_retention_days(&self) -> Result<Option<u32>, StoreError> {
+        let Some(g) = &self.gcs else {
+            return Ok(None);
+        };
+        if let Some(days) = g.retention_days.get() {
+            return Ok(*days);
+        }
+        const OP: &str = "read the bucket's retention settings";
+        let location = self.location();
+        let r = self.rt.block_on(g.api.get(
+            &format!("b/{}?fields=objectRetention,labels", self.bucket),
+            &location,
+        ))?;
+        let days = match r.status {
+            200..=299 => {
+                let v: serde_json::Value =
+                    serde_json::from_slice(&r.body).map_err(|e| StoreError::Backend {
+                        op: OP,
+                        path: location.clone(),
+                        message: format!("unreadable bucket resource: {e}"),
+                    })?;
+                gcs_writer_retention(&v).map_err(|message| StoreError::Backend {
+                    op: OP,
+                    path: location.clone(),
+                    message,
+                })?
+            }
+            404 => {
+                return Err(StoreError::NotAStore {
+                    location,
+                    reason: "the bucket or container does not exist".into(),
+                })
+            }
+            s @ (408 | 429 | 500..=599) => {
+                return Err(StoreError::Transient {
+                    op: OP,
+                    path: location,
+                    message: format!("HTTP {s}"),
+                })
+            }
+            s => {
+                return Err(StoreError::Backend {
+                    op: OP,
+                    path: location,
+                    message: format!(
+                        "HTTP {s}{}: a writer reads the bucket's object retention and its \
+                         {GCS_RETENTION_LABEL} label before creating objects",
+                        if s == 403 {
+                            " (permission denied: writers need storage.buckets.get, see \
+                             `tftrail bootstrap gcp`)"
+                        } else {
+                            ""
+                        }
+                    ),
+                })
+            }
+        };
+        Ok(*g.retention_days.get_or_init(|| days))
+    }
+
+    /// The lock to put on the objects created now, if the bucket asks for one.
+    pub(crate) fn gcs_lock(&self) -> Result<Option<GcsLock>, StoreError> {
+        let Some(days) = self.gcs_retention_days()? else {
+            return Ok(None);
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        Ok(Some(GcsLock {
+            retain_until: rfc3339_utc(now + i64::from(days) * 86_400),
+        }))
+    }
 }
 
 /// Requests to the GCS JSON API (`{base}/storage/v1/…`: the bucket resource, object

@@ -14,7 +14,7 @@
 //!   exponential backoff by object_store; what still fails is [`StoreError::Transient`].
 //! - Nothing is ever deleted.
 //! - GCS with Object Retention Lock: when the bucket has object retention enabled and the label
-//!   [`GCS_RETENTION_LABEL`] (N days), every object created except `checkpoint` is uploaded
+//!   [`GCS_RETENTION_LABEL`](crate::gcs::GCS_RETENTION_LABEL) (N days), every object created except `checkpoint` is uploaded
 //!   with a Locked retention until now + N days, in the upload itself
 //!   (`x-goog-object-lock-mode: COMPLIANCE`, `x-goog-object-lock-retain-until-date`), so no
 //!   object exists unprotected. A writer reads the bucket resource once per process, before
@@ -37,7 +37,7 @@ use object_store::{
 };
 
 use crate::connector::{GcsLock, HeaderConnector, PutHeaders};
-use crate::gcs::{gcs_writer_retention, GCS_RETENTION_LABEL};
+use crate::gcs::GcsWriter;
 use crate::location::{valid_key_path, Cloud, Location};
 use crate::s3::s3_settings_from_env;
 use crate::{NewObject, Store, StoreError, Swap, Version, CHECKPOINT};
@@ -48,19 +48,12 @@ pub const MAX_IN_FLIGHT: usize = 16;
 /// A store in a bucket (S3, GCS) or container (Azure), below a key prefix.
 pub struct ObjectStoreBackend {
     cloud: Cloud,
-    bucket: String,
+    pub(crate) bucket: String,
     prefix: String,
     pub(crate) inner: Arc<dyn ObjectStore>,
     /// GCS only: the JSON API and the bucket's object-retention setting.
-    gcs: Option<GcsWriter>,
+    pub(crate) gcs: Option<GcsWriter>,
     pub(crate) rt: tokio::runtime::Runtime,
-}
-
-/// What a GCS writer needs beyond object_store: the bucket's retention setting, read once.
-struct GcsWriter {
-    api: crate::gcs::GcsJsonApi,
-    /// `Some(days)`: lock new objects for that long; `None`: the bucket asks for no retention.
-    retention_days: OnceLock<Option<u32>>,
 }
 
 impl std::fmt::Debug for ObjectStoreBackend {
@@ -189,86 +182,6 @@ impl ObjectStoreBackend {
             gcs,
             rt,
         })
-    }
-
-    /// GCS: for how many days to lock the objects this writer creates, from the bucket
-    /// resource, read on the first write and kept for the life of the process. `None` on
-    /// other clouds and on a bucket without object retention or without the label.
-    ///
-    /// A bucket whose settings cannot be read fails the write (fail closed): without them
-    /// the writer cannot know whether the bucket expects its objects locked.
-    fn gcs_retention_days(&self) -> Result<Option<u32>, StoreError> {
-        let Some(g) = &self.gcs else {
-            return Ok(None);
-        };
-        if let Some(days) = g.retention_days.get() {
-            return Ok(*days);
-        }
-        const OP: &str = "read the bucket's retention settings";
-        let location = self.location();
-        let r = self.rt.block_on(g.api.get(
-            &format!("b/{}?fields=objectRetention,labels", self.bucket),
-            &location,
-        ))?;
-        let days = match r.status {
-            200..=299 => {
-                let v: serde_json::Value =
-                    serde_json::from_slice(&r.body).map_err(|e| StoreError::Backend {
-                        op: OP,
-                        path: location.clone(),
-                        message: format!("unreadable bucket resource: {e}"),
-                    })?;
-                gcs_writer_retention(&v).map_err(|message| StoreError::Backend {
-                    op: OP,
-                    path: location.clone(),
-                    message,
-                })?
-            }
-            404 => {
-                return Err(StoreError::NotAStore {
-                    location,
-                    reason: "the bucket or container does not exist".into(),
-                })
-            }
-            s @ (408 | 429 | 500..=599) => {
-                return Err(StoreError::Transient {
-                    op: OP,
-                    path: location,
-                    message: format!("HTTP {s}"),
-                })
-            }
-            s => {
-                return Err(StoreError::Backend {
-                    op: OP,
-                    path: location,
-                    message: format!(
-                        "HTTP {s}{}: a writer reads the bucket's object retention and its \
-                         {GCS_RETENTION_LABEL} label before creating objects",
-                        if s == 403 {
-                            " (permission denied: writers need storage.buckets.get, see \
-                             `tftrail bootstrap gcp`)"
-                        } else {
-                            ""
-                        }
-                    ),
-                })
-            }
-        };
-        Ok(*g.retention_days.get_or_init(|| days))
-    }
-
-    /// The lock to put on the objects created now, if the bucket asks for one.
-    fn gcs_lock(&self) -> Result<Option<GcsLock>, StoreError> {
-        let Some(days) = self.gcs_retention_days()? else {
-            return Ok(None);
-        };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        Ok(Some(GcsLock {
-            retain_until: rfc3339_utc(now + i64::from(days) * 86_400),
-        }))
     }
 
     /// Which cloud.
