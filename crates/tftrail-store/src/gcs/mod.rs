@@ -1,5 +1,7 @@
-//! Google Cloud Storage: the WORM check ([`worm`]). The data path is the shared object_store
-//! backend in `object`.
+//! Google Cloud Storage: what the shared object_store backend (`object`) needs beyond
+//! object_store (the JSON API client, Object Retention Lock on the objects a writer creates,
+//! the bucket's retention label), the WORM check (`worm`, re-exported from [`crate::worm`]),
+//! and, in tests, a loopback fake GCS server (`fake`).
 
 pub(crate) mod worm;
 

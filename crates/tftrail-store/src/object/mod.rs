@@ -14,13 +14,17 @@
 //!   exponential backoff by object_store; what still fails is [`StoreError::Transient`].
 //! - Nothing is ever deleted.
 //! - GCS with Object Retention Lock: when the bucket has object retention enabled and the label
-//!   [`GCS_RETENTION_LABEL`](crate::gcs::GCS_RETENTION_LABEL) (N days), every object created except `checkpoint` is uploaded
-//!   with a Locked retention until now + N days, in the upload itself
-//!   (`x-goog-object-lock-mode: COMPLIANCE`, `x-goog-object-lock-retain-until-date`), so no
-//!   object exists unprotected. A writer reads the bucket resource once per process, before
+//!   [`GCS_RETENTION_LABEL`](crate::gcs::GCS_RETENTION_LABEL) (N days), every object created
+//!   except `checkpoint` is uploaded with a Locked retention until now + N days, in the upload
+//!   itself (`x-goog-object-lock-mode: COMPLIANCE`, `x-goog-object-lock-retain-until-date`), so
+//!   no object exists unprotected. A writer reads the bucket resource once per process, before
 //!   its first write (`GET storage/v1/b/B`, `storage.buckets.get`); no label, or object
 //!   retention off: objects are created without retention. See
 //!   docs/decisions/0004-object-storage.md.
+//!
+//! The backend-specific parts live beside each backend: the upload headers in
+//! [`crate::connector`], the S3 endpoint settings in `s3`, the GCS retention writer and its
+//! JSON API in `gcs`.
 //!
 //! The trait is synchronous: the store owns a small tokio runtime and blocks on it. Do not
 //! call it from inside another tokio runtime's async context.
