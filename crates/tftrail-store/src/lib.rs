@@ -14,19 +14,25 @@
 //! Out of scope: what the objects mean (that is `tftrail-core`), and the order in which they
 //! are written (that is `tftrail-log`).
 
+mod azure;
 pub mod bootstrap;
+pub mod connector;
+mod gcs;
 mod local;
 mod location;
 mod object;
-pub mod request;
-pub mod s3admin;
+pub mod s3;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod worm;
 
+/// Raw HTTP requests and responses, under their historical path (they live in [`connector`]).
+pub use connector as request;
 pub use local::LocalStore;
 pub use location::{Cloud, Location};
 pub use object::{ObjectStoreBackend, MAX_IN_FLIGHT};
+/// The S3 administrative client, under its historical path (it lives in [`s3::admin`]).
+pub use s3::admin as s3admin;
 
 use std::fmt;
 use std::ops::Range;

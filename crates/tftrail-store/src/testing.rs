@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::s3admin::S3Admin;
+use crate::s3::admin::S3Admin;
 
 /// A running moto_server, killed on drop.
 #[derive(Debug)]
@@ -225,7 +225,7 @@ pub struct Azurite {
 }
 
 /// A raw response from [`Azurite::send`].
-pub type AzuriteResponse = crate::request::RawResponse;
+pub type AzuriteResponse = crate::connector::RawResponse;
 
 impl Azurite {
     /// Starts `azurite-blob` (from `TFTRAIL_AZURITE`) on a free loopback port and waits (at
@@ -347,7 +347,7 @@ impl Azurite {
         let http = ReqwestConnector::default()
             .connect(&object_store::ClientOptions::new().with_allow_http(true))
             .expect("http client");
-        rt.block_on(crate::request::execute(&http, req, &url))
+        rt.block_on(crate::connector::execute(&http, req, &url))
             .unwrap_or_else(|e| panic!("{method} {url}: {e}"))
     }
 

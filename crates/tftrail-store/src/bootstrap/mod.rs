@@ -78,7 +78,7 @@ mod tests {
                 // The label writers read: the same name as the store's.
                 &format!(
                     "\"{}\" = tostring(var.retention_days)",
-                    crate::object::GCS_RETENTION_LABEL
+                    crate::gcs::GCS_RETENTION_LABEL
                 ),
                 "default     = 365",
                 "versioning {",

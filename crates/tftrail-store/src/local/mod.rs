@@ -3,6 +3,10 @@
 //! Objects are files below the root, written create-only: temp file, fsync, rename without
 //! replace, fsync of the directory, mode 0444. The checkpoint is replaced by rename under an
 //! advisory lock, which also serialises writers on this machine.
+//!
+//! There is no WORM check for a local directory: a local filesystem gives no write-once
+//! guarantee (mode 0444 and the create-only protocol stop accidents, not an administrator), so
+//! `storage check` refuses a local location ([`crate::worm::check`]).
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};

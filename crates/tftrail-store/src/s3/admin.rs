@@ -18,10 +18,11 @@ use object_store::ClientOptions;
 use serde::{Deserialize, Serialize};
 
 use crate::location::{Cloud, Location};
-use crate::object::{runtime, s3_settings_from_env, S3Settings};
+use crate::object::runtime;
+use crate::s3::{s3_settings_from_env, S3Settings};
 use crate::StoreError;
 
-pub use crate::request::RawResponse;
+pub use crate::connector::RawResponse;
 
 /// Client for S3 bucket-configuration and object-version calls on one bucket and prefix.
 pub struct S3Admin {
@@ -301,7 +302,7 @@ impl S3Admin {
                 AwsAuthorizer::new(&cred, "s3", &region)
                     .try_authorize(&mut req, None)
                     .map_err(|e| crate::object::map_err("sign", &what, e))?;
-                let r = crate::request::execute(&self.http, req, &what).await?;
+                let r = crate::connector::execute(&self.http, req, &what).await?;
                 let status = r.status;
                 if matches!(status, 301 | 307 | 400) {
                     if let Some(real) = r.header("x-amz-bucket-region") {
