@@ -9,7 +9,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{assert_fails, code, describe, stderr, stdout, terraform_bin, Env};
+use common::{assert_fails, code, describe, snapshot, stderr, stdout, terraform_bin, Env};
 
 const CONFIG: &str = r#"
 resource "terraform_data" "a" {
@@ -33,17 +33,6 @@ fn ok(c: Command, stdin: Option<&[u8]>) -> String {
     let o = out(c, stdin);
     assert_eq!(code(&o), 0, "{}", describe(&o));
     stdout(&o)
-}
-
-/// Every file of a store with its bytes.
-fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    common::list_files(dir)
-        .into_iter()
-        .map(|f| {
-            let b = std::fs::read(dir.join(&f)).unwrap();
-            (f, b)
-        })
-        .collect()
 }
 
 /// The passwd name of this process's uid, else `uid:N`: what tftrail must record without

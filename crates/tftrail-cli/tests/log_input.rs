@@ -5,18 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_fails, code, describe, list_files, Env};
-
-/// Everything in a store (dot-files such as locks excluded) with its bytes.
-fn snapshot(store: &Path) -> Vec<(String, Vec<u8>)> {
-    list_files(store)
-        .into_iter()
-        .map(|p| {
-            let d = std::fs::read(store.join(&p)).unwrap();
-            (p, d)
-        })
-        .collect()
-}
+use common::{assert_fails, code, describe, snapshot, Env};
 
 /// A log with a few records.
 fn small_log() -> Env {

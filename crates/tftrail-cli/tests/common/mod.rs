@@ -263,6 +263,17 @@ pub fn list_files(dir: &Path) -> Vec<String> {
     out
 }
 
+/// Everything in a store (dot-files such as locks excluded) with its bytes.
+pub fn snapshot(store: &Path) -> Vec<(String, Vec<u8>)> {
+    list_files(store)
+        .into_iter()
+        .map(|p| {
+            let d = std::fs::read(store.join(&p)).unwrap();
+            (p, d)
+        })
+        .collect()
+}
+
 /// Copies a directory tree (files keep their content; modes are not preserved).
 pub fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
