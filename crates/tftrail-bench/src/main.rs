@@ -198,22 +198,25 @@ fn write_bundles(dir: &std::path::Path, batch: usize, entries: &[Vec<u8>]) {
     std::fs::File::open(dir).unwrap().sync_all().unwrap();
 }
 
+/// A `tftrail` command whose home, store and key are under `home`, output discarded.
+fn tftrail_in(exe: &std::path::Path, home: &std::path::Path, args: &[&str]) -> Command {
+    let mut c = Command::new(exe);
+    c.args(args)
+        .env("HOME", home)
+        .env("TFTRAIL_STORE", home.join("log"))
+        .env("TFTRAIL_KEY", home.join("key"))
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("XDG_STATE_HOME")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    c
+}
+
 /// Seconds of one `tftrail append --batch` process on `lines` into a new store.
 fn big_batch_process(exe: &std::path::Path, lines: &[u8]) -> f64 {
     let home = scratch();
-    let cmd = |args: &[&str]| {
-        let mut c = Command::new(exe);
-        c.args(args)
-            .env("HOME", home.as_path())
-            .env("TFTRAIL_STORE", home.as_path().join("log"))
-            .env("TFTRAIL_KEY", home.as_path().join("key"))
-            .env_remove("XDG_DATA_HOME")
-            .env_remove("XDG_CONFIG_HOME")
-            .env_remove("XDG_STATE_HOME")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        c
-    };
+    let cmd = |args: &[&str]| tftrail_in(exe, home.as_path(), args);
     assert!(cmd(&["init", "--origin", "bench.example/big"])
         .status()
         .unwrap()
@@ -327,17 +330,8 @@ fn process_ms(runs: usize) -> Option<f64> {
     }
     let home = scratch();
     let run = |args: &[&str], input: &str| {
-        let mut c = Command::new(&exe)
-            .args(args)
-            .env("HOME", home.as_path())
-            .env("TFTRAIL_STORE", home.as_path().join("log"))
-            .env("TFTRAIL_KEY", home.as_path().join("key"))
-            .env_remove("XDG_DATA_HOME")
-            .env_remove("XDG_CONFIG_HOME")
-            .env_remove("XDG_STATE_HOME")
+        let mut c = tftrail_in(&exe, home.as_path(), args)
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
             .spawn()
             .unwrap();
         use std::io::Write;

@@ -25,12 +25,8 @@ fn bare(env: &Env, args: &[&str]) -> Command {
     c
 }
 
-fn out(c: Command, stdin: Option<&[u8]>) -> Output {
-    common::run(c, stdin)
-}
-
 fn ok(c: Command, stdin: Option<&[u8]>) -> String {
-    let o = out(c, stdin);
+    let o = common::run(c, stdin);
     assert_eq!(code(&o), 0, "{}", describe(&o));
     stdout(&o)
 }
@@ -72,7 +68,7 @@ fn one_os_identity_without_user() {
         c.env_remove("USER").env_remove("LOGNAME");
         c
     };
-    let o = out(strip(bare(&env, &["init"])), None);
+    let o = common::run(strip(bare(&env, &["init"])), None);
     assert_eq!(code(&o), 0, "{}", describe(&o));
     assert!(
         stderr(&o).contains("tftrail.local/") && stderr(&o).contains(&format!("/{who} ")),
@@ -87,7 +83,7 @@ fn one_os_identity_without_user() {
     let mut c = strip(bare(&env, &["run", "--", t.to_str().unwrap(), "plan"]));
     env.tf_env(&mut c);
     c.current_dir(&dir);
-    let o = out(c, None);
+    let o = common::run(c, None);
     assert_eq!(code(&o), 0, "{}", describe(&o));
     // Both records name the same user, and `log --actor` finds both.
     let found = ok(bare(&env, &["log", "--json", "--actor", &who]), None);
@@ -149,7 +145,7 @@ fn another_stores_key_is_named_not_taken_for_tampering() {
         if cmd == "show" {
             args.push("0");
         }
-        let o = out(bare(&env, &args), None);
+        let o = common::run(bare(&env, &args), None);
         let err = assert_fails(
             &o,
             2,
@@ -172,7 +168,7 @@ fn another_stores_key_is_named_not_taken_for_tampering() {
         None,
     );
     // A key the user names for the store is trusted: another signer is an integrity failure.
-    let o = out(
+    let o = common::run(
         bare(
             &env,
             &["verify", "--store", cs, "--key", default_vkey.trim()],
@@ -182,7 +178,7 @@ fn another_stores_key_is_named_not_taken_for_tampering() {
     assert_fails(&o, 1, &["the key given with --key", "b.example/log+"]);
     // A writer with the default signing key: exit 2, nothing written.
     let before = snapshot(&copy);
-    let o = out(bare(&env, &["append", "--store", cs]), Some(b"{\"n\":2}"));
+    let o = common::run(bare(&env, &["append", "--store", cs]), Some(b"{\"n\":2}"));
     assert_fails(&o, 2, &["default signing key", "b.example/log+", "--key"]);
     assert_eq!(
         snapshot(&copy),
@@ -194,7 +190,7 @@ fn another_stores_key_is_named_not_taken_for_tampering() {
     let forged = cp.replacen("\n1\n", "\n2\n", 1);
     assert_ne!(forged, cp);
     common::overwrite(&b.join("checkpoint"), forged.as_bytes());
-    let o = out(bare(&env, &["log", "--store", bs]), None);
+    let o = common::run(bare(&env, &["log", "--store", bs]), None);
     assert_fails(&o, 1, &["does not verify"]);
 }
 

@@ -70,13 +70,12 @@ fn nesting(v: &serde_json::Value) -> usize {
     let mut deepest = 0;
     let mut stack = vec![(v, 1usize)];
     while let Some((v, d)) = stack.pop() {
-        let children: Box<dyn Iterator<Item = &serde_json::Value>> = match v {
-            serde_json::Value::Object(m) => Box::new(m.values()),
-            serde_json::Value::Array(a) => Box::new(a.iter()),
+        match v {
+            serde_json::Value::Object(m) => stack.extend(m.values().map(|c| (c, d + 1))),
+            serde_json::Value::Array(a) => stack.extend(a.iter().map(|c| (c, d + 1))),
             _ => continue,
-        };
+        }
         deepest = deepest.max(d);
-        stack.extend(children.map(|c| (c, d + 1)));
     }
     deepest
 }

@@ -42,8 +42,8 @@ pub(crate) struct Claims {
     broken: BTreeSet<u64>,
     /// Problems found while reading them.
     pub problems: Vec<ClaimProblem>,
-    /// Claims at or beyond the checkpoint's size (an interrupted append leaves one).
-    pub beyond: u64,
+    /// Whether a claim exists at the checkpoint's size (an interrupted append leaves one).
+    pub pending: bool,
 }
 
 /// Reads and checks every claim in `store` that starts below `size`, on `threads` threads.
@@ -57,7 +57,7 @@ pub(crate) fn read_claims(
         good: BTreeMap::new(),
         broken: BTreeSet::new(),
         problems: Vec::new(),
-        beyond: 0,
+        pending: false,
     };
     let mut todo = Vec::new();
     for path in store.list("tftrail/batches/")? {
@@ -65,8 +65,8 @@ pub(crate) fn read_claims(
             Some(ObjectKind::Batch { start }) if batch_path(start) == path => {
                 if start < size {
                     todo.push((start, path));
-                } else {
-                    claims.beyond += 1;
+                } else if start == size {
+                    claims.pending = true;
                 }
             }
             _ => claims.problems.push((

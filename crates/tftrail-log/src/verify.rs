@@ -175,19 +175,14 @@ impl Log {
                 "{beyond} tile objects lie beyond the checkpoint (left by an interrupted append; the next append finishes it)"
             ));
         }
-        if self
-            .store
-            .get(&tftrail_core::layout::batch_path(cp.size))?
-            .is_some()
-        {
+        // Every batch claim: signed by the log's key, and matched against the entries below.
+        let claims = read_claims(self.store.as_ref(), &self.key, cp.size, helpers() + 1)?;
+        if claims.pending {
             rep.notes.push(format!(
                 "a batch claim at {} is not yet covered by the checkpoint (an interrupted append; the next append finishes it)",
                 cp.size
             ));
         }
-
-        // Every batch claim: signed by the log's key, and matched against the entries below.
-        let claims = read_claims(self.store.as_ref(), &self.key, cp.size, helpers() + 1)?;
         for (object, index, message) in &claims.problems {
             problem(&mut rep, object.clone(), *index, message.clone());
         }
