@@ -132,6 +132,75 @@ pub struct ChangeRow {
     pub state_change: Option<String>,
 }
 
+/// Reads records (any order, duplicates allowed), authenticated against `cp`, grouping reads
+/// by tile; returns them in the order asked.
+pub fn read_records(
+    log: &Log,
+    cp: &Checkpoint,
+    indexes: &[u64],
+) -> Result<Vec<(u64, Record)>, IndexError> {
+    let mut sorted = indexes.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut got = BTreeMap::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let tile = sorted[i] / 256;
+        let start = sorted[i];
+        let mut end = start + 1;
+        while i < sorted.len() && sorted[i] / 256 == tile {
+            end = sorted[i] + 1;
+            i += 1;
+        }
+        for (k, e) in log.entries(cp, start, end)?.into_iter().enumerate() {
+            let idx = start + k as u64;
+            if sorted.binary_search(&idx).is_ok() {
+                let r = Record::from_entry(&e).map_err(|err| IndexError::BadRecord {
+                    index: idx,
+                    reason: err.to_string(),
+                })?;
+                got.insert(idx, r);
+            }
+        }
+    }
+    Ok(indexes
+        .iter()
+        .filter_map(|i| got.get(i).map(|r| (*i, r.clone())))
+        .collect())
+}
+
+/// One change as `history` and `blame` show it (CLI `--json` and the server's API), with the
+/// facts from its authenticated record.
+pub fn describe_change(c: &ChangeRow, r: &Record) -> Value {
+    serde_json::json!({
+        "index": c.index,
+        "address": c.address,
+        "action": c.action,
+        "applied": c.state_change.as_deref() != Some("attempted"),
+        "paths": c.paths,
+        "kind": r.kind,
+        "time": r.time,
+        "actor": r.actor,
+        "outcome": r.payload.get("outcome"),
+        "dir": r.payload.pointer("/context/dir"),
+        "workspace": r.payload.pointer("/context/workspace"),
+        "commit": r.payload.pointer("/context/git/commit"),
+        "intent_index": r.payload.get("intent_index"),
+    })
+}
+
+/// What `blame` shows of described changes (oldest first): the last applied change of each
+/// address, by address.
+pub fn last_applied(changes: Vec<Value>) -> Vec<Value> {
+    let mut last: std::collections::BTreeMap<String, Value> = Default::default();
+    for v in changes {
+        if v["applied"].as_bool() == Some(true) {
+            last.insert(v["address"].as_str().unwrap_or("").to_string(), v);
+        }
+    }
+    last.into_values().collect()
+}
+
 fn s(v: Option<&Value>) -> Option<String> {
     v.and_then(Value::as_str).map(String::from)
 }

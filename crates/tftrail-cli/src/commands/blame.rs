@@ -1,6 +1,5 @@
 //! `tftrail blame`
 
-use serde_json::Value;
 
 use super::{history, Global};
 use crate::error::CliError;
@@ -19,13 +18,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
-    let all = history::load(g, &a.address)?;
-    let mut last: std::collections::BTreeMap<String, Value> = Default::default();
-    for v in all {
-        if v["applied"].as_bool() == Some(true) {
-            last.insert(v["address"].as_str().unwrap_or("").to_string(), v);
-        }
-    }
-    history::print(last.into_values().collect(), g.json, &a.address);
+    let last = tftrail_index::last_applied(history::load(g, &a.address)?);
+    history::print(last, g.json, &a.address);
     Ok(0)
 }

@@ -1,6 +1,6 @@
 //! `tftrail history`
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use tftrail_index::ChangeRow;
 
 use super::{reindex, Global};
@@ -24,21 +24,7 @@ pub struct Args {
 
 /// One change, with the facts from its (authenticated) record.
 pub fn describe(c: &ChangeRow, r: &tftrail_core::record::Record) -> Value {
-    json!({
-        "index": c.index,
-        "address": c.address,
-        "action": c.action,
-        "applied": c.state_change.as_deref() != Some("attempted"),
-        "paths": c.paths,
-        "kind": r.kind,
-        "time": r.time,
-        "actor": r.actor,
-        "outcome": r.payload.get("outcome"),
-        "dir": r.payload.pointer("/context/dir"),
-        "workspace": r.payload.pointer("/context/workspace"),
-        "commit": r.payload.pointer("/context/git/commit"),
-        "intent_index": r.payload.get("intent_index"),
-    })
+    tftrail_index::describe_change(c, r)
 }
 
 /// A line for people.

@@ -92,30 +92,5 @@ pub fn read_records(
     cp: &Checkpoint,
     indexes: &[u64],
 ) -> Result<Vec<(u64, Record)>, CliError> {
-    let mut sorted = indexes.to_vec();
-    sorted.sort_unstable();
-    sorted.dedup();
-    let mut got = std::collections::BTreeMap::new();
-    let mut i = 0;
-    while i < sorted.len() {
-        let tile = sorted[i] / 256;
-        let start = sorted[i];
-        let mut end = start + 1;
-        while i < sorted.len() && sorted[i] / 256 == tile {
-            end = sorted[i] + 1;
-            i += 1;
-        }
-        for (k, e) in log.entries(cp, start, end)?.into_iter().enumerate() {
-            let idx = start + k as u64;
-            if sorted.binary_search(&idx).is_ok() {
-                let r = Record::from_entry(&e)
-                    .map_err(|err| CliError::integrity(format!("entry {idx}: {err}")))?;
-                got.insert(idx, r);
-            }
-        }
-    }
-    Ok(indexes
-        .iter()
-        .filter_map(|i| got.get(i).map(|r| (*i, r.clone())))
-        .collect())
+    tftrail_index::read_records(log, cp, indexes).map_err(index_err)
 }
