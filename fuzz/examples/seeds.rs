@@ -27,11 +27,13 @@ fn write(root: &Path, target: &str, seeds: &[Vec<u8>]) {
 
 fn records() -> Vec<Vec<u8>> {
     let actor = Actor {
+        authenticated: None,
         user: "alice".into(),
         host: "ci-7".into(),
         ci: None,
     };
     let ci = Actor {
+        authenticated: None,
         ci: Some(json!({"provider": "github", "run": 42, "ref": "refs/heads/main"})),
         ..actor.clone()
     };
@@ -66,6 +68,37 @@ fn records() -> Vec<Vec<u8>> {
     ];
     rows.into_iter()
         .map(|(k, t, a, p, b)| Record::new(k, t, a, p, b).unwrap().to_entry().unwrap())
+        .collect()
+}
+
+/// Records a team server writes: an authenticated identity of each shape beside the
+/// self-asserted actor (kept apart from [`records`], whose entries the other corpora hold).
+fn server_records() -> Vec<Vec<u8>> {
+    let actor = |authenticated| Actor {
+        authenticated: Some(authenticated),
+        user: "alice".into(),
+        host: "ci-7".into(),
+        ci: Some(json!({"provider": "github", "run": 42})),
+    };
+    let rows = [
+        actor(json!({"by": "token", "name": "ci-deploy", "role": "writer",
+                     "token": "0123456789abcdef"})),
+        actor(json!({"by": "oidc", "issuer": "https://token.actions.githubusercontent.com",
+                     "subject": "repo:acme/infra:ref:refs/heads/main", "repository": "acme/infra",
+                     "ref": "refs/heads/main", "workflow": "deploy", "run_id": "42",
+                     "actor": "alice", "role": "writer"})),
+        Actor {
+            ci: None,
+            ..actor(json!({"by": "server"}))
+        },
+    ];
+    rows.into_iter()
+        .map(|a| {
+            Record::new("server.event", "2026-11-26T05:00:00Z", a, json!({"n": 1}), vec![])
+                .unwrap()
+                .to_entry()
+                .unwrap()
+        })
         .collect()
 }
 
@@ -136,7 +169,7 @@ fn main() {
             Vec::new(),
         ],
     );
-    write(&corpus, "record", &entries);
+    write(&corpus, "record", &[entries.clone(), server_records()].concat());
 
     // Receipts: the entry carried or not, proofs of length 0 to 2.
     let h = &hashes;

@@ -47,6 +47,7 @@ fn sha256_mb_s() -> f64 {
 /// A canonical record entry of about `size` bytes.
 fn entry(size: usize, i: u64) -> Vec<u8> {
     let actor = Actor {
+        authenticated: None,
         user: "bench".into(),
         host: "bench".into(),
         ci: None,

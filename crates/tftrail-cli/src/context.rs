@@ -374,6 +374,7 @@ pub fn now_utc() -> String {
 pub fn actor() -> tftrail_core::record::Actor {
     let env = tftrail_terraform::Env::inherit();
     tftrail_core::record::Actor {
+        authenticated: None,
         user: tftrail_terraform::context::os_user(&env),
         host: tftrail_terraform::context::host_name(),
         ci: None,

@@ -279,6 +279,7 @@ impl Store for FaultStore {
 
 fn entry(tag: &str, n: u64, blobs: Vec<tftrail_core::record::BlobRef>) -> Vec<u8> {
     let actor = Actor {
+        authenticated: None,
         user: "tester".into(),
         host: "box".into(),
         ci: None,

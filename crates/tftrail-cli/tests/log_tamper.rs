@@ -57,6 +57,7 @@ fn template() -> &'static Template {
             "test.blob",
             "2026-01-01T00:00:00Z",
             Actor {
+                authenticated: None,
                 user: "tester".into(),
                 host: "box".into(),
                 ci: None,

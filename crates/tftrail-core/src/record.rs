@@ -6,9 +6,27 @@
 //! ```
 //! `v` is the schema version; readers reject versions they do not know. `kind` names what
 //! happened (`[a-z0-9][a-z0-9._-]*`, at most 64 characters). `time` is UTC, RFC 3339 with `Z`,
-//! as asserted by the writer. `actor` is who ran tftrail, as seen by the writer (self-asserted).
-//! `payload` is any JSON object. `blobs` reference content-addressed artifacts stored beside the
-//! log; verification checks each one's SHA-256 and size.
+//! as asserted by the writer. `actor` is who ran tftrail: `user`, `host` and `ci` as the client
+//! saw them (self-asserted), and, in records a team server wrote, `authenticated`: who the
+//! server authenticated (below). `payload` is any JSON object. `blobs` reference
+//! content-addressed artifacts stored beside the log; verification checks each one's SHA-256
+//! and size.
+//!
+//! ## `actor.authenticated`
+//!
+//! A JSON object, omitted when absent (never `null`), written only by the team server
+//! (`tftrail-server`), which refuses requests that set it themselves. Canonical order puts it
+//! first: `{"authenticated":{…},"ci":{…},"host":"…","user":"…"}`. The shapes it writes:
+//!
+//! - a bearer token: `{"by":"token","name":"ci-deploy","role":"writer","token":"<16 hex>"}`,
+//!   `token` the first 16 hex digits of the token's SHA-256 fingerprint (never the secret);
+//! - an OIDC identity token: `{"by":"oidc","issuer":"…","subject":"…","repository":"…",
+//!   "ref":"…","workflow":"…","run_id":"…","actor":"…","role":"writer"}`, with only the claims
+//!   the token held (`issuer`, `subject` and `role` always);
+//! - the server's own records (`server.access.denied` …): `{"by":"server"}`.
+//!
+//! Readers accept any object there (as they do any value in `ci`); [`authenticated_label`]
+//! reads the shapes above for listings.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -36,6 +54,9 @@ pub enum RecordError {
     /// The payload is not an object.
     #[error("payload must be a JSON object, got {0}")]
     PayloadNotObject(&'static str),
+    /// `actor.authenticated` is not an object.
+    #[error("actor.authenticated must be a JSON object, got {0}")]
+    AuthenticatedNotObject(&'static str),
     /// The encoded record is too large for an entry.
     #[error(
         "record is {0} bytes; a log entry holds at most 65535 (store large artifacts as blobs)"
@@ -56,7 +77,7 @@ pub enum RecordError {
     /// Containers nested deeper than readers accept.
     #[error("{what} nests {depth} levels deep; a record holds at most {max} there (readers stop at {} levels in all)", crate::canonical::MAX_DEPTH)]
     TooDeep {
-        /// The part of the record (`payload`, `actor.ci`).
+        /// The part of the record (`payload`, `actor.ci`, `actor.authenticated`).
         what: &'static str,
         /// Its nesting depth (an object or array counts as 1).
         depth: usize,
@@ -80,10 +101,15 @@ fn nesting(v: &serde_json::Value) -> usize {
     deepest
 }
 
-/// Who made the record, as the writer saw it.
+/// Who made the record: as the writer saw it (`user`, `host`, `ci`) and, when a team server
+/// wrote it, as that server authenticated the caller (`authenticated`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Actor {
+    /// Who the team server authenticated (a JSON object, see the module documentation), when
+    /// a server wrote the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authenticated: Option<serde_json::Value>,
     /// OS user name.
     pub user: String,
     /// Host name.
@@ -91,6 +117,40 @@ pub struct Actor {
     /// CI identity from the environment (self-asserted), when any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ci: Option<serde_json::Value>,
+}
+
+/// What listings show of an `actor.authenticated` object: how the caller was authenticated,
+/// the name to show, its role and (for OIDC) the issuer. Read by [`authenticated_label`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthenticatedLabel<'a> {
+    /// `token`, `oidc`, `server`, or whatever else a server wrote in `by`.
+    pub by: &'a str,
+    /// The token's name (else its fingerprint), the OIDC subject, or `server`.
+    pub label: &'a str,
+    /// The role the server granted, when recorded.
+    pub role: Option<&'a str>,
+    /// The OIDC issuer, when recorded.
+    pub issuer: Option<&'a str>,
+}
+
+/// The label of an `actor.authenticated` object (see the module documentation); `None` when it
+/// is not an object with a string `by` (or a token or OIDC identity without a name, fingerprint
+/// or subject), which listings then show as unlabelled.
+pub fn authenticated_label(v: &serde_json::Value) -> Option<AuthenticatedLabel<'_>> {
+    let text = |k: &str| v.get(k).and_then(serde_json::Value::as_str);
+    let by = text("by")?;
+    let label = match by {
+        "token" => text("name").or_else(|| text("token"))?,
+        "oidc" => text("subject")?,
+        "server" => "server",
+        other => text("name").or_else(|| text("subject")).unwrap_or(other),
+    };
+    Some(AuthenticatedLabel {
+        by,
+        label,
+        role: text("role"),
+        issuer: text("issuer"),
+    })
 }
 
 /// A reference to a content-addressed blob.
@@ -250,10 +310,15 @@ impl Record {
         if !self.payload.is_object() {
             return Err(RecordError::PayloadNotObject(json_type(&self.payload)));
         }
+        if let Some(a) = self.actor.authenticated.as_ref().filter(|a| !a.is_object()) {
+            return Err(RecordError::AuthenticatedNotObject(json_type(a)));
+        }
         // The record is at depth 1 of the entry, the payload at 2 and the actor's CI identity
-        // at 3: deeper than the readers' limit would store an entry no reader accepts.
+        // and authenticated identity at 3: deeper than the readers' limit would store an entry
+        // no reader accepts.
         for (what, v, above) in [
             ("payload", Some(&self.payload), 1),
+            ("actor.authenticated", self.actor.authenticated.as_ref(), 2),
             ("actor.ci", self.actor.ci.as_ref(), 2),
         ] {
             let max = crate::canonical::MAX_DEPTH - above;
@@ -395,8 +460,8 @@ impl EntryTemplate {
 }
 
 /// A record read in place from its entry: what verification and listings need, borrowed from
-/// the entry bytes (strings holding escapes are decoded into owned ones), the payload and the
-/// CI identity left as canonical JSON text.
+/// the entry bytes (strings holding escapes are decoded into owned ones), the payload, the
+/// CI identity and the authenticated identity left as canonical JSON text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordView<'a> {
     /// What happened.
@@ -421,6 +486,8 @@ pub struct ActorView<'a> {
     pub host: Cow<'a, str>,
     /// CI identity, as canonical JSON text, when any.
     pub ci: Option<Cow<'a, str>>,
+    /// Who the team server authenticated: a JSON object as canonical JSON text, when any.
+    pub authenticated: Option<Cow<'a, str>>,
 }
 
 /// [`BlobRef`], read in place.
@@ -474,6 +541,13 @@ impl<'a> RecordView<'a> {
                 user: Cow::Owned(r.actor.user.clone()),
                 host: Cow::Owned(r.actor.host.clone()),
                 ci: r.actor.ci.as_ref().map(json).transpose()?.map(Cow::Owned),
+                authenticated: r
+                    .actor
+                    .authenticated
+                    .as_ref()
+                    .map(json)
+                    .transpose()?
+                    .map(Cow::Owned),
             },
             payload: Cow::Owned(json(&r.payload)?.into_bytes()),
             blobs: r
@@ -524,6 +598,8 @@ pub fn check_entry(entry: &[u8]) -> Result<Vec<BlobRef>, RecordError> {
 
 /// Where the fields of a valid record lie in its entry, as found by [`scan`].
 struct Fields<'a> {
+    /// The authenticated identity's canonical JSON text (an object), when any.
+    authenticated: Option<Range<usize>>,
     /// The CI identity's canonical JSON text, when any.
     ci: Option<Range<usize>>,
     host: Str<'a>,
@@ -538,7 +614,8 @@ struct Fields<'a> {
 
 /// The single pass: the entry must be exactly the canonical encoding of a valid [`Record`]
 /// (members in canonical order: `actor`, `blobs` when not empty, `kind`, `payload`, `time`,
-/// `v`; in `actor`: `ci` when not null, `host`, `user`; in a blob: `name`, `sha256`, `size`),
+/// `v`; in `actor`: `authenticated` when not null (an object), `ci` when not null, `host`,
+/// `user`; in a blob: `name`, `sha256`, `size`),
 /// and pass [`Record::validate`]. Anything else is refused with a reason (not a
 /// [`RecordError`]: the reference decoder says which one).
 fn scan(entry: &[u8]) -> Result<Fields<'_>, Reject> {
@@ -551,6 +628,20 @@ fn scan_fields<'a>(sc: &mut Scanner<'a>) -> Result<Fields<'a>, Fail> {
     // The scanner checks that strings are UTF-8 (and allows only ASCII elsewhere).
     // The record is at depth 1, `actor`, `blobs` and `payload` at depth 2.
     sc.expect(b"{\"actor\":{", "expected {\"actor\":{")?;
+    let authenticated = if sc.eat(b"\"authenticated\":") {
+        let start = sc.pos;
+        if sc.eat(b"null") {
+            // `authenticated: None` is omitted, never written as null.
+            return Err(sc.reject("authenticated is null"));
+        }
+        // An object inside the actor (depth 2), so at depth 3.
+        sc.object(3)?;
+        let authenticated = start..sc.pos;
+        sc.expect(b",", "expected ,")?;
+        Some(authenticated)
+    } else {
+        None
+    };
     let ci = if sc.eat(b"\"ci\":") {
         let start = sc.pos;
         if sc.eat(b"null") {
@@ -629,6 +720,7 @@ fn scan_fields<'a>(sc: &mut Scanner<'a>) -> Result<Fields<'a>, Fail> {
         return Err(sc.reject_at(0, "bad time"));
     }
     Ok(Fields {
+        authenticated,
         ci,
         host,
         user,
@@ -673,6 +765,7 @@ pub(crate) fn decode_fast(entry: &[u8]) -> Result<RecordView<'_>, Reject> {
             user: text(&f.user)?,
             host: text(&f.host)?,
             ci: f.ci.map(text_at).transpose()?.map(Cow::Borrowed),
+            authenticated: f.authenticated.map(text_at).transpose()?.map(Cow::Borrowed),
         },
         payload: Cow::Borrowed(&entry[f.payload]),
         blobs,
@@ -693,6 +786,7 @@ mod tests {
 
     fn actor() -> Actor {
         Actor {
+            authenticated: None,
             user: "alice".into(),
             host: "box".into(),
             ci: None,
@@ -709,6 +803,7 @@ mod tests {
             v
         }
         let actor = |ci| Actor {
+            authenticated: None,
             user: "u".into(),
             host: "h".into(),
             ci,
@@ -947,9 +1042,219 @@ mod tests {
         }
     }
 
+    fn token() -> serde_json::Value {
+        json!({"by": "token", "name": "ci-deploy", "role": "writer", "token": "0123456789abcdef"})
+    }
+
+    #[test]
+    fn authenticated_round_trips_in_canonical_order() {
+        let a = Actor {
+            authenticated: Some(token()),
+            user: "alice".into(),
+            host: "box".into(),
+            ci: Some(json!({"system": "github"})),
+        };
+        let r = Record::new("k", "2026-01-01T00:00:00Z", a, json!({}), vec![]).unwrap();
+        let e = r.to_entry().unwrap();
+        let s = std::str::from_utf8(&e).unwrap();
+        assert!(
+            s.starts_with(
+                r#"{"actor":{"authenticated":{"by":"token","name":"ci-deploy","role":"writer","token":"0123456789abcdef"},"ci":{"system":"github"},"host":"box","user":"alice"},"kind":"k""#
+            ),
+            "{s}"
+        );
+        assert_eq!(Record::from_entry(&e).unwrap(), r);
+        assert_eq!(Record::from_entry(&e).unwrap().to_entry().unwrap(), e);
+        let v = RecordView::from_entry(&e).unwrap();
+        assert_eq!(
+            v.actor.authenticated.as_deref(),
+            Some(r#"{"by":"token","name":"ci-deploy","role":"writer","token":"0123456789abcdef"}"#)
+        );
+        assert!(matches!(v.actor.authenticated, Some(Cow::Borrowed(_))));
+        assert_eq!(RecordView::from_record(&r).unwrap(), v);
+        assert!(check_entry(&e).is_ok());
+        // Without `ci` too.
+        let a = Actor {
+            authenticated: Some(json!({"by": "server"})),
+            ..actor()
+        };
+        let e = Record::new("k", "2026-01-01T00:00:00Z", a, json!({}), vec![])
+            .unwrap()
+            .to_entry()
+            .unwrap();
+        assert!(e.starts_with(
+            br#"{"actor":{"authenticated":{"by":"server"},"host":"box","user":"alice"},"#
+        ));
+        assert!(decode_fast(&e).is_ok());
+    }
+
+    #[test]
+    fn entries_without_authenticated_are_unchanged() {
+        // An entry as written before the field existed: decoded by the fast path, the same
+        // bytes when encoded again, and no authenticated identity.
+        let old = br#"{"actor":{"ci":{"run":7},"host":"box","user":"alice"},"kind":"terraform.plan","payload":{"a":1},"time":"2026-01-01T00:00:00Z","v":1}"#;
+        let v = decode_fast(old).unwrap();
+        assert_eq!(v.actor.authenticated, None);
+        let r = Record::from_entry(old).unwrap();
+        assert_eq!(r.actor.authenticated, None);
+        assert_eq!(r.to_entry().unwrap(), old.to_vec());
+        assert!(!serde_json::to_string(&r.actor)
+            .unwrap()
+            .contains("authenticated"));
+    }
+
+    #[test]
+    fn authenticated_must_be_an_object() {
+        let t = "2026-01-01T00:00:00Z";
+        for (v, got) in [
+            (json!(null), "null"),
+            (json!("token"), "a string"),
+            (json!([token()]), "an array"),
+            (json!(1), "a number"),
+            (json!(true), "a boolean"),
+        ] {
+            let a = Actor {
+                authenticated: Some(v),
+                ..actor()
+            };
+            let err = Record::new("k", t, a, json!({}), vec![]).unwrap_err();
+            assert!(
+                matches!(err, RecordError::AuthenticatedNotObject(g) if g == got),
+                "{err}"
+            );
+            assert_eq!(
+                err.to_string(),
+                format!("actor.authenticated must be a JSON object, got {got}")
+            );
+        }
+        // Entries holding one: null is not canonical (None is omitted), the rest not objects.
+        let good = r#"{"actor":{"host":"h","user":"u"},"kind":"k","payload":{},"time":"2026-01-01T00:00:00Z","v":1}"#;
+        for (auth, variant, why) in [
+            ("null", "NotCanonical", "authenticated is null"),
+            ("\"token\"", "AuthenticatedNotObject", "expected an object"),
+            ("[]", "AuthenticatedNotObject", "expected an object"),
+            ("{\"by\":\"server\"}\"x\"", "Malformed", "expected ,"),
+        ] {
+            let entry = good.replace(
+                r#"{"host":"#,
+                &format!(r#"{{"authenticated":{auth},"host":"#),
+            );
+            let fast = decode_fast(entry.as_bytes()).map(|_| ()).unwrap_err();
+            assert_eq!(fast.what, why, "{entry}");
+            let err = Record::from_entry(entry.as_bytes()).unwrap_err();
+            assert!(format!("{err:?}").starts_with(variant), "{entry}: {err:?}");
+            assert_eq!(
+                RecordView::from_entry(entry.as_bytes())
+                    .unwrap_err()
+                    .to_string(),
+                err.to_string()
+            );
+            assert_eq!(
+                check_entry(entry.as_bytes()).unwrap_err().to_string(),
+                err.to_string()
+            );
+        }
+    }
+
+    #[test]
+    fn authenticated_too_deep_for_readers_is_refused() {
+        fn deep(n: usize) -> serde_json::Value {
+            let mut v = json!(1);
+            for _ in 0..n {
+                v = json!({ "a": v });
+            }
+            v
+        }
+        let t = "2026-01-01T00:00:00Z";
+        let with = |d| Actor {
+            authenticated: Some(deep(d)),
+            ..actor()
+        };
+        let e = Record::new("k", t, with(125), json!({}), vec![])
+            .unwrap()
+            .to_entry()
+            .unwrap();
+        assert!(Record::from_entry(&e).is_ok());
+        assert!(decode_fast(&e).is_ok());
+        let err = Record::new("k", t, with(126), json!({}), vec![]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RecordError::TooDeep {
+                    what: "actor.authenticated",
+                    depth: 126,
+                    max: 125
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn labels_of_the_shapes_the_server_writes() {
+        let token = token();
+        let l = authenticated_label(&token).unwrap();
+        assert_eq!(
+            (l.by, l.label, l.role, l.issuer),
+            ("token", "ci-deploy", Some("writer"), None)
+        );
+        let oidc = json!({"by": "oidc", "issuer": "https://token.actions.githubusercontent.com",
+            "subject": "repo:acme/infra:ref:refs/heads/main", "repository": "acme/infra",
+            "role": "writer"});
+        let l = authenticated_label(&oidc).unwrap();
+        assert_eq!(
+            (l.by, l.label, l.role, l.issuer),
+            (
+                "oidc",
+                "repo:acme/infra:ref:refs/heads/main",
+                Some("writer"),
+                Some("https://token.actions.githubusercontent.com")
+            )
+        );
+        let server = json!({"by": "server"});
+        let l = authenticated_label(&server).unwrap();
+        assert_eq!((l.by, l.label, l.role), ("server", "server", None));
+        // A nameless token falls back to its fingerprint.
+        let nameless = json!({"by": "token", "token": "00ff"});
+        let l = authenticated_label(&nameless).unwrap();
+        assert_eq!(l.label, "00ff");
+        // Unknown ways are shown by their name; no `by`, or nothing to show, is no label.
+        assert_eq!(
+            authenticated_label(&json!({"by": "mtls"})).unwrap().label,
+            "mtls"
+        );
+        assert_eq!(authenticated_label(&json!({"name": "x"})), None);
+        assert_eq!(authenticated_label(&json!({"by": "oidc"})), None);
+        assert_eq!(authenticated_label(&json!({"by": 1})), None);
+    }
+
+    #[test]
+    fn entry_template_carries_authenticated() {
+        let a = Actor {
+            authenticated: Some(token()),
+            ..actor()
+        };
+        let t = EntryTemplate::new("k", "2026-01-01T00:00:00Z", a.clone(), vec![]).unwrap();
+        let e = t.canonical_entry(br#"{"x":1}"#).unwrap();
+        let want = Record::new("k", "2026-01-01T00:00:00Z", a, json!({"x": 1}), vec![])
+            .unwrap()
+            .to_entry()
+            .unwrap();
+        assert_eq!(e, want);
+        let bad = Actor {
+            authenticated: Some(json!("x")),
+            ..actor()
+        };
+        assert!(matches!(
+            EntryTemplate::new("k", "2026-01-01T00:00:00Z", bad, vec![]),
+            Err(RecordError::AuthenticatedNotObject("a string"))
+        ));
+    }
+
     #[test]
     fn view_borrows_and_decodes() {
         let a = Actor {
+            authenticated: None,
             user: "al\"ice\n".into(),
             host: "box".into(),
             ci: Some(json!({"run": 7, "z": [1.5, "é"]})),

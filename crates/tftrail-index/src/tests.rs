@@ -6,6 +6,7 @@ use super::*;
 
 fn rec(kind: &str, user: &str, time: &str, payload: Value) -> Vec<u8> {
     let actor = Actor {
+        authenticated: None,
         user: user.into(),
         host: "box".into(),
         ci: None,

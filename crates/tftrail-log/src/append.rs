@@ -600,6 +600,7 @@ mod tests {
     /// A record entry with this payload.
     pub(super) fn record(payload: serde_json::Value, blobs: Vec<BlobRef>) -> Vec<u8> {
         let actor = Actor {
+            authenticated: None,
             user: "u".into(),
             host: "h".into(),
             ci: None,

@@ -946,6 +946,7 @@ mod tests {
 
     fn entry(i: usize) -> Vec<u8> {
         let actor = Actor {
+            authenticated: None,
             user: "u".into(),
             host: "h".into(),
             ci: None,
@@ -1197,6 +1198,7 @@ mod tests {
             .collect();
         let path = |k: usize| blob_path(&blobs[k].reference().sha256);
         let actor = Actor {
+            authenticated: None,
             user: "u".into(),
             host: "h".into(),
             ci: None,

@@ -65,6 +65,7 @@ fn actor_of(payload: &Value) -> Actor {
             .map(String::from)
     };
     Actor {
+        authenticated: None,
         user: get("user").unwrap_or(fallback.user),
         host: get("host").unwrap_or(fallback.host),
         ci: a

@@ -21,6 +21,7 @@ fn error_variant(e: &RecordError) -> &'static str {
         RecordError::BadKind(_) => "BadKind",
         RecordError::BadTime(_) => "BadTime",
         RecordError::PayloadNotObject(_) => "PayloadNotObject",
+        RecordError::AuthenticatedNotObject(_) => "AuthenticatedNotObject",
         RecordError::TooLarge(_) => "TooLarge",
         RecordError::Malformed(_) => "Malformed",
         RecordError::NotCanonical => "NotCanonical",
@@ -68,6 +69,10 @@ pub fn check(input: &[u8]) -> &'static str {
             assert_eq!(
                 v.actor.ci.as_deref(),
                 r.actor.ci.as_ref().map(canon).as_deref()
+            );
+            assert_eq!(
+                v.actor.authenticated.as_deref(),
+                r.actor.authenticated.as_ref().map(canon).as_deref()
             );
             assert_eq!(v.payload(), canon(&r.payload));
             assert_eq!(v.blob_refs(), r.blobs);

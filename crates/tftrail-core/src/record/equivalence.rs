@@ -155,6 +155,8 @@ const KEYS: &[&str] = &[
     "😀",
     "\n",
     "\"",
+    "authenticated",
+    "by",
     "ci",
     "host",
     "user",
@@ -299,6 +301,35 @@ fn gen_time(rng: &mut Rng) -> String {
     t
 }
 
+/// An `actor.authenticated` of one of the shapes the team server writes.
+fn gen_authenticated(rng: &mut Rng) -> Value {
+    match rng.below(3) {
+        0 => serde_json::json!({
+            "by": "token",
+            "name": gen_string(rng, 12),
+            "role": rng.pick(&["reader", "writer", "admin"]),
+            "token": "0123456789abcdef",
+        }),
+        1 => {
+            let mut m = Map::new();
+            m.insert("by".into(), "oidc".into());
+            m.insert(
+                "issuer".into(),
+                "https://token.actions.githubusercontent.com".into(),
+            );
+            m.insert("subject".into(), gen_string(rng, 30).into());
+            m.insert("role".into(), "writer".into());
+            for claim in ["repository", "ref", "workflow", "run_id", "actor"] {
+                if rng.chance(2) {
+                    m.insert(claim.into(), gen_string(rng, 12).into());
+                }
+            }
+            Value::Object(m)
+        }
+        _ => serde_json::json!({"by": "server"}),
+    }
+}
+
 fn gen_record(rng: &mut Rng) -> Record {
     let blobs = if rng.chance(3) {
         (0..1 + rng.below(3))
@@ -335,6 +366,13 @@ fn gen_record(rng: &mut Rng) -> Record {
         kind: gen_kind(rng),
         time: gen_time(rng),
         actor: Actor {
+            authenticated: match rng.below(6) {
+                0 => Some(Value::Object(gen_object(rng, 3))),
+                1 => Some(gen_authenticated(rng)),
+                // Not an object, or null (omitted when None, never written as null).
+                2 if rng.chance(3) => Some(gen_value(rng, 1)),
+                _ => None,
+            },
             user: gen_string(rng, 10),
             host: gen_string(rng, 10),
             ci: match rng.below(4) {
@@ -756,6 +794,7 @@ fn generated_records_and_deviations_agree_with_the_reference() {
         "BadKind",
         "BadTime",
         "PayloadNotObject",
+        "AuthenticatedNotObject",
         "BadBlob",
     ] {
         assert!(seen.keys().any(|k| k.1 == want), "no input got {want}");
@@ -878,6 +917,16 @@ fn nesting_limit_agrees_with_the_reference() {
                 r#"{{"actor":{{"ci":{inner},"host":"h","user":"u"}},"kind":"k","payload":{{}},"time":"2026-01-01T00:00:00Z","v":1}}"#
             );
             check(ci.as_bytes());
+            // And inside the authenticated identity (an object, also at depth 3).
+            let auth = format!(
+                r#"{{"actor":{{"authenticated":{{"a":{inner}}},"host":"h","user":"u"}},"kind":"k","payload":{{}},"time":"2026-01-01T00:00:00Z","v":1}}"#
+            );
+            let verdict = check(auth.as_bytes());
+            assert_eq!(
+                verdict == "Ok",
+                depth < crate::canonical::MAX_DEPTH,
+                "{depth}"
+            );
         }
     }
 }
@@ -913,6 +962,36 @@ fn handwritten_edge_cases_agree_with_the_reference() {
         ),
         r(
             r#"{"actor":{"host":"h","user":"u"},"blobs":[],"kind":"k","payload":{},"time":"2026-01-01T00:00:00Z","v":1}"#,
+        ),
+        r(
+            r#"{"actor":{"authenticated":{"by":"server"},"host":"h","user":"u"},"kind":"k","payload":{},"time":"2026-01-01T00:00:00Z","v":1}"#,
+        ),
+        r(
+            r#"{"actor":{"authenticated":{},"ci":{"run":1},"host":"h","user":"u"},"kind":"k","payload":{},"time":"2026-01-01T00:00:00Z","v":1}"#,
+        ),
+        r(
+            r#"{"actor":{"authenticated":null,"host":"h","user":"u"},"kind":"k","payload":{},"time":"2026-01-01T00:00:00Z","v":1}"#,
+        ),
+        r(
+            r#"{"actor":{"authenticated":[],"host":"h","user":"u"},"kind":"k","payload":{},"time":"2026-01-01T00:00:00Z","v":1}"#,
+        ),
+        r(
+            r#"{"actor":{"authenticated":"token","host":"h","user":"u"},"kind":"k","payload":{},"time":"2026-01-01T00:00:00Z","v":1}"#,
+        ),
+        r(
+            r#"{"actor":{"authenticated":1,"host":"h","user":"u"},"kind":"k","payload":{},"time":"2026-01-01T00:00:00Z","v":1}"#,
+        ),
+        r(
+            r#"{"actor":{"ci":{},"authenticated":{},"host":"h","user":"u"},"kind":"k","payload":{},"time":"2026-01-01T00:00:00Z","v":1}"#,
+        ),
+        r(
+            r#"{"actor":{"authenticated":{"by":"token"},"authenticated":{"by":"token"},"host":"h","user":"u"},"kind":"k","payload":{},"time":"2026-01-01T00:00:00Z","v":1}"#,
+        ),
+        r(
+            r#"{"actor":{"authenticated":{"role":"writer","by":"token"},"host":"h","user":"u"},"kind":"k","payload":{},"time":"2026-01-01T00:00:00Z","v":1}"#,
+        ),
+        r(
+            r#"{"actor":{"authenticated":{"by":"token"}"host":"h","user":"u"},"kind":"k","payload":{},"time":"2026-01-01T00:00:00Z","v":1}"#,
         ),
         r(
             r#"{"actor":{"host":"h","user":"u"},"kind":"k","payload":[],"time":"2026-01-01T00:00:00Z","v":1}"#,
@@ -1036,19 +1115,29 @@ fn entry_template_agrees_with_encoding_the_parsed_record() {
     // Actors whose CI identity holds a `"payload":{}` of its own, and odd strings.
     let actors = [
         Actor {
+            authenticated: None,
             user: "alice".into(),
             host: "box".into(),
             ci: None,
         },
         Actor {
+            authenticated: None,
             user: "\"payload\":{}".into(),
             host: "h\u{1}\u{2028}é".into(),
             ci: Some(serde_json::json!({"payload": {}, "z": [1, 2.5]})),
         },
+        Actor {
+            authenticated: Some(
+                serde_json::json!({"by": "token", "name": ",\"payload\":{}", "payload": {}, "role": "writer"}),
+            ),
+            user: "u".into(),
+            host: "h".into(),
+            ci: None,
+        },
     ];
     let (mut fast, mut canonical_texts) = (0usize, 0usize);
     for i in 0..cases() * 2 {
-        let actor = &actors[i % 2];
+        let actor = &actors[(i / 3) % actors.len()];
         let kind = if i % 3 == 0 {
             "event"
         } else {
