@@ -1,6 +1,5 @@
 //! `tftrail blame`
 
-
 use super::{history, Global};
 use crate::error::CliError;
 

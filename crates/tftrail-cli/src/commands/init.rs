@@ -15,26 +15,26 @@ pub struct Args {
     origin: Option<String>,
 }
 
+/// `tftrail.local/<host>/<user>`, with characters an origin cannot hold replaced by `-`.
+pub fn default_origin() -> String {
+    let actor = context::actor();
+    format!("tftrail.local/{}/{}", actor.host, actor.user)
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '+' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
 pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
     g.refuse("init", false, false, true)?;
     let location = g.location();
     let key_path = g.signing_key_path();
-    let origin = match &a.origin {
-        Some(o) => o.clone(),
-        None => {
-            let actor = context::actor();
-            format!("tftrail.local/{}/{}", actor.host, actor.user)
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_graphic() && c != '+' {
-                        c
-                    } else {
-                        '-'
-                    }
-                })
-                .collect()
-        }
-    };
+    let origin = a.origin.clone().unwrap_or_else(default_origin);
     let origin = Origin::new(&origin).map_err(|e| CliError::usage(e.to_string()))?;
     if key_path.exists() {
         return Err(CliError::usage(format!(

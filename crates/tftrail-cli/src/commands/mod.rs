@@ -24,6 +24,7 @@ mod run;
 
 mod bootstrap;
 mod recover;
+mod serve;
 mod storage;
 
 /// Options every command accepts before or after its name (`tftrail --store S log` and
@@ -142,6 +143,8 @@ pub enum Command {
     Recover(recover::Args),
     /// Print the Terraform configuration of a write-once audit bucket: aws, gcp or azure.
     Bootstrap(bootstrap::Args),
+    /// Run the team server: it holds the key, authenticates writers and serves the log.
+    Serve(serve::Args),
 }
 
 /// Runs a command; returns the exit code.
@@ -164,5 +167,6 @@ pub fn run(cmd: Command, g: &Global) -> Result<i32, CliError> {
         Command::Storage(a) => storage::run(a, g),
         Command::Recover(a) => recover::run(a, g),
         Command::Bootstrap(a) => bootstrap::run(a, g),
+        Command::Serve(a) => serve::run(a, g),
     }
 }

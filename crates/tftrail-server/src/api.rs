@@ -1,0 +1,539 @@
+//! The `/v1/` handlers, `/healthz` and `/metrics`: thin layers over the log, the store and
+//! the index. Every record the API shows is read through the log, authenticated against the
+//! signed checkpoint.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tftrail_core::layout::blob_path;
+use tftrail_core::record::{validate_kind, Actor, BlobRef, Record};
+use tftrail_index::{Filter, Index};
+use tftrail_store::NewObject;
+
+use crate::auth::Need;
+use crate::error::ApiError;
+use crate::state::{AppState, MAX_REMEMBERED_UPLOADS};
+
+type Peer = ConnectInfo<SocketAddr>;
+
+/// The current time as records carry it: UTC, RFC 3339, milliseconds.
+pub fn now_utc() -> String {
+    let f = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    time::OffsetDateTime::now_utc()
+        .format(&f)
+        .expect("a UTC time formats")
+}
+
+/// Reads a request body of at most `limit` bytes, answering 413 beyond.
+async fn read_body(body: Body, limit: usize, what: &str) -> Result<Vec<u8>, ApiError> {
+    let mut out = Vec::new();
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("cannot read the {what}: {e}")))?;
+        if out.len() + chunk.len() > limit {
+            return Err(ApiError::too_large(format!(
+                "the {what} is larger than the server's limit of {limit} bytes"
+            )));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// `GET /healthz`.
+pub async fn healthz(State(st): State<Arc<AppState>>) -> Response {
+    match st.blocking(|st| Ok(st.log.head()?)).await {
+        Ok(h) => Json(json!({"status": "ok", "size": h.checkpoint.size})).into_response(),
+        Err(e) => crate::error::json_error(StatusCode::SERVICE_UNAVAILABLE, &e.message),
+    }
+}
+
+/// `GET /metrics`.
+pub async fn metrics(
+    State(st): State<Arc<AppState>>,
+    ConnectInfo(peer): Peer,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    st.require(&headers, peer, &method, "/metrics", Need::Read)
+        .await?;
+    let mut r = st.metrics.render().into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    Ok(r)
+}
+
+/// `GET /v1/key`.
+pub async fn key(
+    State(st): State<Arc<AppState>>,
+    ConnectInfo(peer): Peer,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    st.require(&headers, peer, &method, "/v1/key", Need::Read)
+        .await?;
+    let k = st.log.key();
+    Ok(Json(json!({"key": k.as_str(), "origin": k.name()})).into_response())
+}
+
+/// `GET /v1/checkpoint`.
+pub async fn checkpoint(
+    State(st): State<Arc<AppState>>,
+    ConnectInfo(peer): Peer,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    st.require(&headers, peer, &method, "/v1/checkpoint", Need::Read)
+        .await?;
+    let h = st.blocking(|st| Ok(st.log.head()?)).await?;
+    Ok(Json(json!({
+        "size": h.checkpoint.size,
+        "root": tftrail_core::merkle::hash_b64(&h.checkpoint.root),
+        "note": String::from_utf8_lossy(&h.note),
+    }))
+    .into_response())
+}
+
+/// What the client says of itself: stored as such (self-asserted).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SelfActor {
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    host: String,
+    #[serde(default)]
+    ci: Option<Value>,
+    /// Set by the server only: a request holding it is refused.
+    #[serde(default)]
+    authenticated: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewRecord {
+    kind: String,
+    payload: Value,
+    #[serde(default)]
+    blobs: Vec<BlobRef>,
+    #[serde(default)]
+    actor: Option<SelfActor>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppendRequest {
+    records: Vec<NewRecord>,
+    #[serde(default)]
+    proofs: bool,
+}
+
+/// `POST /v1/records`.
+pub async fn append(
+    State(st): State<Arc<AppState>>,
+    ConnectInfo(peer): Peer,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let who = st
+        .require(&headers, peer, &method, "/v1/records", Need::Write)
+        .await?
+        .expect("writes always authenticate");
+    let bytes = read_body(body, st.config.limits.max_body_bytes, "request body").await?;
+    let req: AppendRequest = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("the request is not a valid append: {e}")))?;
+    let max = st.config.limits.max_records_per_request;
+    if req.records.is_empty() {
+        return Err(ApiError::bad_request("no records to append"));
+    }
+    if req.records.len() > max {
+        return Err(ApiError::too_large(format!(
+            "{} records in one request; the server's limit is {max}",
+            req.records.len()
+        )));
+    }
+    let time = now_utc();
+    let mut entries = Vec::with_capacity(req.records.len());
+    let mut blobs: Vec<(usize, BlobRef)> = Vec::new();
+    for (i, r) in req.records.into_iter().enumerate() {
+        let n = i + 1;
+        validate_kind(&r.kind).map_err(|e| ApiError::bad_request(format!("record {n}: {e}")))?;
+        let a = r.actor.unwrap_or_default();
+        if a.authenticated.is_some() {
+            return Err(ApiError::bad_request(format!(
+                "record {n}: actor.authenticated is set by the server from the credential; a request cannot set it"
+            )));
+        }
+        blobs.extend(r.blobs.iter().map(|b| (n, b.clone())));
+        let actor = Actor {
+            user: a.user,
+            host: a.host,
+            ci: a.ci,
+            authenticated: Some(who.authenticated.clone()),
+        };
+        let entry = Record::new(&r.kind, &time, actor, r.payload, r.blobs)
+            .and_then(|r| r.to_entry())
+            .map_err(|e| ApiError::bad_request(format!("record {n}: {e}")))?;
+        entries.push(entry);
+    }
+    if !blobs.is_empty() {
+        st.blocking(move |st| check_blobs(st, &blobs)).await?;
+    }
+    let landed = st
+        .seq
+        .append(entries)
+        .await
+        .map_err(ApiError::unavailable)?;
+    let proofs = req.proofs;
+    let (note, receipts) = st
+        .blocking(move |st| {
+            let head = st.log.head()?;
+            let mut receipts = Vec::new();
+            if proofs {
+                for i in landed.first..landed.first + landed.count {
+                    let r = st.log.prove(&head, i)?;
+                    receipts.push(String::from_utf8_lossy(&r.encode()).into_owned());
+                }
+            }
+            Ok((String::from_utf8_lossy(&head.note).into_owned(), receipts))
+        })
+        .await?;
+    let mut out = json!({
+        "first": landed.first,
+        "count": landed.count,
+        "size": landed.size,
+        "checkpoint": note,
+    });
+    if proofs {
+        out["proofs"] = json!(receipts);
+    }
+    Ok(Json(out).into_response())
+}
+
+/// Every blob a record names must be stored, with that size (its hash is its name).
+fn check_blobs(st: &AppState, blobs: &[(usize, BlobRef)]) -> Result<(), ApiError> {
+    for (n, b) in blobs {
+        let known = st
+            .uploaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&b.sha256)
+            .copied();
+        let size = match known {
+            Some(s) => s,
+            None => match st.log.store().get(&blob_path(&b.sha256))? {
+                Some(data) => {
+                    if hex::encode(Sha256::digest(&data)) != b.sha256 {
+                        return Err(ApiError::internal(format!(
+                            "the stored blob {} does not match its SHA-256",
+                            b.sha256
+                        )));
+                    }
+                    data.len() as u64
+                }
+                None => {
+                    return Err(ApiError::bad_request(format!(
+                        "record {n}: blob {} ({}) is not stored; upload it first (PUT /v1/blobs/{})",
+                        b.name, b.sha256, b.sha256
+                    )))
+                }
+            },
+        };
+        if size != b.size {
+            return Err(ApiError::bad_request(format!(
+                "record {n}: blob {} is {size} bytes, not {}",
+                b.sha256, b.size
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn check_sha256(s: &str) -> Result<(), ApiError> {
+    if s.len() == 64 && s.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "{s:?} is not a SHA-256 (64 lower-case hex digits)"
+        )))
+    }
+}
+
+/// `PUT /v1/blobs/<sha256>`.
+pub async fn put_blob(
+    State(st): State<Arc<AppState>>,
+    ConnectInfo(peer): Peer,
+    method: Method,
+    headers: HeaderMap,
+    Path(sha): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    st.require(&headers, peer, &method, "/v1/blobs", Need::Write)
+        .await?;
+    check_sha256(&sha)?;
+    let limit = st.config.limits.max_blob_bytes;
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > limit as u64 {
+            return Err(ApiError::too_large(format!(
+                "the blob is {len} bytes; the server's limit is {limit}"
+            )));
+        }
+    }
+    let _permit = st
+        .uploads
+        .acquire()
+        .await
+        .map_err(|_| ApiError::unavailable("the server is shutting down"))?;
+    let data = read_body(body, limit, "blob").await?;
+    let got = hex::encode(Sha256::digest(&data));
+    if got != sha {
+        return Err(ApiError::bad_request(format!(
+            "the blob's SHA-256 is {got}, not {sha} as its path says"
+        )));
+    }
+    let size = data.len() as u64;
+    let s = sha.clone();
+    st.blocking(move |st| {
+        st.log
+            .store()
+            .create_all(&[NewObject::new(blob_path(&s), data)])?;
+        let mut up = st.uploaded.lock().unwrap_or_else(|p| p.into_inner());
+        if up.len() >= MAX_REMEMBERED_UPLOADS {
+            up.clear();
+        }
+        up.insert(s, size);
+        Ok(())
+    })
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"sha256": sha, "size": size})),
+    )
+        .into_response())
+}
+
+/// `GET /v1/blobs/<sha256>`.
+pub async fn get_blob(
+    State(st): State<Arc<AppState>>,
+    ConnectInfo(peer): Peer,
+    method: Method,
+    headers: HeaderMap,
+    Path(sha): Path<String>,
+) -> Result<Response, ApiError> {
+    st.require(&headers, peer, &method, "/v1/blobs", Need::Read)
+        .await?;
+    check_sha256(&sha)?;
+    let s = sha.clone();
+    let data = st
+        .blocking(move |st| {
+            if !st.log.store().exists(&blob_path(&s))? {
+                return Err(ApiError::not_found(format!("no blob {s}")));
+            }
+            Ok(st.log.blob(&s)?)
+        })
+        .await?;
+    let mut r = data.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    Ok(r)
+}
+
+/// Query filters of `GET /v1/records`, as `tftrail log` has them.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RecordQuery {
+    kind: Option<String>,
+    actor: Option<String>,
+    address: Option<String>,
+    outcome: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<u64>,
+}
+
+fn time_filter(what: &str, t: Option<&str>) -> Result<Option<i64>, ApiError> {
+    t.map(|t| {
+        tftrail_index::time_ns(t).ok_or_else(|| {
+            ApiError::bad_request(format!("{what}={t:?} is not an RFC 3339 time"))
+        })
+    })
+    .transpose()
+}
+
+/// Opens the server's index, up to date with the verified checkpoint, and runs `f`.
+fn with_index<T>(
+    st: &AppState,
+    f: impl FnOnce(&Index, &tftrail_core::checkpoint::Checkpoint) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let cp = st.log.head()?.checkpoint;
+    let path = st.index.lock().unwrap_or_else(|p| p.into_inner());
+    let (ix, _) = Index::open(&path, &st.log, &cp).map_err(index_err)?;
+    f(&ix, &cp)
+}
+
+fn index_err(e: tftrail_index::IndexError) -> ApiError {
+    ApiError::internal(e.to_string())
+}
+
+fn record_json(i: u64, r: &Record) -> Value {
+    json!({"index": i, "record": r})
+}
+
+/// `GET /v1/records`: newest first.
+pub async fn list_records(
+    State(st): State<Arc<AppState>>,
+    ConnectInfo(peer): Peer,
+    method: Method,
+    headers: HeaderMap,
+    Query(q): Query<RecordQuery>,
+) -> Result<Response, ApiError> {
+    st.require(&headers, peer, &method, "/v1/records", Need::Read)
+        .await?;
+    let f = Filter {
+        kind: q.kind,
+        actor: q.actor,
+        outcome: q.outcome,
+        since_ns: time_filter("since", q.since.as_deref())?,
+        until_ns: time_filter("until", q.until.as_deref())?,
+        resource: q.address,
+        limit: q.limit.unwrap_or(100).min(10_000),
+    };
+    let out = st
+        .blocking(move |st| {
+            with_index(st, |ix, cp| {
+                let idx = ix.find(&f).map_err(index_err)?;
+                let recs = tftrail_index::read_records(&st.log, cp, &idx).map_err(index_err)?;
+                Ok(recs.iter().map(|(i, r)| record_json(*i, r)).collect::<Vec<_>>())
+            })
+        })
+        .await?;
+    Ok(Json(json!({ "records": out })).into_response())
+}
+
+/// `GET /v1/records/<n>`.
+pub async fn show_record(
+    State(st): State<Arc<AppState>>,
+    ConnectInfo(peer): Peer,
+    method: Method,
+    headers: HeaderMap,
+    Path(n): Path<u64>,
+) -> Result<Response, ApiError> {
+    st.require(&headers, peer, &method, "/v1/records", Need::Read)
+        .await?;
+    let out = st
+        .blocking(move |st| {
+            let cp = st.log.head()?.checkpoint;
+            if n >= cp.size {
+                return Err(ApiError::not_found(format!(
+                    "record {n} is not in the log (size {})",
+                    cp.size
+                )));
+            }
+            let (i, r) = tftrail_index::read_records(&st.log, &cp, &[n])
+                .map_err(index_err)?
+                .remove(0);
+            Ok(record_json(i, &r))
+        })
+        .await?;
+    Ok(Json(out).into_response())
+}
+
+/// `GET /v1/records/<n>/proof`.
+pub async fn prove(
+    State(st): State<Arc<AppState>>,
+    ConnectInfo(peer): Peer,
+    method: Method,
+    headers: HeaderMap,
+    Path(n): Path<u64>,
+) -> Result<Response, ApiError> {
+    st.require(&headers, peer, &method, "/v1/records", Need::Read)
+        .await?;
+    let text = st
+        .blocking(move |st| {
+            let head = st.log.head()?;
+            if n >= head.checkpoint.size {
+                return Err(ApiError::not_found(format!(
+                    "record {n} is not in the log (size {})",
+                    head.checkpoint.size
+                )));
+            }
+            Ok(st.log.prove(&head, n)?.encode())
+        })
+        .await?;
+    let mut r = text.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    Ok(r)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddressQuery {
+    address: String,
+}
+
+fn changes(st: &AppState, address: &str) -> Result<Vec<Value>, ApiError> {
+    with_index(st, |ix, cp| {
+        let rows = ix.history(address).map_err(index_err)?;
+        let idx: Vec<u64> = rows.iter().map(|c| c.index).collect();
+        let recs: std::collections::BTreeMap<u64, Record> =
+            tftrail_index::read_records(&st.log, cp, &idx)
+                .map_err(index_err)?
+                .into_iter()
+                .collect();
+        Ok(rows
+            .iter()
+            .filter_map(|c| recs.get(&c.index).map(|r| tftrail_index::describe_change(c, r)))
+            .collect())
+    })
+}
+
+/// `GET /v1/history?address=A`.
+pub async fn history(
+    State(st): State<Arc<AppState>>,
+    ConnectInfo(peer): Peer,
+    method: Method,
+    headers: HeaderMap,
+    Query(q): Query<AddressQuery>,
+) -> Result<Response, ApiError> {
+    st.require(&headers, peer, &method, "/v1/history", Need::Read)
+        .await?;
+    let out = st.blocking(move |st| changes(st, &q.address)).await?;
+    Ok(Json(json!({ "changes": out })).into_response())
+}
+
+/// `GET /v1/blame?address=A`.
+pub async fn blame(
+    State(st): State<Arc<AppState>>,
+    ConnectInfo(peer): Peer,
+    method: Method,
+    headers: HeaderMap,
+    Query(q): Query<AddressQuery>,
+) -> Result<Response, ApiError> {
+    st.require(&headers, peer, &method, "/v1/blame", Need::Read)
+        .await?;
+    let out = st.blocking(move |st| changes(st, &q.address)).await?;
+    Ok(Json(json!({ "changes": tftrail_index::last_applied(out) })).into_response())
+}

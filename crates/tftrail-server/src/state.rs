@@ -1,0 +1,132 @@
+//! What every handler shares, and the checks they all make first.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use axum::http::{HeaderMap, Method, StatusCode};
+use tftrail_core::record::Actor;
+use tftrail_log::Log;
+
+use crate::auth::{Need, Principal};
+use crate::authn_stub::Authenticator;
+use crate::config::ServerConfig;
+use crate::denied::DeniedLog;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::sequencer::Sequencer;
+
+/// The server's shared state.
+pub struct AppState {
+    /// The log, for reads (appends go through the sequencer, which holds its own handle).
+    pub log: Arc<Log>,
+    /// Group commit.
+    pub seq: Sequencer,
+    /// Credentials to principals.
+    pub auth: Authenticator,
+    /// Settings.
+    pub config: ServerConfig,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Refused requests, recorded.
+    pub denied: DeniedLog,
+    /// The query index's file, used by one query at a time.
+    pub index: Mutex<PathBuf>,
+    /// Blobs stored through this server, with their sizes (a record naming one of them needs
+    /// no read of the store to check its size). Bounded.
+    pub uploaded: Mutex<HashMap<String, u64>>,
+    /// Blob uploads held in memory at once.
+    pub uploads: tokio::sync::Semaphore,
+    /// Who the server is, in its own records.
+    pub server_actor: Actor,
+}
+
+/// The most blobs remembered in [`AppState::uploaded`].
+pub const MAX_REMEMBERED_UPLOADS: usize = 100_000;
+
+impl AppState {
+    /// Authenticates the caller and checks that its role allows `need`; records a refusal.
+    /// Reads with `--public-read` need no credential (`Ok(None)`).
+    pub async fn require(
+        &self,
+        headers: &HeaderMap,
+        peer: SocketAddr,
+        method: &Method,
+        path: &str,
+        need: Need,
+    ) -> Result<Option<Principal>, ApiError> {
+        if need == Need::Read && self.config.public_read {
+            return Ok(None);
+        }
+        let denial = match self.auth.authenticate(headers).await {
+            Ok(p) if p.role.allows(need) => return Ok(Some(p)),
+            Ok(p) => crate::auth::Denial {
+                status: 403,
+                reason: format!(
+                    "{} has role {}, which cannot {}",
+                    p.label,
+                    role_name(p.role),
+                    need_words(need)
+                ),
+                credential: Some(p.label.clone()),
+            },
+            Err(d) => d,
+        };
+        self.metrics.auth_failed(reason_class(&denial));
+        self.denied.record(peer.ip(), method.as_str(), path, &denial);
+        let status = StatusCode::from_u16(denial.status).unwrap_or(StatusCode::UNAUTHORIZED);
+        Err(ApiError::new(status, denial.reason))
+    }
+
+    /// Runs synchronous log or store work on a blocking thread.
+    pub async fn blocking<T, F>(self: &Arc<Self>, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&AppState) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || f(&me))
+            .await
+            .map_err(|e| ApiError::internal(format!("a server task failed: {e}")))?
+    }
+}
+
+/// A role's name as configured.
+pub fn role_name(r: crate::auth::Role) -> &'static str {
+    match r {
+        crate::auth::Role::Writer => "writer",
+        crate::auth::Role::Reader => "reader",
+        crate::auth::Role::Auditor => "auditor",
+        crate::auth::Role::Admin => "admin",
+    }
+}
+
+fn need_words(n: Need) -> &'static str {
+    match n {
+        Need::Read => "read the log",
+        Need::Write => "append records",
+        Need::Export => "export evidence",
+        Need::Admin => "manage tokens",
+    }
+}
+
+/// A short class of refusal, for the metrics label.
+fn reason_class(d: &crate::auth::Denial) -> &'static str {
+    let r = d.reason.to_ascii_lowercase();
+    if d.status == 403 {
+        "forbidden"
+    } else if r.contains("no credential") {
+        "no-credential"
+    } else if r.contains("revoked") {
+        "revoked"
+    } else if r.contains("expired") {
+        "expired"
+    } else if r.contains("unknown token") {
+        "unknown-token"
+    } else if r.contains("oidc") || r.contains("jwt") || r.contains("id token") {
+        "bad-oidc-token"
+    } else {
+        "bad-credential"
+    }
+}

@@ -1,0 +1,1 @@
+//! TEMPORARY (replaced by the token file when it lands).
