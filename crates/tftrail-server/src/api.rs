@@ -40,7 +40,8 @@ async fn read_body(body: Body, limit: usize, what: &str) -> Result<Vec<u8>, ApiE
     let mut out = Vec::new();
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("cannot read the {what}: {e}")))?;
+        let chunk =
+            chunk.map_err(|e| ApiError::bad_request(format!("cannot read the {what}: {e}")))?;
         if out.len() + chunk.len() > limit {
             return Err(ApiError::too_large(format!(
                 "the {what} is larger than the server's limit of {limit} bytes"
@@ -245,12 +246,10 @@ fn check_blobs(st: &AppState, blobs: &[(usize, BlobRef)]) -> Result<(), ApiError
                     }
                     data.len() as u64
                 }
-                None => {
-                    return Err(ApiError::bad_request(format!(
-                        "record {n}: blob {} ({}) is not stored; upload it first (PUT /v1/blobs/{})",
-                        b.name, b.sha256, b.sha256
-                    )))
-                }
+                None => return Err(ApiError::bad_request(format!(
+                    "record {n}: blob {} ({}) is not stored; upload it first (PUT /v1/blobs/{})",
+                    b.name, b.sha256, b.sha256
+                ))),
             },
         };
         if size != b.size {
@@ -373,9 +372,8 @@ pub struct RecordQuery {
 
 fn time_filter(what: &str, t: Option<&str>) -> Result<Option<i64>, ApiError> {
     t.map(|t| {
-        tftrail_index::time_ns(t).ok_or_else(|| {
-            ApiError::bad_request(format!("{what}={t:?} is not an RFC 3339 time"))
-        })
+        tftrail_index::time_ns(t)
+            .ok_or_else(|| ApiError::bad_request(format!("{what}={t:?} is not an RFC 3339 time")))
     })
     .transpose()
 }
@@ -423,7 +421,10 @@ pub async fn list_records(
             with_index(st, |ix, cp| {
                 let idx = ix.find(&f).map_err(index_err)?;
                 let recs = tftrail_index::read_records(&st.log, cp, &idx).map_err(index_err)?;
-                Ok(recs.iter().map(|(i, r)| record_json(*i, r)).collect::<Vec<_>>())
+                Ok(recs
+                    .iter()
+                    .map(|(i, r)| record_json(*i, r))
+                    .collect::<Vec<_>>())
             })
         })
         .await?;
@@ -505,7 +506,10 @@ fn changes(st: &AppState, address: &str) -> Result<Vec<Value>, ApiError> {
                 .collect();
         Ok(rows
             .iter()
-            .filter_map(|c| recs.get(&c.index).map(|r| tftrail_index::describe_change(c, r)))
+            .filter_map(|c| {
+                recs.get(&c.index)
+                    .map(|r| tftrail_index::describe_change(c, r))
+            })
             .collect())
     })
 }

@@ -21,7 +21,11 @@ impl Authenticator {
                 label: "w".into(),
                 authenticated: serde_json::json!({"by":"token","name":"w","role":"writer"}),
             }),
-            _ => Err(Denial { status: 401, reason: "no credential".into(), credential: None }),
+            _ => Err(Denial {
+                status: 401,
+                reason: "no credential".into(),
+                credential: None,
+            }),
         }
     }
     pub fn refresh(&self) {}

@@ -98,7 +98,9 @@ impl Limits {
             ("max_batch_records", self.max_batch_records),
         ];
         if let Some((name, _)) = zero.iter().find(|(_, v)| *v == 0) {
-            return Err(ServerError::Config(format!("limits.{name} must be at least 1")));
+            return Err(ServerError::Config(format!(
+                "limits.{name} must be at least 1"
+            )));
         }
         Ok(())
     }

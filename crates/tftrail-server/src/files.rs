@@ -24,7 +24,9 @@ fn servable(path: &str) -> bool {
         .bytes()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'/' | b'.' | b'_' | b'-'));
     ok_chars
-        && !path.split('/').any(|s| s.is_empty() || s == "." || s == "..")
+        && !path
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..")
         && (path == "checkpoint"
             || path.starts_with("tile/")
             || path.starts_with("tftrail/batches/")
@@ -42,7 +44,9 @@ pub async fn get(
     st.require(&headers, peer, &method, &format!("/log/{path}"), Need::Read)
         .await?;
     if !servable(&path) {
-        return Err(ApiError::not_found(format!("/log/{path} is not a log object")));
+        return Err(ApiError::not_found(format!(
+            "/log/{path} is not a log object"
+        )));
     }
     let p = path.clone();
     let data = st
@@ -94,7 +98,9 @@ pub async fn list(
             q.prefix
         )));
     }
-    let paths = st.blocking(move |st| Ok(st.log.store().list(&q.prefix)?)).await?;
+    let paths = st
+        .blocking(move |st| Ok(st.log.store().list(&q.prefix)?))
+        .await?;
     Ok(axum::Json(serde_json::json!({ "paths": paths })).into_response())
 }
 

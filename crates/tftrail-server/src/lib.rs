@@ -15,13 +15,13 @@
 //! - `serve.rs`: the listener (TLS, connection and request limits, graceful shutdown)
 //! - `metrics.rs`: `/metrics`
 
+mod api;
 pub mod auth;
+mod authn_stub;
 mod config;
 mod denied;
 mod error;
 mod files;
-mod api;
-mod authn_stub;
 mod metrics;
 pub mod oidc;
 mod sequencer;

@@ -126,7 +126,10 @@ fn run(
                     stopping = true;
                     break;
                 }
-                Ok(Msg::Job(j)) if total + j.entries.len() > max_batch || bytes + job_bytes(&j) > MAX_BATCH_BYTES => {
+                Ok(Msg::Job(j))
+                    if total + j.entries.len() > max_batch
+                        || bytes + job_bytes(&j) > MAX_BATCH_BYTES =>
+                {
                     carry = Some(j);
                     break;
                 }

@@ -45,9 +45,8 @@ pub fn run(config: ServerConfig) -> Result<(), ServerError> {
             key_path.display()
         ))
     })?;
-    let key = SigningKey::parse(key_text.trim()).map_err(|e| {
-        ServerError::Config(format!("signing key {}: {e}", key_path.display()))
-    })?;
+    let key = SigningKey::parse(key_text.trim())
+        .map_err(|e| ServerError::Config(format!("signing key {}: {e}", key_path.display())))?;
     let location = config.store.clone().expect("checked");
     let store = tftrail_store::open(&location)?;
     let log = Arc::new(Log::open(store, key.verifier())?);
@@ -63,9 +62,8 @@ pub fn run(config: ServerConfig) -> Result<(), ServerError> {
             .join(tftrail_index::file_name(log.key().as_str(), &location))
     });
     if let Some(dir) = index.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            ServerError::Config(format!("cannot create {}: {e}", dir.display()))
-        })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| ServerError::Config(format!("cannot create {}: {e}", dir.display())))?;
     }
     let auth = Authenticator::from_config(&config)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -153,9 +151,7 @@ fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor, Se
     use tokio_rustls::rustls;
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .and_then(|it| it.collect())
-        .map_err(|e| {
-            ServerError::Config(format!("TLS certificate {}: {e}", cert.display()))
-        })?;
+        .map_err(|e| ServerError::Config(format!("TLS certificate {}: {e}", cert.display())))?;
     if certs.is_empty() {
         return Err(ServerError::Config(format!(
             "TLS certificate {} holds no certificate",
@@ -306,7 +302,10 @@ async fn serve(
     eprintln!("tftrail serve: shutting down; finishing requests in flight");
     drop(listener);
     let grace = limits.request_timeout() + Duration::from_secs(5);
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         eprintln!("tftrail serve: some connections did not finish within {grace:?}");
     }
     bg.abort();
@@ -349,7 +348,9 @@ async fn refuse<I: AsyncWrite + Unpin>(mut io: I, msg: &str) {
 }
 
 type Svc = Arc<
-    dyn Fn(Request<hyper::body::Incoming>) -> futures::future::BoxFuture<'static, Result<Response<Body>, Infallible>>
+    dyn Fn(
+            Request<hyper::body::Incoming>,
+        ) -> futures::future::BoxFuture<'static, Result<Response<Body>, Infallible>>
         + Send
         + Sync,
 >;

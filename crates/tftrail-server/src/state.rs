@@ -74,7 +74,8 @@ impl AppState {
             Err(d) => d,
         };
         self.metrics.auth_failed(reason_class(&denial));
-        self.denied.record(peer.ip(), method.as_str(), path, &denial);
+        self.denied
+            .record(peer.ip(), method.as_str(), path, &denial);
         let status = StatusCode::from_u16(denial.status).unwrap_or(StatusCode::UNAUTHORIZED);
         Err(ApiError::new(status, denial.reason))
     }

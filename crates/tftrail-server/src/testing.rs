@@ -1,0 +1,1 @@
+//! TEMPORARY (the local OIDC issuer for tests lands with the authentication work).
