@@ -90,6 +90,18 @@ pub async fn key(
     Ok(Json(json!({"key": k.as_str(), "origin": k.name()})).into_response())
 }
 
+/// `GET /v1/tokens` (admin): the credentials in effect, never their secrets.
+pub async fn tokens(
+    State(st): State<Arc<AppState>>,
+    ConnectInfo(peer): Peer,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    st.require(&headers, peer, &method, "/v1/tokens", Need::Admin)
+        .await?;
+    Ok(Json(json!({ "credentials": st.auth.describe() })).into_response())
+}
+
 /// `GET /v1/checkpoint`.
 pub async fn checkpoint(
     State(st): State<Arc<AppState>>,

@@ -58,6 +58,9 @@ pub struct Limits {
     pub max_inflight_requests: usize,
     /// Most records in one group commit.
     pub max_batch_records: usize,
+    /// Refused requests from one source within this many seconds make one record at once and
+    /// one summary after (`server.access.denied`).
+    pub denied_window_secs: u64,
 }
 
 impl Default for Limits {
@@ -72,6 +75,7 @@ impl Default for Limits {
             max_connections: 1024,
             max_inflight_requests: 512,
             max_batch_records: 20_000,
+            denied_window_secs: 60,
         }
     }
 }
@@ -85,6 +89,11 @@ impl Limits {
     /// [`Limits::header_timeout_secs`].
     pub fn header_timeout(&self) -> Duration {
         Duration::from_secs(self.header_timeout_secs.max(1))
+    }
+
+    /// [`Limits::denied_window_secs`].
+    pub fn denied_window(&self) -> Duration {
+        Duration::from_secs(self.denied_window_secs.max(1))
     }
 
     fn check(&self) -> Result<(), ServerError> {

@@ -1,6 +1,6 @@
 //! Refused requests are recorded in the log (`server.access.denied`), coalesced so that a
 //! flood cannot fill it: per source address, the first refusal of a minute is recorded at
-//! once; further ones in that minute are counted and recorded as one summary when the minute
+//! once; further ones in that minute (`limits.denied_window_secs`) are counted and recorded as one summary when the minute
 //! is over. Memory is bounded: beyond [`MAX_SOURCES`] addresses, new ones share one window.
 
 use std::collections::{BTreeMap, HashMap};
@@ -13,9 +13,6 @@ use tftrail_core::record::{Actor, Record};
 
 use crate::auth::Denial;
 use crate::sequencer::Sequencer;
-
-/// How long one coalescing window lasts.
-pub const WINDOW: Duration = Duration::from_secs(60);
 
 /// The most source addresses tracked at once.
 pub const MAX_SOURCES: usize = 10_000;
@@ -33,15 +30,17 @@ struct Window {
 /// The coalescing recorder.
 pub struct DeniedLog {
     seq: Sequencer,
+    window: Duration,
     actor: Actor,
     windows: Mutex<HashMap<Option<IpAddr>, Window>>,
 }
 
 impl DeniedLog {
-    /// Records through `seq`, as `actor`.
-    pub fn new(seq: Sequencer, actor: Actor) -> Self {
+    /// Records through `seq`, as `actor`, one window lasting `window`.
+    pub fn new(seq: Sequencer, actor: Actor, window: Duration) -> Self {
         DeniedLog {
             seq,
+            window,
             actor,
             windows: Mutex::new(HashMap::new()),
         }
@@ -59,7 +58,7 @@ impl DeniedLog {
                 Some(source)
             };
             match w.get_mut(&key) {
-                Some(win) if now.duration_since(win.opened) < WINDOW => {
+                Some(win) if now.duration_since(win.opened) < self.window => {
                     win.suppressed += 1;
                     *win.reasons.entry(d.reason.clone()).or_default() += 1;
                     win.last_path = path.to_string();
@@ -105,7 +104,7 @@ impl DeniedLog {
         {
             let mut w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
             w.retain(|k, win| {
-                if all || now.duration_since(win.opened) >= WINDOW {
+                if all || now.duration_since(win.opened) >= self.window {
                     out.extend(summary(*k, win));
                     false
                 } else {

@@ -84,6 +84,7 @@ pub fn run(config: ServerConfig) -> Result<(), ServerError> {
         ci: None,
         authenticated: Some(json!({"by": "server"})),
     };
+    let window = config.limits.denied_window();
     let state = Arc::new(AppState {
         log,
         seq: seq.clone(),
@@ -91,7 +92,11 @@ pub fn run(config: ServerConfig) -> Result<(), ServerError> {
         uploads: Semaphore::new(config.limits.max_concurrent_uploads),
         config,
         metrics,
-        denied: DeniedLog::new(seq.clone(), server_actor.clone()),
+        denied: DeniedLog::new(
+            seq.clone(),
+            server_actor.clone(),
+            window,
+        ),
         index: Mutex::new(index),
         uploaded: Mutex::new(HashMap::new()),
         server_actor,
@@ -183,6 +188,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/v1/blame", get(api::blame))
         .route("/v1/history", get(api::history))
         .route("/v1/objects", get(files::list))
+        .route("/v1/tokens", get(api::tokens))
         .route("/log/{*path}", get(files::get))
         .fallback(|| async { ApiError::not_found("no such endpoint (see docs/API.md)") })
         .with_state(state)
