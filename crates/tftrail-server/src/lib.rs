@@ -6,3 +6,4 @@
 //! A layer like the CLI: thin handlers over tftrail-log, tftrail-store and tftrail-index.
 
 pub mod auth;
+pub mod tokens;
