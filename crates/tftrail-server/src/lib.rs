@@ -6,4 +6,7 @@
 //! A layer like the CLI: thin handlers over tftrail-log, tftrail-store and tftrail-index.
 
 pub mod auth;
+pub mod oidc;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod tokens;

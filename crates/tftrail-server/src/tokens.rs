@@ -507,9 +507,11 @@ pub fn create(
                 "0 days: the token would expire now".into(),
             ))
         }
-        Some(d) if d > 36_500 => return Err(TokenError::BadExpiry(format!(
+        Some(d) if d > 36_500 => {
+            return Err(TokenError::BadExpiry(format!(
             "{d} days is more than 100 years; leave --expires out for a token that does not expire"
-        ))),
+        )))
+        }
         Some(d) => Some(now + time::Duration::days(i64::from(d))),
     };
     let _lock = lock(path)?;
