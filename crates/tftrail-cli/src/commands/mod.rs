@@ -26,6 +26,8 @@ mod bootstrap;
 mod recover;
 mod storage;
 
+mod token;
+
 /// Options every command accepts before or after its name (`tftrail --store S log` and
 /// `tftrail log --store S` are the same). The environment variables are read by
 /// [`Global::location`] and [`Global::signing_key`], not by clap, so that a value from the
@@ -142,6 +144,8 @@ pub enum Command {
     Recover(recover::Args),
     /// Print the Terraform configuration of a write-once audit bucket: aws, gcp or azure.
     Bootstrap(bootstrap::Args),
+    /// Manage the team server's tokens: create, list, revoke.
+    Token(token::Args),
 }
 
 /// Runs a command; returns the exit code.
@@ -164,5 +168,6 @@ pub fn run(cmd: Command, g: &Global) -> Result<i32, CliError> {
         Command::Storage(a) => storage::run(a, g),
         Command::Recover(a) => recover::run(a, g),
         Command::Bootstrap(a) => bootstrap::run(a, g),
+        Command::Token(a) => token::run(a, g),
     }
 }
