@@ -258,10 +258,12 @@ fn check_blobs(st: &AppState, blobs: &[(usize, BlobRef)]) -> Result<(), ApiError
                     }
                     data.len() as u64
                 }
-                None => return Err(ApiError::bad_request(format!(
+                None => {
+                    return Err(ApiError::bad_request(format!(
                     "record {n}: blob {} ({}) is not stored; upload it first (PUT /v1/blobs/{})",
                     b.name, b.sha256, b.sha256
-                ))),
+                )))
+                }
             },
         };
         if size != b.size {

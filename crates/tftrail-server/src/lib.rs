@@ -17,7 +17,7 @@
 
 mod api;
 pub mod auth;
-mod authn_stub;
+
 mod config;
 mod denied;
 mod error;
@@ -27,7 +27,7 @@ pub mod oidc;
 mod sequencer;
 mod serve;
 mod state;
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod tokens;
 

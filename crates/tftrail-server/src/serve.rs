@@ -25,7 +25,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
-use crate::authn_stub::Authenticator;
+use crate::auth::Authenticator;
 use crate::config::ServerConfig;
 use crate::denied::DeniedLog;
 use crate::error::{json_error, ApiError, ServerError};
@@ -92,11 +92,7 @@ pub fn run(config: ServerConfig) -> Result<(), ServerError> {
         uploads: Semaphore::new(config.limits.max_concurrent_uploads),
         config,
         metrics,
-        denied: DeniedLog::new(
-            seq.clone(),
-            server_actor.clone(),
-            window,
-        ),
+        denied: DeniedLog::new(seq.clone(), server_actor.clone(), window),
         index: Mutex::new(index),
         uploaded: Mutex::new(HashMap::new()),
         server_actor,
@@ -130,6 +126,9 @@ fn host_name() -> String {
 
 /// Records the token file's changes since the last call (admin actions).
 fn record_token_events(st: &AppState) {
+    for e in st.auth.take_reload_errors() {
+        eprintln!("tftrail serve: the tokens file was not reloaded (the last good one stays in effect): {e}");
+    }
     let events = st.auth.take_events();
     if events.is_empty() {
         return;
@@ -138,8 +137,9 @@ fn record_token_events(st: &AppState) {
     let entries: Vec<Vec<u8>> = events
         .iter()
         .filter_map(|e| {
-            let (kind, payload) = e.record();
-            Record::new(kind, &time, st.server_actor.clone(), payload, vec![])
+            let kind = format!("server.token.{}", e.kind());
+            let payload = json!({ "token": e.info() });
+            Record::new(&kind, &time, st.server_actor.clone(), payload, vec![])
                 .and_then(|r| r.to_entry())
                 .map_err(|err| eprintln!("tftrail serve: cannot record a token change: {err}"))
                 .ok()

@@ -9,8 +9,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use tftrail_core::record::Actor;
 use tftrail_log::Log;
 
-use crate::auth::{Need, Principal};
-use crate::authn_stub::Authenticator;
+use crate::auth::{Authenticator, Need, Principal};
 use crate::config::ServerConfig;
 use crate::denied::DeniedLog;
 use crate::error::ApiError;

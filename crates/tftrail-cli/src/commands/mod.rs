@@ -27,6 +27,8 @@ mod recover;
 mod serve;
 mod storage;
 
+mod token;
+
 /// Options every command accepts before or after its name (`tftrail --store S log` and
 /// `tftrail log --store S` are the same). The environment variables are read by
 /// [`Global::location`] and [`Global::signing_key`], not by clap, so that a value from the
@@ -145,6 +147,8 @@ pub enum Command {
     Bootstrap(bootstrap::Args),
     /// Run the team server: it holds the key, authenticates writers and serves the log.
     Serve(serve::Args),
+    /// Manage the team server's tokens: create, list, revoke.
+    Token(token::Args),
 }
 
 /// Runs a command; returns the exit code.
@@ -168,5 +172,6 @@ pub fn run(cmd: Command, g: &Global) -> Result<i32, CliError> {
         Command::Recover(a) => recover::run(a, g),
         Command::Bootstrap(a) => bootstrap::run(a, g),
         Command::Serve(a) => serve::run(a, g),
+        Command::Token(a) => token::run(a, g),
     }
 }

@@ -15,6 +15,9 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_tftrail");
 const SCRUB: &[&str] = &[
     "TFTRAIL_STORE",
     "TFTRAIL_KEY",
+    "TFTRAIL_TOKENS",
+    "TFTRAIL_SERVER",
+    "TFTRAIL_TOKEN",
     "XDG_DATA_HOME",
     "XDG_CONFIG_HOME",
     "XDG_STATE_HOME",
