@@ -124,6 +124,8 @@ fn reason_class(d: &crate::auth::Denial) -> &'static str {
         "expired"
     } else if r.contains("unknown token") {
         "unknown-token"
+    } else if r.contains("neither") || r.contains("malformed") {
+        "bad-credential"
     } else if r.contains("oidc") || r.contains("jwt") || r.contains("id token") {
         "bad-oidc-token"
     } else {
