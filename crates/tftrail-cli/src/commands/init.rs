@@ -17,6 +17,10 @@ pub struct Args {
 
 pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
     g.refuse("init", false, false, true)?;
+    g.refuse_server(
+        "init",
+        "a server's log and signing key are created where it runs, by `tftrail init` on its store",
+    )?;
     let location = g.location();
     let key_path = g.signing_key_path();
     let origin = match &a.origin {
