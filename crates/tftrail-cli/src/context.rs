@@ -91,6 +91,9 @@ pub enum KeySource {
     Remembered(PathBuf),
     /// Derived from the signing key at the default path.
     Default(PathBuf),
+    /// The key a tftrail server gave (`GET /v1/key`), trusted on first use and remembered in
+    /// this file.
+    Server(PathBuf),
 }
 
 impl KeySource {
@@ -109,6 +112,10 @@ impl KeySource {
                     p.display()
                 )
             }
+            KeySource::Server(p) => format!(
+                "the server's key, trusted on first use and remembered in {}",
+                p.display()
+            ),
         }
     }
 
@@ -128,9 +135,17 @@ pub struct TrustedKey {
     pub source: KeySource,
 }
 
+/// Whether a location names a tftrail server rather than a store.
+pub fn is_server(location: &str) -> bool {
+    let l = location.trim_start().to_ascii_lowercase();
+    l.starts_with("http://") || l.starts_with("https://")
+}
+
 /// Resolves the key a reading command trusts for the store at `location`: `--key` (`flag`),
 /// else TFTRAIL_KEY, else the key `init` remembered for this store, else the one derived from
-/// the default signing key.
+/// the default signing key. For a server, instead of the default: the key it gives
+/// (`GET /v1/key`), trusted on first use and remembered for it, so that a later change of
+/// the server's key is caught as a key mismatch.
 pub fn trusted_key(flag: Option<&str>, location: &str) -> Result<TrustedKey, CliError> {
     if let Some(k) = flag.filter(|k| !k.is_empty()) {
         return verifier_key(k).map(|key| TrustedKey {
@@ -149,11 +164,16 @@ pub fn trusted_key(flag: Option<&str>, location: &str) -> Result<TrustedKey, Cli
                 ..e
             });
     }
-    if let Some((key, path)) = remembered_key(location)? {
-        return Ok(TrustedKey {
-            key,
-            source: KeySource::Remembered(path),
-        });
+    if let Some((key, path, first_use)) = remembered(location)? {
+        let source = if first_use {
+            KeySource::Server(path)
+        } else {
+            KeySource::Remembered(path)
+        };
+        return Ok(TrustedKey { key, source });
+    }
+    if is_server(location) {
+        return crate::remote::trust_on_first_use(location);
     }
     let path = key_path(None);
     let key = load_signing_key(&path)
@@ -193,6 +213,11 @@ pub fn verifier_key(given: &str) -> Result<VerifierKey, CliError> {
 /// The store location as remembered: absolute for a directory, without a trailing `/`.
 fn canonical_location(location: &str) -> String {
     let l = location.trim();
+    if is_server(l) {
+        if let Ok(tftrail_store::Location::Server(url)) = tftrail_store::Location::parse(l) {
+            return url;
+        }
+    }
     if l.contains("://") && !l.starts_with("file://") {
         return l.trim_end_matches('/').to_string();
     }
@@ -212,8 +237,9 @@ fn remembered_path(location: &str) -> PathBuf {
     xdg("XDG_CONFIG_HOME", ".config").join(format!("tftrail/stores/{id}"))
 }
 
-/// The verifier key `init` remembered for the store at `location`, if any.
-pub fn remembered_key(location: &str) -> Result<Option<(VerifierKey, PathBuf)>, CliError> {
+/// The verifier key remembered for the store at `location`, if any: its file, and whether
+/// it was a server's key trusted on first use (rather than remembered by `init`).
+fn remembered(location: &str) -> Result<Option<(VerifierKey, PathBuf, bool)>, CliError> {
     let p = remembered_path(location);
     let text = match fs::read_to_string(&p) {
         Ok(t) => t,
@@ -228,11 +254,14 @@ pub fn remembered_key(location: &str) -> Result<Option<(VerifierKey, PathBuf)>, 
     let want = canonical_location(location);
     let mut store = None;
     let mut key = None;
+    let mut first_use = false;
     for line in text.lines() {
         if let Some(s) = line.strip_prefix("store ") {
             store = Some(s);
         } else if let Some(k) = line.strip_prefix("key ") {
             key = Some(k);
+        } else if line == "trust first-use" {
+            first_use = true;
         }
     }
     if store != Some(want.as_str()) {
@@ -248,20 +277,34 @@ pub fn remembered_key(location: &str) -> Result<Option<(VerifierKey, PathBuf)>, 
             ))
             .hint("remove it and pass the log's verifier key with --key")
         })?;
-    Ok(Some((key, p)))
+    Ok(Some((key, p, first_use)))
 }
 
 /// Remembers `key` as the verifier key of the store at `location` (done by `init`, which
 /// only runs on an empty store).
 pub fn remember_key(location: &str, key: &VerifierKey) -> Result<PathBuf, CliError> {
+    write_remembered(location, key, false)
+}
+
+/// Remembers `key` as the key of the server at `location`, trusted on first use.
+pub fn remember_server_key(location: &str, key: &VerifierKey) -> Result<PathBuf, CliError> {
+    write_remembered(location, key, true)
+}
+
+fn write_remembered(
+    location: &str,
+    key: &VerifierKey,
+    first_use: bool,
+) -> Result<PathBuf, CliError> {
     let p = remembered_path(location);
     let dir = p.parent().expect("has parent");
     fs::create_dir_all(dir)
         .map_err(|e| CliError::failure(format!("cannot create {}: {e}", dir.display())))?;
     let text = format!(
-        "store {}\nkey {}\n",
+        "store {}\nkey {}\n{}",
         canonical_location(location),
-        key.as_str()
+        key.as_str(),
+        if first_use { "trust first-use\n" } else { "" }
     );
     let tmp = p.with_extension(format!("tmp{}", std::process::id()));
     fs::write(&tmp, text)
@@ -276,7 +319,7 @@ pub fn remember_key(location: &str, key: &VerifierKey) -> Result<PathBuf, CliErr
 /// only a default that may belong to another log. Other errors convert as usual.
 pub fn key_mismatch(e: LogError, trusted: &TrustedKey, location: &str, signing: bool) -> CliError {
     let LogError::Checkpoint(CheckpointError::NotSignedByKey { want, found }) = &e else {
-        return e.into();
+        return crate::remote::log_error(e);
     };
     let what = if signing { "signing key" } else { "key" };
     let message = format!(
@@ -311,8 +354,8 @@ pub fn open_log(location: &str, trusted: &TrustedKey) -> Result<Log, CliError> {
 
 /// Opens the log at `location` with `key`, without reading the checkpoint.
 pub fn open_log_with(location: &str, key: VerifierKey) -> Result<Log, CliError> {
-    let store = tftrail_store::open(location)?;
-    Ok(Log::open(store, key)?)
+    let store = tftrail_store::open(location).map_err(crate::remote::store_error)?;
+    Log::open(store, key).map_err(crate::remote::log_error)
 }
 
 /// File that remembers the last checkpoint this machine verified for a log.

@@ -4,6 +4,7 @@
 mod commands;
 mod context;
 mod error;
+mod remote;
 mod render;
 
 use std::io::Write;
@@ -52,7 +53,7 @@ fn is_run(args: &[String]) -> bool {
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--store" | "--key" => {
+            "--store" | "--key" | "--server" => {
                 it.next();
             }
             a if a.starts_with('-') => {}
@@ -80,7 +81,12 @@ fn main() -> ExitCode {
             return ExitCode::from(code as u8);
         }
     };
-    match commands::run(cli.command, &cli.global) {
+    let result = match cli.global.check() {
+        Ok(()) => commands::run(cli.command, &cli.global),
+        Err(e) if is_run(&args) => Err(e.in_run()),
+        Err(e) => Err(e),
+    };
+    match result {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
             let mut err = std::io::stderr().lock();

@@ -18,6 +18,7 @@ mod azure;
 pub mod bootstrap;
 pub mod connector;
 mod gcs;
+pub mod http;
 mod local;
 mod location;
 mod object;
@@ -100,6 +101,19 @@ pub enum StoreError {
         /// The object's path.
         path: String,
         /// What the backend said.
+        message: String,
+    },
+    /// A server refused the request: it did not accept the credential (`status` 401), or the
+    /// credential's role does not allow it (403). Not retried.
+    #[error("{op} {path}: {message}")]
+    Denied {
+        /// What was being done.
+        op: &'static str,
+        /// The object's path or the request's.
+        path: String,
+        /// 401 or 403.
+        status: u16,
+        /// What went wrong, with the server's message.
         message: String,
     },
     /// Any other backend error.
@@ -250,7 +264,8 @@ pub trait Store: Send + Sync {
 }
 
 /// Opens an existing store: `s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix`
-/// (or `azure://`), `file:///path` or a plain path.
+/// (or `azure://`), `file:///path` or a plain path; or the log of a tftrail server,
+/// `http(s)://host[:port][/base]`, read-only ([`http::HttpStore`]).
 ///
 /// For object storage this lists one key, so a missing bucket or bad credentials fail here
 /// ([`StoreError::NotAStore`] for a bucket that does not exist). It does not check that the
@@ -267,6 +282,7 @@ pub fn open(location: &str) -> Result<Box<dyn Store>, StoreError> {
             s.check_reachable()?;
             Ok(Box::new(s))
         }
+        Location::Server(url) => Ok(Box::new(http::HttpStore::connect(&url)?)),
     }
 }
 
@@ -277,6 +293,10 @@ pub fn create(location: &str) -> Result<Box<dyn Store>, StoreError> {
     match Location::parse(location)? {
         Location::Local(p) => Ok(Box::new(LocalStore::create(p)?)),
         Location::Object { .. } => open(location),
+        Location::Server(url) => Err(StoreError::NotAStore {
+            location: url,
+            reason: "a server's log is created by `tftrail serve`, not by a client".into(),
+        }),
     }
 }
 

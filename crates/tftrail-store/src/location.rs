@@ -1,5 +1,6 @@
 //! Store locations as the user writes them: `s3://bucket/prefix`, `gs://bucket/prefix`,
-//! `az://container/prefix` (or `azure://`), `file:///path` or a plain path.
+//! `az://container/prefix` (or `azure://`), `file:///path` or a plain path; and tftrail
+//! servers, `http(s)://host[:port][/base]`.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -43,12 +44,16 @@ pub enum Location {
         /// Key prefix without leading or trailing `/`; empty for the bucket's root.
         prefix: String,
     },
+    /// A tftrail server: `http(s)://host[:port][/base]`, normalised (lower-case scheme and
+    /// host, no default port, no trailing `/`).
+    Server(String),
 }
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Location::Local(p) => write!(f, "{}", p.display()),
+            Location::Server(url) => f.write_str(url),
             Location::Object {
                 cloud,
                 bucket,
@@ -100,11 +105,13 @@ impl Location {
             "s3" | "s3a" => Cloud::S3,
             "gs" | "gcs" => Cloud::Gcs,
             "az" | "azure" | "abfs" => Cloud::Azure,
+            "http" | "https" => return parse_server(location),
             other => {
                 return Err(bad(
                     location,
                     format!(
-                        "unsupported scheme {other:?}: use s3://, gs://, az://, file:// or a path"
+                        "unsupported scheme {other:?}: use s3://, gs://, az://, file://, a path, \
+                         or a tftrail server's https://"
                     ),
                 ))
             }
@@ -155,6 +162,39 @@ impl Location {
     }
 }
 
+/// A server URL: `http(s)://host[:port][/base]`, without credentials, query or fragment.
+fn parse_server(location: &str) -> Result<Location, StoreError> {
+    let u = url::Url::parse(location).map_err(|e| bad(location, format!("invalid URL: {e}")))?;
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err(bad(location, "missing host name"));
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(bad(
+            location,
+            "credentials do not go in the URL: put the token in TFTRAIL_TOKEN",
+        ));
+    }
+    if u.query().is_some() || u.fragment().is_some() {
+        return Err(bad(
+            location,
+            "query strings and fragments are not supported",
+        ));
+    }
+    let path = u.path().trim_end_matches('/');
+    if !path.is_empty() && !valid_key_path(path.trim_start_matches('/')) {
+        return Err(bad(
+            location,
+            format!("invalid base path {path:?}: no empty, '.' or '..' path segments"),
+        ));
+    }
+    let host = u.host_str().expect("checked");
+    let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+    Ok(Location::Server(format!(
+        "{}://{host}{port}{path}",
+        u.scheme()
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,6 +238,23 @@ mod tests {
     }
 
     #[test]
+    fn parses_servers() {
+        for (url, want) in [
+            ("https://audit.example.com", "https://audit.example.com"),
+            ("HTTPS://Audit.Example.com/", "https://audit.example.com"),
+            ("https://h:443/tftrail/", "https://h/tftrail"),
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+            ("http://[::1]:9/a/b", "http://[::1]:9/a/b"),
+        ] {
+            assert_eq!(
+                Location::parse(url).unwrap(),
+                Location::Server(want.into()),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
     fn parses_local() {
         assert_eq!(
             Location::parse("/var/lib/t").unwrap(),
@@ -227,6 +284,10 @@ mod tests {
             ("s3://bkt/a?versionId=1", "query"),
             ("ftp://host/x", "unsupported scheme"),
             ("file://relative", "absolute path"),
+            ("https://", "invalid URL"),
+            ("https://u:p@host", "credentials"),
+            ("https://host/x?a=1", "query"),
+            ("http://host/a//b", "invalid base path"),
         ] {
             let e = Location::parse(url).unwrap_err().to_string();
             assert!(e.contains(needle), "{url}: {e}");

@@ -32,6 +32,10 @@ pub fn default_origin() -> String {
 
 pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
     g.refuse("init", false, false, true)?;
+    g.refuse_server(
+        "init",
+        "a server's log and signing key are created where it runs, by `tftrail init` on its store",
+    )?;
     let location = g.location();
     let key_path = g.signing_key_path();
     let origin = a.origin.clone().unwrap_or_else(default_origin);

@@ -39,6 +39,10 @@ pub struct Global {
     /// az://container/prefix [env: TFTRAIL_STORE] [default: $XDG_DATA_HOME/tftrail/log]
     #[arg(long, global = true, value_name = "STORE")]
     pub store: Option<String>,
+    /// A tftrail server (`tftrail serve`) to read and write the log through instead of a
+    /// store: https://host[:port][/base]; its credential is TFTRAIL_TOKEN [env: TFTRAIL_SERVER]
+    #[arg(long, global = true, value_name = "URL")]
+    pub server: Option<String>,
     /// The log's key. Commands that sign (init, append, run, key): the signing-key file
     /// [env: TFTRAIL_KEY] [default: $XDG_CONFIG_HOME/tftrail/signing.key]. Commands that read:
     /// the verifier key (name+id+base64), a file holding it, or the signing-key file [default:
@@ -51,11 +55,94 @@ pub struct Global {
     pub json: bool,
 }
 
+fn given(flag: &Option<String>) -> Option<&str> {
+    flag.as_deref().filter(|s| !s.is_empty())
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|s| !s.is_empty())
+}
+
 impl Global {
-    /// The store location: --store, else TFTRAIL_STORE, else the XDG data directory.
+    /// Refuses a store and a server named together: `--store` with `--server` or
+    /// TFTRAIL_SERVER, or TFTRAIL_STORE with TFTRAIL_SERVER (`--server` overrides
+    /// TFTRAIL_STORE, as a flag overrides the environment). Checked before any command runs.
+    pub fn check(&self) -> Result<(), CliError> {
+        let store = match (given(&self.store), env("TFTRAIL_STORE")) {
+            (Some(_), _) => Some("--store"),
+            (None, Some(_)) => Some("TFTRAIL_STORE"),
+            _ => None,
+        };
+        let server = match (given(&self.server), env("TFTRAIL_SERVER")) {
+            (Some(s), _) => Some(("--server", s.to_string())),
+            (None, Some(s)) => Some(("TFTRAIL_SERVER", s)),
+            _ => None,
+        };
+        if let Some((name, url)) = &server {
+            if !crate::context::is_server(url) {
+                return Err(CliError::usage(format!(
+                    "{name} takes a tftrail server's URL (https://host[:port][/base]), not {url:?}"
+                ))
+                .hint("name a store with --store or TFTRAIL_STORE"));
+            }
+            tftrail_store::Location::parse(url)
+                .map_err(|e| CliError::usage(format!("{name}: {e}")))?;
+        }
+        let server = server.map(|(name, _)| name);
+        match (store, server) {
+            (Some("TFTRAIL_STORE"), Some("--server")) | (None, _) | (_, None) => Ok(()),
+            (Some(store), Some(server)) => Err(CliError::usage(format!(
+                "{store} and {server} both name the log: a store, or a server, not both"
+            ))
+            .hint(format!(
+                "drop {store} to go through the server, or {server} to use the store directly"
+            ))),
+        }
+    }
+
+    /// The log's location: --server, else --store, else TFTRAIL_SERVER, else TFTRAIL_STORE,
+    /// else the XDG data directory. A server's location is its URL.
     pub fn location(&self) -> String {
-        let env = std::env::var("TFTRAIL_STORE").ok();
-        crate::context::store_location(self.store.as_deref().or(env.as_deref()))
+        let server = match given(&self.server) {
+            Some(s) => Some(s.to_string()),
+            None if given(&self.store).is_none() => env("TFTRAIL_SERVER"),
+            None => None,
+        };
+        let l = match server {
+            Some(s) => s,
+            None => {
+                let env = std::env::var("TFTRAIL_STORE").ok();
+                crate::context::store_location(self.store.as_deref().or(env.as_deref()))
+            }
+        };
+        // A server's URL as the store layer writes it (lower-case, no trailing `/`), so that
+        // its remembered key and index do not depend on how it was typed.
+        match tftrail_store::Location::parse(&l) {
+            Ok(tftrail_store::Location::Server(url)) => url,
+            _ => l,
+        }
+    }
+
+    /// The server's URL when the log is reached through a server (`--server`,
+    /// TFTRAIL_SERVER, or an http(s):// location).
+    pub fn server(&self) -> Option<String> {
+        let l = self.location();
+        crate::context::is_server(&l).then_some(l)
+    }
+
+    /// Refuses a server for `command`, which works on a store itself (`why` says what it
+    /// does that a client of a server cannot).
+    pub fn refuse_server(&self, command: &str, why: &str) -> Result<(), CliError> {
+        match self.server() {
+            Some(url) => Err(CliError::usage(format!(
+                "`tftrail {command}` does not work through a tftrail server ({url}): {why}"
+            ))
+            .hint(format!(
+                "run it where the server runs, with --store naming the server's store; \
+                 unset TFTRAIL_SERVER or drop --server here"
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// The signing-key path and where it came from.
@@ -92,6 +179,7 @@ impl Global {
     ) -> Result<(), CliError> {
         let given = [
             (store && self.store.is_some(), "--store"),
+            (store && self.server.is_some(), "--server"),
             (key && self.key.is_some(), "--key"),
             (json && self.json, "--json"),
         ];

@@ -365,6 +365,10 @@ fn rebuild_plain(store: &dyn Store, key: &VerifierKey) -> Result<Rebuilt, CliErr
 }
 
 pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
+    g.refuse_server(
+        "recover",
+        "it reads the retained object versions of the server's bucket, which only the bucket shows",
+    )?;
     let src = g.location();
     let key = g.trusted_key(&src)?.key;
     if src.trim_end_matches('/') == a.to.trim_end_matches('/') {

@@ -54,7 +54,13 @@ fn check(a: CheckArgs, g: &Global) -> Result<i32, CliError> {
     g.refuse("storage check", false, true, false)?;
     let location = match a.location.filter(|l| !l.is_empty()) {
         Some(l) => l,
-        None => g.location(),
+        None => {
+            g.refuse_server(
+                "storage check",
+                "it inspects the bucket's settings, which a server does not expose",
+            )?;
+            g.location()
+        }
     };
     let loc = Location::parse(&location)?;
     let local = matches!(loc, Location::Local(_));
@@ -78,6 +84,12 @@ fn check(a: CheckArgs, g: &Global) -> Result<i32, CliError> {
                 min_retention_days: a.min_retention_days,
             },
         )?,
+        Location::Server(url) => {
+            return Err(CliError::usage(format!(
+                "`tftrail storage check` inspects a store, not a tftrail server ({url})"
+            ))
+            .hint("run it where the server runs, on the store given to `tftrail serve --store`"))
+        }
     };
     if g.json {
         let mut v = serde_json::to_value(&report).map_err(|e| CliError::failure(e.to_string()))?;

@@ -53,7 +53,7 @@ pub fn run(_: Args, g: &Global) -> Result<i32, CliError> {
         Ok(l) => l,
         Err(e) => {
             let at_checkpoint = matches!(e, tftrail_log::LogError::CheckpointMissing { .. });
-            let e: CliError = e.into();
+            let e = crate::remote::log_error(e);
             if let Some(d) = damage.as_ref().filter(|d| !d.problems.is_empty()) {
                 return report_damage_only(d, e, g.json);
             }

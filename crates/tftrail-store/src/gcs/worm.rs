@@ -272,7 +272,7 @@ fn check_gcs_with(
     };
     let prefix = match Location::parse(location)? {
         Location::Object { prefix, .. } => prefix,
-        Location::Local(_) => String::new(),
+        Location::Local(_) | Location::Server(_) => String::new(),
     };
     let rt = crate::object::runtime()?;
     let base = GcsJsonApi::base_url(&b);

@@ -1,0 +1,316 @@
+//! The CLI as a client of a tftrail server (`--server URL`, docs/API.md).
+//!
+//! Reads need nothing here: the server's log is a [`tftrail_store::http::HttpStore`] and the
+//! log layer verifies every byte read from it against the signed checkpoint. This module
+//! resolves the key a client trusts for a server (trust on first use), explains the server's
+//! refusals, and writes: blobs with `PUT /v1/blobs/<sha256>`, records with
+//! `POST /v1/records`. A client of a server reads no signing key: the server signs. The
+//! record's actor is what the client says of itself; the server adds who the credential
+//! authenticates.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tftrail_core::checkpoint::VerifierKey;
+use tftrail_core::record::{Actor, BlobRef};
+use tftrail_log::{Log, LogError};
+use tftrail_store::http::{Client, HttpStore, TOKEN_ENV};
+use tftrail_store::StoreError;
+
+use crate::context::{self, KeySource, TrustedKey};
+use crate::error::CliError;
+
+/// The largest JSON request the server takes by default (`max_body_bytes`).
+pub const MAX_REQUEST_BYTES: usize = 4 << 20;
+/// The most records one request may carry by default (`max_records_per_request`).
+pub const MAX_REQUEST_RECORDS: usize = 10_000;
+
+/// A store error as the user sees it, with a hint when a server refused or cannot be reached.
+pub fn store_error(e: StoreError) -> CliError {
+    let hint = match &e {
+        StoreError::Denied {
+            status: 401, op, ..
+        } => Some(
+            if std::env::var_os(TOKEN_ENV).is_some_and(|t| !t.is_empty()) {
+                format!(
+                "the token in {TOKEN_ENV} is unknown, revoked or expired: set {TOKEN_ENV} to a \
+                 token from `tftrail token create`"
+            )
+            } else if *op == "write" {
+                format!("set {TOKEN_ENV} to a writer's token from `tftrail token create`")
+            } else {
+                format!("set {TOKEN_ENV} to a token from `tftrail token create`")
+            },
+        ),
+        StoreError::Denied { op, .. } => Some(if *op == "write" {
+            "the token's role cannot append records: use a writer's token (`tftrail token create --role writer`)".to_string()
+        } else {
+            "the token's role cannot read the log: use a reader's, auditor's or writer's token"
+                .to_string()
+        }),
+        StoreError::Transient { message, .. } if message.contains("tftrail server") => Some(
+            "check that the server is running and that --server / TFTRAIL_SERVER names it".into(),
+        ),
+        _ => None,
+    };
+    let denied = matches!(e, StoreError::Denied { .. });
+    let mut c = CliError::from(e);
+    if denied {
+        // Not damage and not bad input: the credential is refused (exit 3, 123 in `run`).
+        c.code = crate::error::EXIT_FAILURE;
+    }
+    match hint {
+        Some(h) => c.hint(h),
+        None => c,
+    }
+}
+
+/// A log error as the user sees it ([`store_error`] for the store's).
+pub fn log_error(e: LogError) -> CliError {
+    match e {
+        LogError::Store(
+            e @ (StoreError::Denied { .. }
+            | StoreError::Transient { .. }
+            | StoreError::Backend { .. }),
+        ) => store_error(e),
+        e => e.into(),
+    }
+}
+
+/// Asks the server at `location` for its key (`GET /v1/key`), trusts it and remembers it for
+/// that URL, and says so on stderr.
+pub fn trust_on_first_use(location: &str) -> Result<TrustedKey, CliError> {
+    let client = Client::new(location).map_err(store_error)?;
+    let v = client.get_json("v1/key").map_err(store_error)?;
+    let text = v.get("key").and_then(Value::as_str).ok_or_else(|| {
+        CliError::failure(format!(
+            "the answer of {location}/v1/key has no \"key\": is this a tftrail server?"
+        ))
+    })?;
+    let key = VerifierKey::parse(text).map_err(|e| {
+        CliError::failure(format!(
+            "the server at {location} gave an invalid verifier key {text:?}: {e}"
+        ))
+    })?;
+    let path = context::remember_server_key(location, &key)?;
+    eprintln!(
+        "trusting the server's key {} on first use; pass --key to pin it",
+        key.as_str()
+    );
+    Ok(TrustedKey {
+        key,
+        source: KeySource::Server(path),
+    })
+}
+
+/// A server to write through: its client and the key its checkpoints must carry.
+pub struct Server {
+    client: Client,
+    trusted: TrustedKey,
+}
+
+/// What `POST /v1/records` answered, checked against the trusted key.
+#[derive(Debug, Clone, Copy)]
+pub struct Appended {
+    /// Index of the first record.
+    pub first: u64,
+    /// How many records.
+    pub count: u64,
+    /// Tree size of the checkpoint that covers them.
+    pub size: u64,
+}
+
+impl Server {
+    /// The server at `url`, trusting `--key` / TFTRAIL_KEY / the remembered key, else its own
+    /// key on first use. Sends no request when a key is known.
+    pub fn connect(url: &str, key_flag: Option<&str>) -> Result<Server, CliError> {
+        let client = Client::new(url).map_err(store_error)?;
+        let trusted = context::trusted_key(key_flag, url)?;
+        Ok(Server { client, trusted })
+    }
+
+    /// The server's URL.
+    pub fn url(&self) -> &str {
+        self.client.url()
+    }
+
+    /// The key its checkpoints must carry.
+    pub fn trusted(&self) -> &TrustedKey {
+        &self.trusted
+    }
+
+    /// The server's log, read through the same connections, with its checkpoint checked
+    /// against the trusted key.
+    pub fn open_log(&self) -> Result<Log, CliError> {
+        let store = HttpStore::with_client(self.client.clone());
+        let log = Log::open(Box::new(store), self.trusted.key.clone()).map_err(log_error)?;
+        log.head()
+            .map_err(|e| context::key_mismatch(e, &self.trusted, self.url(), false))?;
+        Ok(log)
+    }
+
+    /// Stores a blob (`PUT /v1/blobs/<sha256>`); the server checks its hash.
+    pub fn put_blob(&self, data: &[u8]) -> Result<(), CliError> {
+        let hex = hex::encode(Sha256::digest(data));
+        let path = format!("v1/blobs/{hex}");
+        let r = self.client.put(&path, data.to_vec()).map_err(store_error)?;
+        if !r.is_success() {
+            return Err(store_error(self.client.error("write", &path, &r)));
+        }
+        Ok(())
+    }
+
+    /// Appends the records of one request body (`{"records": […]}`, built with
+    /// [`RequestBuilder`]) atomically, and checks that the answer's checkpoint is signed by
+    /// the trusted key and covers them.
+    pub fn append(&self, body: Vec<u8>, count: usize) -> Result<Appended, CliError> {
+        let path = "v1/records";
+        let r = self.client.post_json(path, body).map_err(store_error)?;
+        if !r.is_success() {
+            return Err(store_error(self.client.error("write", path, &r)));
+        }
+        let v = r.json("write", path).map_err(store_error)?;
+        let num = |k: &str| v.get(k).and_then(Value::as_u64);
+        let (Some(first), Some(n), Some(size), Some(note)) = (
+            num("first"),
+            num("count"),
+            num("size"),
+            v.get("checkpoint").and_then(Value::as_str),
+        ) else {
+            return Err(CliError::failure(format!(
+                "the answer of {}/{path} lacks first, count, size or checkpoint: {v}",
+                self.url()
+            )));
+        };
+        let wrong = |why: String| {
+            CliError::integrity(format!(
+                "the server at {} acknowledged records {first}..{} but {why}",
+                self.url(),
+                first + n.max(1) - 1
+            ))
+            .hint("the records may be stored; run `tftrail verify --server …` and keep its report")
+        };
+        if n != count as u64 {
+            return Err(wrong(format!(
+                "counted {n} records where {count} were sent"
+            )));
+        }
+        let cp = self
+            .trusted
+            .key
+            .open_checkpoint(note.as_bytes())
+            .map_err(|e| {
+                wrong(format!(
+                    "its checkpoint does not verify with {}: {e}",
+                    self.trusted.source.describe()
+                ))
+            })?;
+        if cp.size != size || first + n > size {
+            return Err(wrong(format!(
+                "its checkpoint (size {}) does not cover them",
+                cp.size
+            )));
+        }
+        Ok(Appended {
+            first,
+            count: n,
+            size,
+        })
+    }
+}
+
+/// One record of a `POST /v1/records` request, as JSON.
+pub fn record_json(kind: &str, payload: &Value, blobs: &[BlobRef], actor: &Actor) -> Vec<u8> {
+    let mut r = serde_json::json!({"kind": kind, "payload": payload, "actor": actor});
+    if !blobs.is_empty() {
+        r["blobs"] = serde_json::to_value(blobs).expect("blob references serialise");
+    }
+    serde_json::to_vec(&r).expect("JSON values serialise")
+}
+
+/// Groups records into request bodies of at most [`MAX_REQUEST_RECORDS`] records and
+/// [`MAX_REQUEST_BYTES`] bytes.
+#[derive(Default)]
+pub struct RequestBuilder {
+    body: Vec<u8>,
+    count: usize,
+}
+
+impl RequestBuilder {
+    const HEAD: &'static [u8] = b"{\"records\":[";
+    const TAIL: &'static [u8] = b"]}";
+
+    /// Whether `record` (from [`record_json`]) still fits in this request.
+    pub fn fits(&self, record: &[u8]) -> bool {
+        self.count == 0
+            || (self.count < MAX_REQUEST_RECORDS
+                && self.body.len() + 1 + record.len() + Self::TAIL.len() <= MAX_REQUEST_BYTES)
+    }
+
+    /// Adds a record; check [`RequestBuilder::fits`] first.
+    pub fn push(&mut self, record: &[u8]) {
+        if self.count == 0 {
+            self.body.extend_from_slice(Self::HEAD);
+        } else {
+            self.body.push(b',');
+        }
+        self.body.extend_from_slice(record);
+        self.count += 1;
+    }
+
+    /// The request body and its record count; the builder is empty again.
+    pub fn take(&mut self) -> (Vec<u8>, usize) {
+        let mut body = std::mem::take(&mut self.body);
+        body.extend_from_slice(Self::TAIL);
+        (body, std::mem::take(&mut self.count))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_stay_under_both_limits() {
+        let actor = Actor {
+            user: "u".into(),
+            host: "h".into(),
+            ci: None,
+        };
+        let small = record_json("event", &serde_json::json!({"n": 1}), &[], &actor);
+        let mut b = RequestBuilder::default();
+        let mut bodies = Vec::new();
+        for _ in 0..25_000 {
+            if !b.fits(&small) {
+                bodies.push(b.take());
+            }
+            b.push(&small);
+        }
+        bodies.push(b.take());
+        let counts: Vec<usize> = bodies.iter().map(|(_, n)| *n).collect();
+        assert_eq!(counts, [10_000, 10_000, 5_000]);
+        for (body, n) in &bodies {
+            let v: Value = serde_json::from_slice(body).unwrap();
+            assert_eq!(v["records"].as_array().unwrap().len(), *n);
+            assert_eq!(v["records"][0]["actor"]["user"], "u");
+        }
+
+        let big = record_json(
+            "event",
+            &serde_json::json!({"pad": "x".repeat(60_000)}),
+            &[],
+            &actor,
+        );
+        let mut b = RequestBuilder::default();
+        let mut sizes = Vec::new();
+        for _ in 0..150 {
+            if !b.fits(&big) {
+                sizes.push(b.take().0.len());
+            }
+            b.push(&big);
+        }
+        sizes.push(b.take().0.len());
+        assert!(sizes.len() == 3, "{sizes:?}");
+        assert!(sizes.iter().all(|&s| s <= MAX_REQUEST_BYTES), "{sizes:?}");
+        assert!(sizes[0] > MAX_REQUEST_BYTES - big.len() - 16, "{sizes:?}");
+    }
+}
