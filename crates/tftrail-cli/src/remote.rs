@@ -272,6 +272,7 @@ mod tests {
     #[test]
     fn requests_stay_under_both_limits() {
         let actor = Actor {
+            authenticated: None,
             user: "u".into(),
             host: "h".into(),
             ci: None,

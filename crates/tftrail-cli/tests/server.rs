@@ -479,7 +479,7 @@ fn log_paths_are_served_with_cache_headers_and_blobs_round_trip() {
 #[test]
 fn public_read_needs_no_credential_but_writes_do() {
     let env = Env::new();
-    let (s, _, admin) = start(&env, &["--public-read"]);
+    let (s, _, _) = start(&env, &["--public-read"]);
     assert_eq!(s.request("GET", "/log/checkpoint", None, b"").0, 200);
     assert_eq!(s.request("GET", "/v1/records", None, b"").0, 200);
     let body = json!({"records": [{"kind": "k", "payload": {}}]});
@@ -568,4 +568,103 @@ impl Probe {
         let b = resp.split_once("\r\n\r\n")?.1;
         serde_json::from_str::<Value>(b).ok()?["first"].as_u64()
     }
+}
+
+/// `clients` processes of `tftrail append` through the servers (round robin), `each`
+/// records apiece; returns their payload ids.
+fn append_through(env: &Env, servers: &[&Server], token: &str, clients: u64, each: u64) {
+    let mut children = Vec::new();
+    for c in 0..clients {
+        let s = servers[(c as usize) % servers.len()];
+        let script = format!(
+            "for i in $(seq 1 {each}); do echo '{{\"client\":{c},\"n\":'$i'}}' | \"$1\" append --kind load || exit 1; done"
+        );
+        let cmd = env.client(s, token, &[]);
+        let prog = cmd.get_program().to_owned();
+        let mut sh = std::process::Command::new("sh");
+        sh.args(["-c", &script, "sh"]).arg(prog);
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => sh.env(k, v),
+                None => sh.env_remove(k),
+            };
+        }
+        sh.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        children.push(sh.spawn().unwrap());
+    }
+    for ch in children {
+        let out = ch.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "a client failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Every (client, n) of `load` records, checking each appears exactly once.
+fn loads_exactly_once(s: &Server, token: &str, clients: u64, each: u64) {
+    let recs = s.records(token);
+    let mut seen = std::collections::BTreeMap::new();
+    for r in recs.iter().filter(|r| r["record"]["kind"] == "load") {
+        let p = &r["record"]["payload"];
+        let k = (p["client"].as_u64().unwrap(), p["n"].as_u64().unwrap());
+        *seen.entry(k).or_insert(0) += 1;
+        assert_eq!(r["record"]["actor"]["authenticated"]["name"], "ci");
+    }
+    assert_eq!(seen.len() as u64, clients * each, "records missing");
+    assert!(seen.values().all(|&n| n == 1), "a record appears twice");
+}
+
+#[test]
+fn sixty_four_clients_then_verify_through_the_server() {
+    let env = Env::new();
+    let (s, vkey, admin) = start(&env, &[]);
+    let w = env.token("writer", "ci");
+    append_through(&env, &[&s], &w, 64, 20);
+    loads_exactly_once(&s, &admin, 64, 20);
+    // Verification over HTTP with nothing but the verifier key (no store, no token file).
+    let reader = env.token("reader", "auditor");
+    let mut c = env.client(&s, &reader, &["verify", "--key", &vkey]);
+    c.env("XDG_STATE_HOME", env.path("auditor-state"));
+    let out = common::run(c, None);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let text = common::stdout(&out) + &common::stderr(&out);
+    assert!(text.contains("verified"), "{text}");
+    // Group commit: fewer appends than records.
+    let (_, m) = s.request("GET", "/metrics", Some(&admin), b"");
+    let appends: u64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("tftrail_appends_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    assert!(appends < 1280, "no batching: {appends} appends\n{m}");
+}
+
+#[test]
+fn two_replicas_on_one_s3_bucket() {
+    let moto = tftrail_store::testing::Moto::start();
+    let envs: Vec<(&str, String)> = moto.env();
+    moto.apply_env();
+    moto.create_audit_bucket("replicas", 1);
+    let mut env = Env::new();
+    env.store = std::path::PathBuf::from("s3://replicas/log");
+    let mut c = env.command(&["init", "--origin", "test.example/replicas"]);
+    c.envs(envs.iter().map(|(k, v)| (*k, v.as_str())));
+    let out = common::run(c, None);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let vkey = common::stdout(&out).trim().to_string();
+    let admin = env.token("admin", "root");
+    let w = env.token("writer", "ci");
+    let a = env.serve(&[], &envs);
+    let b = env.serve(&[], &envs);
+    append_through(&env, &[&a, &b], &w, 8, 10);
+    // Each replica sees every record, appended through either.
+    loads_exactly_once(&a, &admin, 8, 10);
+    loads_exactly_once(&b, &admin, 8, 10);
+    let mut c = env.command(&["verify", "--key", &vkey]);
+    c.envs(envs.iter().map(|(k, v)| (*k, v.as_str())));
+    let out = common::run(c, None);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
 }

@@ -212,7 +212,7 @@ pub async fn append(
         .await
         .map_err(ApiError::unavailable)?;
     let proofs = req.proofs;
-    let (note, receipts) = st
+    let (head, receipts) = st
         .blocking(move |st| {
             let head = st.log.head()?;
             let mut receipts = Vec::new();
@@ -222,14 +222,15 @@ pub async fn append(
                     receipts.push(String::from_utf8_lossy(&r.encode()).into_owned());
                 }
             }
-            Ok((String::from_utf8_lossy(&head.note).into_owned(), receipts))
+            Ok((head, receipts))
         })
         .await?;
     let mut out = json!({
         "first": landed.first,
         "count": landed.count,
-        "size": landed.size,
-        "checkpoint": note,
+        // The checkpoint returned (the newest: it covers the records, maybe more).
+        "size": head.checkpoint.size,
+        "checkpoint": String::from_utf8_lossy(&head.note),
     });
     if proofs {
         out["proofs"] = json!(receipts);

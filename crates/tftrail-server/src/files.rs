@@ -91,7 +91,8 @@ pub async fn list(
     let listable = ["tile/", "tftrail/batches/", "tftrail/blobs/"]
         .iter()
         .any(|p| q.prefix.starts_with(p))
-        && servable(q.prefix.trim_end_matches('/'));
+        && (q.prefix.ends_with('/') && servable(&format!("{}x", q.prefix))
+            || servable(&q.prefix));
     if !listable {
         return Err(ApiError::bad_request(format!(
             "cannot list {:?}: prefixes start with tile/, tftrail/batches/ or tftrail/blobs/",
@@ -131,5 +132,7 @@ mod tests {
         ] {
             assert!(!servable(bad), "{bad}");
         }
+        // Listing prefixes ("tile/") are checked with a name after them.
+        assert!(servable("tile/x") && !servable("tile/../x"));
     }
 }
