@@ -285,7 +285,8 @@ fn authenticated_identities_are_indexed_and_filtered() {
         server_rec("x", Some(json!({"via": "mtls"}))),
     ]);
     let (ix, _) = f.open();
-    let cols: Vec<(i64, Option<String>, Option<String>, Option<String>)> = ix
+    type Cols = (i64, Option<String>, Option<String>, Option<String>);
+    let cols: Vec<Cols> = ix
         .conn
         .prepare("SELECT idx, auth_by, auth_label, auth_role FROM records ORDER BY idx")
         .unwrap()
