@@ -83,10 +83,12 @@ fn server_records() -> Vec<Vec<u8>> {
     let rows = [
         actor(json!({"by": "token", "name": "ci-deploy", "role": "writer",
                      "token": "0123456789abcdef"})),
-        actor(json!({"by": "oidc", "issuer": "https://token.actions.githubusercontent.com",
+        actor(
+            json!({"by": "oidc", "issuer": "https://token.actions.githubusercontent.com",
                      "subject": "repo:acme/infra:ref:refs/heads/main", "repository": "acme/infra",
                      "ref": "refs/heads/main", "workflow": "deploy", "run_id": "42",
-                     "actor": "alice", "role": "writer"})),
+                     "actor": "alice", "role": "writer"}),
+        ),
         Actor {
             ci: None,
             ..actor(json!({"by": "server"}))
@@ -94,10 +96,16 @@ fn server_records() -> Vec<Vec<u8>> {
     ];
     rows.into_iter()
         .map(|a| {
-            Record::new("server.event", "2026-11-26T05:00:00Z", a, json!({"n": 1}), vec![])
-                .unwrap()
-                .to_entry()
-                .unwrap()
+            Record::new(
+                "server.event",
+                "2026-11-26T05:00:00Z",
+                a,
+                json!({"n": 1}),
+                vec![],
+            )
+            .unwrap()
+            .to_entry()
+            .unwrap()
         })
         .collect()
 }
@@ -169,7 +177,11 @@ fn main() {
             Vec::new(),
         ],
     );
-    write(&corpus, "record", &[entries.clone(), server_records()].concat());
+    write(
+        &corpus,
+        "record",
+        &[entries.clone(), server_records()].concat(),
+    );
 
     // Receipts: the entry carried or not, proofs of length 0 to 2.
     let h = &hashes;

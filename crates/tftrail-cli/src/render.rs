@@ -1,17 +1,98 @@
 //! Turning records into text for people.
+//!
+//! Who made a record is shown two ways. What a team server authenticated
+//! (`actor.authenticated`) is shown as how and who: `token:ci-deploy`, `oidc:<subject>`,
+//! `server`. What the writer said of itself (`user@host`, the CI identity) is shown as such,
+//! and marked "self-asserted" wherever an authenticated identity is shown beside it.
 
-use tftrail_core::record::Record;
+use serde_json::Value;
+use tftrail_core::record::{authenticated_label, Actor, Record};
 
 /// One line for `tftrail log`.
 pub fn line(index: u64, r: &Record) -> String {
     format!(
-        "{index:>6}  {}  {:<24} {}@{}  {}",
+        "{index:>6}  {}  {:<24} {}  {}",
         r.time,
         r.kind,
-        r.actor.user,
-        r.actor.host,
+        who(&r.actor),
         summary(r)
     )
+}
+
+/// Text from a record with control characters escaped, so that no value a writer or an
+/// identity provider chose can move the cursor or recolour the terminal.
+fn clean(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Who made a record, in one short column: the authenticated identity when a team server
+/// recorded one (`token:NAME`, `oidc:SUBJECT`, `server`; `authenticated:?` for an object of
+/// a shape this version does not read), else the self-asserted `user@host`.
+pub fn who(a: &Actor) -> String {
+    match a.authenticated.as_ref() {
+        None => format!("{}@{}", a.user, a.host),
+        Some(v) => match authenticated_label(v) {
+            Some(l) if l.by == "server" => "server".into(),
+            Some(l) => format!("{}:{}", clean(l.by), clean(l.label)),
+            None => "authenticated:?".into(),
+        },
+    }
+}
+
+/// The authenticated identity for `show`: how and who, the role, the issuer, and on a second
+/// line every other member (`token=…`, `repository=…`, …); `None` when there is none.
+pub fn authenticated(a: &Actor) -> Option<String> {
+    let v = a.authenticated.as_ref()?;
+    let Some(l) = authenticated_label(v) else {
+        return Some(clean(&v.to_string()));
+    };
+    let mut s = if l.by == "server" {
+        "server (the team server's own record)".to_string()
+    } else {
+        format!("{} {}", clean(l.by), clean(l.label))
+    };
+    if let Some(role) = l.role {
+        s.push_str(&format!(" ({})", clean(role)));
+    }
+    if let Some(iss) = l.issuer {
+        s.push_str(&format!(" via {}", clean(iss)));
+    }
+    // Everything not already said (which member the label came from depends on `by`).
+    let said = |k: &str| {
+        matches!(k, "by" | "role" | "issuer") || v.get(k).and_then(Value::as_str) == Some(l.label)
+    };
+    let rest: Vec<String> = v
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| !said(k))
+        .map(|(k, x)| match x {
+            Value::String(x) => format!("{}={}", clean(k), clean(x)),
+            x => format!("{}={}", clean(k), clean(&x.to_string())),
+        })
+        .collect();
+    if !rest.is_empty() {
+        s.push_str(&format!("\n               {}", rest.join(" ")));
+    }
+    Some(s)
+}
+
+/// `user@host`, with " (self-asserted)" when an authenticated identity is shown beside it.
+fn self_asserted(a: &Actor) -> String {
+    let mark = if a.authenticated.is_some() {
+        " (self-asserted)"
+    } else {
+        ""
+    };
+    format!("{}@{}{mark}", a.user, a.host)
 }
 
 /// A short summary of the payload.
@@ -68,7 +149,10 @@ pub fn full(index: u64, r: &Record) -> String {
     s.push_str(&format!("record {index}\n"));
     s.push_str(&format!("kind:    {}\n", r.kind));
     s.push_str(&format!("time:    {}\n", r.time));
-    s.push_str(&format!("actor:   {}@{}", r.actor.user, r.actor.host));
+    if let Some(a) = authenticated(&r.actor) {
+        s.push_str(&format!("authenticated: {a}\n"));
+    }
+    s.push_str(&format!("actor:   {}", self_asserted(&r.actor)));
     if let Some(ci) = &r.actor.ci {
         s.push_str(&format!(" (CI, self-asserted: {ci})"));
     }
@@ -126,7 +210,6 @@ fn short(s: &str, n: usize) -> &str {
 }
 
 fn plan_lines(out: &mut String, summary: &serde_json::Value) {
-    use serde_json::Value;
     if let Some(c) = summary.get("counts") {
         let n = |k: &str| c.get(k).and_then(Value::as_u64).unwrap_or(0);
         out.push_str(&format!(
@@ -200,7 +283,6 @@ fn plan_lines(out: &mut String, summary: &serde_json::Value) {
 
 /// A reader's rendering of a Terraform record (plan, intent, outcome); `None` for others.
 pub fn terraform(index: u64, r: &Record, links: &Links) -> Option<String> {
-    use serde_json::Value;
     if !r.kind.starts_with("terraform.") {
         return None;
     }
@@ -215,7 +297,10 @@ pub fn terraform(index: u64, r: &Record, links: &Links) -> Option<String> {
         }
     }
     s.push('\n');
-    s.push_str(&format!("who:       {}@{}", r.actor.user, r.actor.host));
+    if let Some(a) = authenticated(&r.actor) {
+        s.push_str(&format!("authenticated: {a}\n"));
+    }
+    s.push_str(&format!("who:       {}", self_asserted(&r.actor)));
     if let Some(ci) = &r.actor.ci {
         s.push_str(&format!("  CI (self-asserted): {ci}"));
     }
@@ -438,4 +523,102 @@ pub fn terraform(index: u64, r: &Record, links: &Links) -> Option<String> {
         ));
     }
     Some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn actor(authenticated: Option<Value>) -> Actor {
+        Actor {
+            authenticated,
+            user: "alice".into(),
+            host: "box".into(),
+            ci: Some(json!({"actor": "octocat"})),
+        }
+    }
+
+    fn token() -> Value {
+        json!({"by": "token", "name": "ci-deploy", "role": "writer", "token": "0123456789abcdef"})
+    }
+
+    fn oidc() -> Value {
+        json!({"by": "oidc", "issuer": "https://token.actions.githubusercontent.com",
+               "subject": "repo:acme/infra:ref:refs/heads/main", "repository": "acme/infra",
+               "ref": "refs/heads/main", "run_id": "42", "role": "writer"})
+    }
+
+    fn record(kind: &str, a: Actor) -> Record {
+        Record::new(kind, "2026-01-01T00:00:00Z", a, json!({"n": 1}), vec![]).unwrap()
+    }
+
+    #[test]
+    fn who_prefers_the_authenticated_identity() {
+        assert_eq!(who(&actor(None)), "alice@box");
+        assert_eq!(who(&actor(Some(token()))), "token:ci-deploy");
+        assert_eq!(
+            who(&actor(Some(oidc()))),
+            "oidc:repo:acme/infra:ref:refs/heads/main"
+        );
+        assert_eq!(who(&actor(Some(json!({"by": "server"})))), "server");
+        assert_eq!(who(&actor(Some(json!({"via": "mtls"})))), "authenticated:?");
+        // Nothing a token's name holds reaches the terminal raw.
+        let evil = json!({"by": "token", "name": "x\u{1b}[2Jy\n"});
+        assert_eq!(who(&actor(Some(evil))), "token:x\\u{1b}[2Jy\\u{a}");
+    }
+
+    #[test]
+    fn log_lines_show_who() {
+        let l = line(7, &record("event", actor(Some(token()))));
+        assert_eq!(
+            l,
+            "     7  2026-01-01T00:00:00Z  event                    token:ci-deploy  {\"n\":1}"
+        );
+        let l = line(7, &record("event", actor(None)));
+        assert!(l.contains(" alice@box  "), "{l}");
+    }
+
+    #[test]
+    fn show_says_what_was_authenticated_and_what_was_asserted() {
+        let s = full(3, &record("event", actor(Some(token()))));
+        assert!(
+            s.contains("\nauthenticated: token ci-deploy (writer)\n               token=0123456789abcdef\nactor:   alice@box (self-asserted) (CI, self-asserted: {\"actor\":\"octocat\"})\n"),
+            "{s}"
+        );
+        let s = full(3, &record("event", actor(Some(oidc()))));
+        assert!(
+            s.contains("\nauthenticated: oidc repo:acme/infra:ref:refs/heads/main (writer) via https://token.actions.githubusercontent.com\n               ref=refs/heads/main repository=acme/infra run_id=42\n"),
+            "{s}"
+        );
+        let s = full(
+            3,
+            &record("server.access.denied", actor(Some(json!({"by": "server"})))),
+        );
+        assert!(
+            s.contains("\nauthenticated: server (the team server's own record)\nactor:   alice@box (self-asserted)"),
+            "{s}"
+        );
+        // An object of another shape is shown as it is.
+        let s = full(3, &record("event", actor(Some(json!({"via": "mtls"})))));
+        assert!(s.contains("\nauthenticated: {\"via\":\"mtls\"}\n"), "{s}");
+        // Without one, no authenticated line and no mark.
+        let s = full(3, &record("event", actor(None)));
+        assert!(!s.contains("authenticated"), "{s}");
+        assert!(!s.contains("alice@box (self-asserted)"), "{s}");
+        // The Terraform rendering too.
+        let t = terraform(
+            3,
+            &record("terraform.plan", actor(Some(token()))),
+            &Links::default(),
+        )
+        .unwrap();
+        assert!(
+            t.contains("\nauthenticated: token ci-deploy (writer)\n               token=0123456789abcdef\nwho:       alice@box (self-asserted)  CI (self-asserted)"),
+            "{t}"
+        );
+        let t = terraform(3, &record("terraform.plan", actor(None)), &Links::default()).unwrap();
+        assert!(t.contains("\nwho:       alice@box  CI"), "{t}");
+        assert!(!t.contains("authenticated"), "{t}");
+    }
 }

@@ -1,5 +1,5 @@
 //! A local SQLite index derived from a tftrail log: which records touch which resource, who
-//! made them, when, with what outcome, and in which directory/workspace.
+//! made them (as they said, and as a team server authenticated them), when, with what outcome, and in which directory/workspace.
 //!
 //! # Scope
 //! In: the schema; turning authenticated records into rows ([`extract`], pure); keeping an
@@ -27,11 +27,11 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tftrail_core::checkpoint::Checkpoint;
 use tftrail_core::merkle::{check_consistency, hash_b64, parse_hash};
-use tftrail_core::record::Record;
+use tftrail_core::record::{authenticated_label, Record};
 use tftrail_log::{Log, LogError};
 
 /// Schema version kept in `meta`; another value means "rebuild".
-pub const SCHEMA_VERSION: &str = "1";
+pub const SCHEMA_VERSION: &str = "2";
 
 /// Entries read from the log per step while indexing.
 const CHUNK: u64 = 4096;
@@ -96,6 +96,14 @@ pub struct RecordRow {
     pub host: String,
     /// CI actor (self-asserted), when any.
     pub ci_actor: Option<String>,
+    /// How a team server authenticated the writer (`actor.authenticated.by`: `token`, `oidc`,
+    /// `server` …; empty when the object holds no label), when it did.
+    pub auth_by: Option<String>,
+    /// Who it authenticated: the token's name or the OIDC subject (see
+    /// [`authenticated_label`]), when any.
+    pub auth_label: Option<String>,
+    /// The role it granted, when recorded.
+    pub auth_role: Option<String>,
     /// `success`, `failed`, `interrupted` (outcome and plan records).
     pub outcome: Option<String>,
     /// Terraform operation (`apply`, `plan`, `state` …).
@@ -254,8 +262,12 @@ pub fn extract(
             .or_else(|| s(ci.get("user")))
             .or_else(|| s(ci.get("user_login")))
     });
+    let auth = r.actor.authenticated.as_ref().map(authenticated_label);
     let row = RecordRow {
         index,
+        auth_by: auth.map(|l| l.map_or("", |l| l.by).to_string()),
+        auth_label: auth.flatten().map(|l| l.label.to_string()),
+        auth_role: auth.flatten().and_then(|l| l.role).map(String::from),
         kind: r.kind.clone(),
         time: r.time.clone(),
         time_ns: time_ns(&r.time),
@@ -458,8 +470,11 @@ pub fn kind_matches(filter: &str, kind: &str) -> bool {
 pub struct Filter {
     /// Kinds this matches by [`kind_matches`].
     pub kind: Option<String>,
-    /// `user`, `user@host`, or the CI actor.
+    /// `user`, `user@host`, the CI actor, or the authenticated name (a token's name, an OIDC
+    /// subject).
     pub actor: Option<String>,
+    /// Only records a team server authenticated (`Some(true)`) or did not (`Some(false)`).
+    pub authenticated: Option<bool>,
     /// Outcome word.
     pub outcome: Option<String>,
     /// Not before (Unix ns).
@@ -484,7 +499,7 @@ CREATE TABLE records (
   idx INTEGER PRIMARY KEY, kind TEXT NOT NULL, time TEXT NOT NULL, time_ns INTEGER,
   user TEXT NOT NULL, host TEXT NOT NULL, ci_actor TEXT, outcome TEXT, operation TEXT,
   dir TEXT, workspace TEXT, backend TEXT, plan_sha256 TEXT, plan_index INTEGER,
-  intent_index INTEGER);
+  intent_index INTEGER, auth_by TEXT, auth_label TEXT, auth_role TEXT);
 CREATE INDEX records_kind ON records(kind);
 CREATE INDEX records_plan ON records(plan_sha256);
 CREATE INDEX records_intent ON records(intent_index);
@@ -753,8 +768,13 @@ impl Index {
         if let Some(a) = &f.actor {
             let a = p(a.clone().into());
             clauses.push(format!(
-                "(user = {a} OR ci_actor = {a} OR user || '@' || host = {a})"
+                "(user = {a} OR ci_actor = {a} OR user || '@' || host = {a} OR auth_label = {a})"
             ));
+        }
+        match f.authenticated {
+            Some(true) => clauses.push("auth_by IS NOT NULL".into()),
+            Some(false) => clauses.push("auth_by IS NULL".into()),
+            None => {}
         }
         if let Some(o) = &f.outcome {
             clauses.push(format!("outcome = {}", p(o.clone().into())));
@@ -882,8 +902,9 @@ impl Index {
 fn insert(tx: &rusqlite::Transaction<'_>, r: &RecordRow, cs: &[ChangeRow]) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "INSERT OR REPLACE INTO records (idx, kind, time, time_ns, user, host, ci_actor, outcome,
-         operation, dir, workspace, backend, plan_sha256, plan_index, intent_index)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+         operation, dir, workspace, backend, plan_sha256, plan_index, intent_index, auth_by,
+         auth_label, auth_role)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     )?
     .execute(params![
         r.index as i64,
@@ -901,6 +922,9 @@ fn insert(tx: &rusqlite::Transaction<'_>, r: &RecordRow, cs: &[ChangeRow]) -> ru
         r.plan_sha256,
         r.plan_index.map(|i| i as i64),
         r.intent_index.map(|i| i as i64),
+        r.auth_by,
+        r.auth_label,
+        r.auth_role,
     ])?;
     tx.prepare_cached("DELETE FROM resource_changes WHERE idx = ?1")?
         .execute([r.index as i64])?;

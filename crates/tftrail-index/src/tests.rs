@@ -247,3 +247,115 @@ fn kind_filters_are_prefixes_and_short_terraform_names() {
         assert!(!kind_matches(f, k), "{f} should not match {k}");
     }
 }
+
+/// A record a team server wrote for a caller it authenticated as `authenticated`.
+fn server_rec(user: &str, authenticated: Option<Value>) -> Vec<u8> {
+    let actor = Actor {
+        authenticated,
+        user: user.into(),
+        host: "runner".into(),
+        ci: Some(json!({"actor": "octocat"})),
+    };
+    Record::new("event", "2026-02-01T00:00:00Z", actor, json!({}), vec![])
+        .unwrap()
+        .to_entry()
+        .unwrap()
+}
+
+#[test]
+fn authenticated_identities_are_indexed_and_filtered() {
+    let f = fixture();
+    let subject = "repo:acme/infra:ref:refs/heads/main";
+    f.append(vec![
+        rec("event", "alice", "2026-01-01T00:00:00Z", json!({})),
+        server_rec(
+            "root",
+            Some(json!({"by": "token", "name": "ci-deploy", "role": "writer",
+                        "token": "0123456789abcdef"})),
+        ),
+        server_rec(
+            "runner",
+            Some(
+                json!({"by": "oidc", "issuer": "https://token.actions.githubusercontent.com",
+                        "subject": subject, "role": "writer", "actor": "octocat"}),
+            ),
+        ),
+        server_rec("tftrail", Some(json!({"by": "server"}))),
+        // An object of a shape this version does not know: authenticated, without a label.
+        server_rec("x", Some(json!({"via": "mtls"}))),
+    ]);
+    let (ix, _) = f.open();
+    type Cols = (i64, Option<String>, Option<String>, Option<String>);
+    let cols: Vec<Cols> = ix
+        .conn
+        .prepare("SELECT idx, auth_by, auth_label, auth_role FROM records ORDER BY idx")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let some = |s: &str| Some(s.to_string());
+    assert_eq!(
+        cols,
+        vec![
+            (0, None, None, None),
+            (1, some("token"), some("ci-deploy"), some("writer")),
+            (2, some("oidc"), some(subject), some("writer")),
+            (3, some("server"), some("server"), None),
+            (4, some(""), None, None),
+        ]
+    );
+    let q = |flt: Filter| ix.find(&flt).unwrap();
+    let actor = |a: &str| Filter {
+        actor: Some(a.into()),
+        ..Default::default()
+    };
+    // The authenticated name, beside the self-asserted user and CI actor.
+    assert_eq!(q(actor("ci-deploy")), vec![1]);
+    assert_eq!(q(actor(subject)), vec![2]);
+    assert_eq!(q(actor("root")), vec![1]);
+    assert_eq!(q(actor("octocat")), vec![4, 3, 2, 1]);
+    assert_eq!(q(actor("writer")), Vec::<u64>::new());
+    let authenticated = |yes| Filter {
+        authenticated: Some(yes),
+        ..Default::default()
+    };
+    assert_eq!(q(authenticated(true)), vec![4, 3, 2, 1]);
+    assert_eq!(q(authenticated(false)), vec![0]);
+    assert_eq!(
+        q(Filter {
+            actor: Some("octocat".into()),
+            authenticated: Some(false),
+            ..Default::default()
+        }),
+        Vec::<u64>::new()
+    );
+}
+
+#[test]
+fn an_index_of_the_previous_schema_is_rebuilt() {
+    let f = fixture();
+    f.append(vec![server_rec(
+        "u",
+        Some(json!({"by": "token", "name": "ci-deploy"})),
+    )]);
+    let (ix, _) = f.open();
+    // What version 1 looked like: no authenticated columns.
+    ix.conn
+        .execute_batch(
+            "UPDATE meta SET v = '1' WHERE k = 'schema';
+             ALTER TABLE records DROP COLUMN auth_label;",
+        )
+        .unwrap();
+    drop(ix);
+    let (ix, sync) = f.open();
+    assert_eq!(sync, Sync::Rebuilt("another index schema".into()));
+    assert_eq!(
+        ix.find(&Filter {
+            actor: Some("ci-deploy".into()),
+            ..Default::default()
+        })
+        .unwrap(),
+        vec![0]
+    );
+}

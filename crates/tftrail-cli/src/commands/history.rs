@@ -36,13 +36,13 @@ pub fn line(v: &Value) -> String {
     };
     let applied = v["applied"].as_bool() == Some(true);
     format!(
-        "{:>6}  {}  {:<8} {}  by {}@{}  ({}, {}){}",
+        "{:>6}  {}  {:<8} {}  by {}  ({}, {}){}",
         s("index"),
         s("time"),
         s("action"),
         s("address"),
-        v["actor"]["user"].as_str().unwrap_or("-"),
-        v["actor"]["host"].as_str().unwrap_or("-"),
+        serde_json::from_value::<tftrail_core::record::Actor>(v["actor"].clone())
+            .map_or_else(|_| "-@-".into(), |a| crate::render::who(&a)),
         s("kind"),
         s("outcome"),
         if applied {
@@ -87,4 +87,46 @@ pub fn print(changes: Vec<Value>, json: bool, address: &str) {
 pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
     print(load(g, &a.address)?, g.json, &a.address);
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tftrail_core::record::{Actor, Record};
+
+    fn actor(authenticated: Option<Value>) -> Actor {
+        Actor {
+            authenticated,
+            user: "alice".into(),
+            host: "box".into(),
+            ci: None,
+        }
+    }
+
+    fn record(kind: &str, a: Actor) -> Record {
+        Record::new(kind, "2026-01-01T00:00:00Z", a, json!({}), vec![]).unwrap()
+    }
+
+    #[test]
+    fn history_lines_show_who() {
+        let change = tftrail_index::ChangeRow {
+            index: 4,
+            address: "terraform_data.a".into(),
+            action: "create".into(),
+            paths: vec![],
+            source: "state".into(),
+            state_change: Some("added".into()),
+        };
+        let oidc = json!({"by": "oidc", "issuer": "https://token.actions.githubusercontent.com",
+                          "subject": "repo:acme/infra:ref:refs/heads/main", "role": "writer"});
+        let r = record("terraform.apply.outcome", actor(Some(oidc)));
+        let l = line(&describe(&change, &r));
+        assert!(
+            l.contains("  by oidc:repo:acme/infra:ref:refs/heads/main  "),
+            "{l}"
+        );
+        let r = record("terraform.apply.outcome", actor(None));
+        let l = line(&describe(&change, &r));
+        assert!(l.contains("  by alice@box  "), "{l}");
+    }
 }

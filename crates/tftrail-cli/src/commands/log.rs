@@ -20,9 +20,14 @@ pub struct Args {
     /// ADDR[…])
     #[arg(long, value_name = "ADDR")]
     resource: Option<String>,
-    /// Only records by this actor: an OS user, user@host, or a CI actor
+    /// Only records by this actor: an OS user, user@host, a CI actor, or the name a team
+    /// server authenticated (a token's name, an OIDC subject)
     #[arg(long, value_name = "USER")]
     actor: Option<String>,
+    /// Only records a team server authenticated the writer of (yes), or that carry only what
+    /// their writer said of itself (no)
+    #[arg(long, value_name = "yes|no", value_parser = ["yes", "no"])]
+    authenticated: Option<String>,
     /// Only records whose kind starts with KIND (`terraform.apply` matches
     /// `terraform.apply.intent` and `terraform.apply.outcome`), or of a Terraform kind
     /// without its `terraform.` (`apply`, `plan`, `destroy.intent`, `state`)
@@ -73,6 +78,7 @@ pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
     let size = head.checkpoint.size;
     let filtered = a.resource.is_some()
         || a.actor.is_some()
+        || a.authenticated.is_some()
         || a.kind.is_some()
         || a.since.is_some()
         || a.until.is_some()
@@ -81,6 +87,7 @@ pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
         let f = Filter {
             kind: a.kind.clone(),
             actor: a.actor.clone(),
+            authenticated: a.authenticated.as_deref().map(|y| y == "yes"),
             outcome: a.outcome.clone(),
             since_ns: a
                 .since
@@ -109,7 +116,10 @@ pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
             let outcome_ok = f.outcome.as_ref().is_none_or(|o| {
                 r.payload.get("outcome").and_then(|v| v.as_str()) == Some(o.as_str())
             });
-            if !(kind_ok && outcome_ok) {
+            let authenticated_ok = f
+                .authenticated
+                .is_none_or(|yes| r.actor.authenticated.is_some() == yes);
+            if !(kind_ok && outcome_ok && authenticated_ok) {
                 return Err(CliError::failure(format!(
                     "the local index disagrees with record {i}"
                 ))
