@@ -383,6 +383,8 @@ pub struct RecordQuery {
     since: Option<String>,
     until: Option<String>,
     limit: Option<u64>,
+    /// `yes`: only records whose writer the server authenticated; `no`: only others.
+    authenticated: Option<String>,
 }
 
 fn time_filter(what: &str, t: Option<&str>) -> Result<Option<i64>, ApiError> {
@@ -422,7 +424,18 @@ pub async fn list_records(
 ) -> Result<Response, ApiError> {
     st.require(&headers, peer, &method, "/v1/records", Need::Read)
         .await?;
+    let authenticated = match q.authenticated.as_deref() {
+        None => None,
+        Some("yes") => Some(true),
+        Some("no") => Some(false),
+        Some(x) => {
+            return Err(ApiError::bad_request(format!(
+                "authenticated={x:?}: use yes or no"
+            )))
+        }
+    };
     let f = Filter {
+        authenticated,
         kind: q.kind,
         actor: q.actor,
         outcome: q.outcome,

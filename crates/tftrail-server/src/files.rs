@@ -91,8 +91,7 @@ pub async fn list(
     let listable = ["tile/", "tftrail/batches/", "tftrail/blobs/"]
         .iter()
         .any(|p| q.prefix.starts_with(p))
-        && (q.prefix.ends_with('/') && servable(&format!("{}x", q.prefix))
-            || servable(&q.prefix));
+        && (q.prefix.ends_with('/') && servable(&format!("{}x", q.prefix)) || servable(&q.prefix));
     if !listable {
         return Err(ApiError::bad_request(format!(
             "cannot list {:?}: prefixes start with tile/, tftrail/batches/ or tftrail/blobs/",

@@ -92,6 +92,7 @@ pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     use tftrail_core::record::{Actor, Record};
 
     fn actor(authenticated: Option<Value>) -> Actor {
