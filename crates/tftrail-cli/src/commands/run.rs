@@ -51,7 +51,7 @@ const _: () = assert!(INLINE_BUDGET < MAX_ENTRY_SIZE);
 enum Target {
     Store {
         log: Log,
-        key: SigningKey,
+        key: Box<SigningKey>,
         location: String,
     },
     Server {
@@ -245,7 +245,11 @@ fn open_target(g: &Global) -> Result<Target, CliError> {
     };
     log.head()
         .map_err(|e| context::key_mismatch(e, &trusted, &location, true))?;
-    Ok(Target::Store { log, key, location })
+    Ok(Target::Store {
+        log,
+        key: Box::new(key),
+        location,
+    })
 }
 
 /// Runs the command; tftrail's own failures exit with 121–123 or 127, never with a code
