@@ -133,11 +133,6 @@ impl Server {
         self.client.url()
     }
 
-    /// The key its checkpoints must carry.
-    pub fn trusted(&self) -> &TrustedKey {
-        &self.trusted
-    }
-
     /// The server's log, read through the same connections, with its checkpoint checked
     /// against the trusted key.
     pub fn open_log(&self) -> Result<Log, CliError> {

@@ -137,10 +137,10 @@ impl Global {
             Some(url) => Err(CliError::usage(format!(
                 "`tftrail {command}` does not work through a tftrail server ({url}): {why}"
             ))
-            .hint(format!(
+            .hint(
                 "run it where the server runs, with --store naming the server's store; \
-                 unset TFTRAIL_SERVER or drop --server here"
-            ))),
+                 unset TFTRAIL_SERVER or drop --server here",
+            )),
             None => Ok(()),
         }
     }

@@ -10,6 +10,7 @@ use tftrail_terraform::{run_recorded, Invocation, RecordOptions, RecordedPlan, S
 use super::{reindex, Global, TrustedKey};
 use crate::context;
 use crate::error::{CliError, EXIT_FAILURE, EXIT_RUN_NOT_FOUND};
+use crate::remote;
 
 /// Run Terraform or OpenTofu and record it in the log.
 ///
@@ -18,8 +19,9 @@ use crate::error::{CliError, EXIT_FAILURE, EXIT_RUN_NOT_FOUND};
 /// outcome record after. Read-only commands (show, output, validate, fmt …) pass straight
 /// through, unrecorded unless --record-read-only.
 ///
-/// If the log cannot be used (no log, missing key, unwritable store), a recorded command does
-/// NOT run, unless --fail-open. Exits with Terraform's own exit code; tftrail's own failures
+/// If the log cannot be used (no log, missing key, unwritable store; with --server: the server
+/// cannot be reached or refuses TFTRAIL_TOKEN), a recorded command does NOT run, unless
+/// --fail-open. Through a server, the server signs: no signing key is read. Exits with Terraform's own exit code; tftrail's own failures
 /// exit with codes Terraform never uses: 121 integrity, 122 usage, 123 the log cannot be used,
 /// 127 no such program.
 ///
@@ -44,14 +46,37 @@ pub struct Args {
 const INLINE_BUDGET: usize = 4096;
 const _: () = assert!(INLINE_BUDGET < MAX_ENTRY_SIZE);
 
-/// Appends records to the log: blobs first (content-addressed), then the entry, durable
-/// under a published checkpoint before returning.
+/// Where records go: the log in a store (signed here), or a tftrail server (signed there).
+/// Both also read the log: `find_plan` looks a plan up in the local index of it.
+enum Target {
+    Store {
+        log: Log,
+        key: Box<SigningKey>,
+        location: String,
+    },
+    Server {
+        server: remote::Server,
+        log: Log,
+    },
+}
+
+impl Target {
+    fn log(&self) -> (&Log, &str) {
+        match self {
+            Target::Store { log, location, .. } => (log, location),
+            Target::Server { server, log } => (log, server.url()),
+        }
+    }
+}
+
+/// Appends records: blobs first (content-addressed), then the entry, durable under a
+/// published checkpoint before returning; directly to a store, or through a server.
 struct LogSink {
-    target: Result<(Log, SigningKey, String), String>,
+    target: Result<Target, String>,
 }
 
 impl LogSink {
-    fn target(&self) -> Result<&(Log, SigningKey, String), SinkError> {
+    fn target(&self) -> Result<&Target, SinkError> {
         self.target.as_ref().map_err(|e| SinkError::new(e.clone()))
     }
 }
@@ -75,56 +100,98 @@ fn actor_of(payload: &Value) -> Actor {
     }
 }
 
+/// The record of `kind` for `payload` and its blobs, kept within [`INLINE_BUDGET`]: a record
+/// over it moves its biggest parts into blobs (the record names them by SHA-256; readers and
+/// the index put them back). Both targets record through this, so that a record has the same
+/// shape whichever wrote it.
+fn fit_record(
+    kind: &str,
+    time: &str,
+    actor: &Actor,
+    mut payload: Value,
+    blobs: Vec<(String, Vec<u8>)>,
+) -> Result<(Record, Vec<Blob>), SinkError> {
+    let build = |payload: &Value, blobs: &[Blob]| {
+        Record::new(
+            kind,
+            time,
+            actor.clone(),
+            payload.clone(),
+            blobs.iter().map(Blob::reference).collect(),
+        )
+    };
+    let mut blobs: Vec<Blob> = blobs
+        .into_iter()
+        .map(|(name, data)| Blob { name, data })
+        .collect();
+    // The size is estimated from the envelope's canonical size plus the payload's compact
+    // JSON, which is as long as its canonical form give or take a few bytes: canonicalising
+    // a 100 kB plan record for each try cost milliseconds.
+    let envelope = build(&Value::Object(Default::default()), &blobs)
+        .and_then(|r| r.to_entry())
+        .map(|e| e.len())
+        .map_err(|e| SinkError::new(format!("cannot build the {kind} record: {e}")))?;
+    let fits = |p: &Value| {
+        serde_json::to_vec(p).is_ok_and(|b| envelope - "{}".len() + b.len() <= INLINE_BUDGET)
+    };
+    let moved = tftrail_index::deflate(&mut payload, &fits);
+    blobs.extend(moved.into_iter().map(|(name, data)| Blob { name, data }));
+    let record = build(&payload, &blobs)
+        .map_err(|e| SinkError::new(format!("cannot build the {kind} record: {e}")))?;
+    Ok((record, blobs))
+}
+
 impl Sink for LogSink {
     fn append(
         &mut self,
         kind: &str,
-        mut payload: Value,
+        payload: Value,
         blobs: Vec<(String, Vec<u8>)>,
     ) -> Result<u64, SinkError> {
-        let (log, key, _) = self.target()?;
-        let time = context::now_utc();
+        let target = self.target()?;
+        // The actor is what this machine says of itself; a server adds who authenticated.
         let actor = actor_of(&payload);
-        let build = |payload: &Value, blobs: &[Blob]| {
-            Record::new(
-                kind,
-                &time,
-                actor.clone(),
-                payload.clone(),
-                blobs.iter().map(Blob::reference).collect(),
-            )
-        };
-        let mut blobs: Vec<Blob> = blobs
-            .into_iter()
-            .map(|(name, data)| Blob { name, data })
-            .collect();
-        // A record over INLINE_BUDGET moves its biggest parts into blobs (the record names
-        // them by SHA-256; readers and the index put them back). The size is estimated from
-        // the envelope's canonical size plus the payload's compact JSON, which is as long as
-        // its canonical form give or take a few bytes: canonicalising a 100 kB plan record
-        // for each try cost milliseconds.
-        let envelope = build(&Value::Object(Default::default()), &blobs)
-            .and_then(|r| r.to_entry())
-            .map(|e| e.len())
-            .map_err(|e| SinkError::new(format!("cannot build the {kind} record: {e}")))?;
-        let fits = |p: &Value| {
-            serde_json::to_vec(p).is_ok_and(|b| envelope - "{}".len() + b.len() <= INLINE_BUDGET)
-        };
-        let moved = tftrail_index::deflate(&mut payload, &fits);
-        blobs.extend(moved.into_iter().map(|(name, data)| Blob { name, data }));
-        let entry = build(&payload, &blobs)
-            .and_then(|r| r.to_entry())
-            .map_err(|e| SinkError::new(format!("cannot build the {kind} record: {e}")))?;
-        let out = log
-            .append(key, vec![entry], &blobs, &mut |_, _| {})
-            .map_err(|e| {
-                SinkError::new(format!("cannot append to {}: {e}", log.store().location()))
-            })?;
-        Ok(out.first)
+        let (record, blobs) = fit_record(kind, &context::now_utc(), &actor, payload, blobs)?;
+        match target {
+            Target::Store { log, key, .. } => {
+                let entry = record
+                    .to_entry()
+                    .map_err(|e| SinkError::new(format!("cannot build the {kind} record: {e}")))?;
+                let out = log
+                    .append(key, vec![entry], &blobs, &mut |_, _| {})
+                    .map_err(|e| {
+                        SinkError::new(format!("cannot append to {}: {e}", log.store().location()))
+                    })?;
+                Ok(out.first)
+            }
+            Target::Server { server, .. } => {
+                let failed = |e: CliError| {
+                    let hint = e.hint.map(|h| format!(" ({h})")).unwrap_or_default();
+                    SinkError::new(format!(
+                        "cannot append to {}: {}{hint}",
+                        server.url(),
+                        e.message
+                    ))
+                };
+                // The server refuses a record naming a blob it does not hold.
+                for b in &blobs {
+                    server.put_blob(&b.data).map_err(failed)?;
+                }
+                let mut request = remote::RequestBuilder::default();
+                request.push(&remote::record_json(
+                    kind,
+                    &record.payload,
+                    &record.blobs,
+                    &actor,
+                ));
+                let (body, count) = request.take();
+                Ok(server.append(body, count).map_err(failed)?.first)
+            }
+        }
     }
 
     fn find_plan(&mut self, plan_sha256: &str) -> Result<Option<RecordedPlan>, SinkError> {
-        let (log, _, location) = self.target()?;
+        let (log, location) = self.target()?.log();
         let err = |e: CliError| SinkError::new(e.message);
         let cp: Checkpoint = log
             .head()
@@ -160,7 +227,15 @@ impl Sink for LogSink {
     }
 }
 
-fn open_target(g: &Global) -> Result<(Log, SigningKey, String), CliError> {
+/// The log to record into. Through a server: its key (trusted on first use), and its
+/// checkpoint read and checked, so that a server that cannot be reached or refuses the
+/// credential stops the command before it runs; no signing key is read.
+fn open_target(g: &Global) -> Result<Target, CliError> {
+    if let Some(url) = g.server() {
+        let server = remote::Server::connect(&url, g.key.as_deref())?;
+        let log = server.open_log()?;
+        return Ok(Target::Server { server, log });
+    }
     let (path, source) = g.signing_key();
     let key = context::load_signing_key(&path)?;
     let location = g.location();
@@ -171,7 +246,11 @@ fn open_target(g: &Global) -> Result<(Log, SigningKey, String), CliError> {
     };
     log.head()
         .map_err(|e| context::key_mismatch(e, &trusted, &location, true))?;
-    Ok((log, key, location))
+    Ok(Target::Store {
+        log,
+        key: Box::new(key),
+        location,
+    })
 }
 
 /// Runs the command; tftrail's own failures exit with 121–123 or 127, never with a code
