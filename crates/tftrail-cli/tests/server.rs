@@ -668,3 +668,69 @@ fn two_replicas_on_one_s3_bucket() {
     let out = common::run(c, None);
     assert_eq!(code(&out), 0, "{}", describe(&out));
 }
+
+#[test]
+fn terraform_plan_and_apply_through_the_server() {
+    let env = Env::new();
+    let (s, vkey, admin) = start(&env, &[]);
+    let w = env.token("writer", "ci");
+    let dir = env.path("tf");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("main.tf"),
+        "resource \"terraform_data\" \"web\" {\n  input = \"v1\"\n}\n",
+    )
+    .unwrap();
+    let tf = common::terraform_bin();
+    let tf = tf.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let mut all = vec!["run", "--", tf];
+        all.extend_from_slice(args);
+        let mut c = env.client(&s, &w, &all);
+        env.tf_env(&mut c);
+        // The client holds only the verifier key (to check what it reads), never the signing key.
+        c.current_dir(&dir).env("TFTRAIL_KEY", &vkey);
+        let out = common::run(c, None);
+        assert_eq!(code(&out), 0, "{}", describe(&out));
+        out
+    };
+    run(&["init", "-input=false"]);
+    run(&["plan", "-input=false", "-out", "tf.plan"]);
+    run(&["apply", "-input=false", "tf.plan"]);
+    let recs = s.records(&admin);
+    let kinds: Vec<&str> = recs
+        .iter()
+        .map(|r| r["record"]["kind"].as_str().unwrap())
+        .collect();
+    let intent = kinds
+        .iter()
+        .position(|k| *k == "terraform.apply.intent")
+        .unwrap_or_else(|| panic!("{kinds:?}"));
+    let outcome = kinds
+        .iter()
+        .position(|k| *k == "terraform.apply.outcome")
+        .unwrap_or_else(|| panic!("{kinds:?}"));
+    assert!(
+        kinds.contains(&"terraform.plan") && intent < outcome,
+        "{kinds:?}"
+    );
+    for r in recs.iter().filter(|r| {
+        r["record"]["kind"]
+            .as_str()
+            .unwrap()
+            .starts_with("terraform.")
+    }) {
+        assert_eq!(r["record"]["actor"]["authenticated"]["name"], "ci", "{r}");
+    }
+    // Blame through the server names the authenticated writer.
+    let mut c = env.client(
+        &s,
+        &w,
+        &["blame", "terraform_data.web", "--json", "--key", &vkey],
+    );
+    c.env_remove("TFTRAIL_KEY");
+    let out = common::run(c, None);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let v: Value = serde_json::from_str(&common::stdout(&out)).unwrap();
+    assert_eq!(v[0]["actor"]["authenticated"]["name"], "ci", "{v}");
+}
