@@ -19,7 +19,11 @@
 //! `--verify-only` measures the baseline and verification only (same table format), for
 //! iterating on verification speed; `TFTRAIL_BENCH_VERIFY_RUNS=n` times n verifications
 //! instead of one and reports the median.
+//! `--server` measures group commit through `tftrail serve` against direct `tftrail append`
+//! processes, on a local store and on S3 (moto): see `server.rs`.
 #![forbid(unsafe_code)]
+
+mod server;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -275,7 +279,7 @@ fn big_batch(count: usize, rounds: usize) -> Option<Vec<[f64; 3]>> {
 static RUN_DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
 
 /// A new directory for one benchmark, removed with the run's directory at the end.
-fn scratch() -> PathBuf {
+pub(crate) fn scratch() -> PathBuf {
     let run = RUN_DIR.get_or_init(|| tempfile::tempdir_in(bench_dir()).unwrap());
     tempfile::tempdir_in(run.path()).unwrap().keep()
 }
@@ -356,6 +360,13 @@ fn main() {
     let verify_only = std::env::args().any(|a| a == "--verify-only");
     let append_only = std::env::args().any(|a| a == "--append-only");
     let big_only = std::env::args().any(|a| a == "--big-batch");
+    if std::env::args().any(|a| a == "--server") {
+        server::run(quick);
+        if let Some(run) = RUN_DIR.get() {
+            let _ = std::fs::remove_dir_all(run.path());
+        }
+        return;
+    }
     let scale = if quick { 10 } else { 1 };
     let sha = sha256_mb_s();
     println!(
