@@ -221,7 +221,9 @@ async fn serve(
     let addr = listener
         .local_addr()
         .map_err(|e| ServerError::Io(e.to_string()))?;
-    record_started(&state, &addr.to_string(), tls.is_some());
+    // The start is recorded before anything is served: a log the server cannot append to
+    // stops it here.
+    record_started(&state, &addr.to_string(), tls.is_some()).await?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     eprintln!(
         "listening on {scheme}://{addr} (log {}, size {size})",
@@ -319,7 +321,7 @@ async fn serve(
 }
 
 /// The server's start, with the credentials in effect, recorded in the log.
-fn record_started(st: &AppState, addr: &str, tls: bool) {
+async fn record_started(st: &AppState, addr: &str, tls: bool) -> Result<(), ServerError> {
     let payload = json!({
         "listen": addr,
         "tls": tls,
@@ -336,8 +338,15 @@ fn record_started(st: &AppState, addr: &str, tls: bool) {
     )
     .and_then(|r| r.to_entry())
     {
-        Ok(e) => st.seq.append_detached(vec![e]),
-        Err(e) => eprintln!("tftrail serve: cannot record the start: {e}"),
+        Ok(e) => st
+            .seq
+            .append(vec![e])
+            .await
+            .map(|_| ())
+            .map_err(|e| ServerError::Io(format!("cannot record the server's start: {e}"))),
+        Err(e) => Err(ServerError::Io(format!(
+            "cannot record the server's start: {e}"
+        ))),
     }
 }
 
