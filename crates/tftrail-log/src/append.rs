@@ -65,6 +65,10 @@ pub struct AppendOutcome {
     pub count: u64,
     /// Tree size of the published checkpoint that covers them.
     pub size: u64,
+    /// That checkpoint, as signed and stored (this append's own, or a newer one another
+    /// writer published first): what a server hands its clients as proof that the entries
+    /// are covered, without reading it back.
+    pub checkpoint: Vec<u8>,
 }
 
 /// Creates a new, empty log in `store`: the checkpoint of the empty tree, signed with `key`.
@@ -208,16 +212,18 @@ impl Log {
             size: it.size(),
             root: it.root(),
         };
-        if let Some(note) = self.publish(key, head, &cp, staged_checkpoint.as_deref())? {
+        let (note, size, ours) = self.publish(key, head, &cp, staged_checkpoint.as_deref())?;
+        if ours {
             if let Ok(mut last) = self.last_edge.lock() {
-                *last = Some((note, it));
+                *last = Some((note.clone(), it));
             }
         }
         let first = first.expect("at least one chunk");
         Ok(AppendOutcome {
             first,
             count: total,
-            size: cp.size,
+            size,
+            checkpoint: note,
         })
     }
 
@@ -556,18 +562,19 @@ impl Log {
     /// Publishes `cp` unless the stored checkpoint is already at least as large; never moves
     /// the checkpoint backwards.
     /// `stage`: the staging name under which the signed checkpoint may have been staged.
-    /// Returns the note when this call published it.
+    /// Returns the checkpoint that covers `cp`, its size, and whether this call published it.
     fn publish(
         &self,
         key: &SigningKey,
         mut head: Head,
         cp: &Checkpoint,
         stage: Option<&str>,
-    ) -> Result<Option<Vec<u8>>, LogError> {
+    ) -> Result<(Vec<u8>, u64, bool), LogError> {
         let note = key.sign_checkpoint(cp);
         for attempt in 0..MAX_ATTEMPTS {
             if head.checkpoint.size >= cp.size {
-                return Ok(None);
+                // Another writer published a checkpoint that covers this one's entries.
+                return Ok((head.note, head.checkpoint.size, false));
             }
             let swapped = match stage {
                 Some(stage) => {
@@ -577,7 +584,7 @@ impl Log {
                 None => self.store.swap_checkpoint(Some(&head.version), &note)?,
             };
             match swapped {
-                Swap::Done => return Ok(Some(note)),
+                Swap::Done => return Ok((note, cp.size, true)),
                 Swap::Lost => {
                     if attempt > 0 {
                         backoff(attempt);

@@ -212,25 +212,28 @@ pub async fn append(
         .await
         .map_err(ApiError::unavailable)?;
     let proofs = req.proofs;
-    let (head, receipts) = st
-        .blocking(move |st| {
+    // The commit's checkpoint covers the records; receipts need the tree read again.
+    let (note, size, receipts) = if proofs {
+        let (first, count) = (landed.first, landed.count);
+        st.blocking(move |st| {
             let head = st.log.head()?;
             let mut receipts = Vec::new();
-            if proofs {
-                for i in landed.first..landed.first + landed.count {
-                    let r = st.log.prove(&head, i)?;
-                    receipts.push(String::from_utf8_lossy(&r.encode()).into_owned());
-                }
+            for i in first..first + count {
+                let r = st.log.prove(&head, i)?;
+                receipts.push(String::from_utf8_lossy(&r.encode()).into_owned());
             }
-            Ok((head, receipts))
+            Ok((head.note, head.checkpoint.size, receipts))
         })
-        .await?;
+        .await?
+    } else {
+        (landed.checkpoint.to_vec(), landed.size, Vec::new())
+    };
     let mut out = json!({
         "first": landed.first,
         "count": landed.count,
-        // The checkpoint returned (the newest: it covers the records, maybe more).
-        "size": head.checkpoint.size,
-        "checkpoint": String::from_utf8_lossy(&head.note),
+        // The size of the checkpoint returned, which covers the records (maybe more).
+        "size": size,
+        "checkpoint": String::from_utf8_lossy(&note),
     });
     if proofs {
         out["proofs"] = json!(receipts);

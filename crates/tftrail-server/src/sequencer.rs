@@ -16,13 +16,15 @@ use tokio::sync::{mpsc, oneshot};
 use crate::metrics::Metrics;
 
 /// Where a request's records landed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Landed {
+    /// The signed checkpoint that covers them (shared by every request of the commit).
+    pub checkpoint: Arc<Vec<u8>>,
     /// Index of its first record.
     pub first: u64,
     /// How many.
     pub count: u64,
-    /// Size of the published checkpoint that covers them.
+    /// Size of [`Landed::checkpoint`].
     pub size: u64,
 }
 
@@ -95,6 +97,12 @@ impl Sequencer {
 /// store (a multi-chunk append can interleave with theirs).
 const MAX_BATCH_BYTES: usize = 24 << 20;
 
+/// The longest a commit waits for the writers the previous one answered (see `run`). A commit
+/// takes milliseconds (an fsync, or object-store round trips), so this costs a lone writer
+/// nothing (it never waits: its batch is as large as the last) and lets concurrent writers
+/// share commits instead of alternating between two halves.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(1);
+
 fn job_bytes(j: &Job) -> usize {
     j.entries.iter().map(|e| e.len() + 2).sum()
 }
@@ -108,6 +116,7 @@ fn run(
 ) {
     let mut carry: Option<Job> = None;
     let mut stopping = false;
+    let mut prev_total = 0usize;
     loop {
         let first = match carry.take() {
             Some(j) => j,
@@ -120,6 +129,7 @@ fn run(
         let mut total = first.entries.len();
         let mut bytes = job_bytes(&first);
         let mut jobs = vec![first];
+        let mut waited = std::time::Duration::ZERO;
         while total < max_batch {
             match rx.try_recv() {
                 Ok(Msg::Stop) => {
@@ -138,9 +148,21 @@ fn run(
                     bytes += job_bytes(&j);
                     jobs.push(j);
                 }
-                Err(_) => break,
+                Err(_) => {
+                    // The requests answered by the last commit are on their way back: wait a
+                    // little (at most GATHER) for as many records as that commit held, so
+                    // that they join this one instead of waiting for the next.
+                    if total < prev_total && waited < GATHER {
+                        let step = std::time::Duration::from_micros(50);
+                        std::thread::sleep(step);
+                        waited += step;
+                        continue;
+                    }
+                    break;
+                }
             }
         }
+        prev_total = total;
         let mut entries = Vec::with_capacity(total);
         let mut counts = Vec::with_capacity(jobs.len());
         let mut replies = Vec::with_capacity(jobs.len());
@@ -155,10 +177,12 @@ fn run(
         match out {
             Ok(out) => {
                 metrics.appended(total as u64, took);
+                let checkpoint = Arc::new(out.checkpoint);
                 let mut first = out.first;
                 for (n, reply) in counts.into_iter().zip(replies) {
                     if let Some(r) = reply {
                         let _ = r.send(Ok(Landed {
+                            checkpoint: checkpoint.clone(),
                             first,
                             count: n,
                             size: out.size,
