@@ -734,3 +734,97 @@ fn terraform_plan_and_apply_through_the_server() {
     let v: Value = serde_json::from_str(&common::stdout(&out)).unwrap();
     assert_eq!(v[0]["actor"]["authenticated"]["name"], "ci", "{v}");
 }
+
+/// The server's test certificates (crates/tftrail-server/testdata/README.md).
+fn testdata(name: &str) -> String {
+    format!(
+        "{}/../tftrail-server/testdata/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+#[test]
+fn tls_with_a_certificate_the_client_trusts() {
+    let env = Env::new();
+    let (cert, key, ca) = (
+        testdata("tls-cert.pem"),
+        testdata("tls-key.pem"),
+        testdata("tls-ca.pem"),
+    );
+    let (mut s, vkey, _) = start(&env, &["--tls-cert", &cert, "--tls-key", &key]);
+    assert!(s.stderr.lock().unwrap().contains("listening on https://"));
+    s.url = s.url.replace("http://", "https://");
+    let w = env.token("writer", "w");
+    // A client that trusts the CA appends and verifies over TLS.
+    let mut c = env.client(&s, &w, &["append", "--key", &vkey]);
+    c.env("SSL_CERT_FILE", &ca);
+    let out = common::run(c, Some(br#"{"over":"tls"}"#));
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let mut c = env.client(&s, &w, &["verify", "--key", &vkey]);
+    c.env("SSL_CERT_FILE", &ca);
+    let out = common::run(c, None);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    // One that does not trust it is refused, and nothing is appended.
+    let mut c = env.client(&s, &w, &["append", "--key", &vkey]);
+    c.env("SSL_CERT_FILE", testdata("issuer-rsa-1.pem"));
+    let out = common::run(c, Some(br#"{"over":"untrusted"}"#));
+    assert_ne!(code(&out), 0, "{}", describe(&out));
+    assert!(
+        common::stderr(&out).contains("certificate"),
+        "{}",
+        describe(&out)
+    );
+    // Plain HTTP on the TLS port gets no answer.
+    use std::io::{Read, Write};
+    let mut plain = std::net::TcpStream::connect(&s.addr).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let _ = plain.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n");
+    let mut buf = Vec::new();
+    let _ = plain.read_to_end(&mut buf);
+    assert!(
+        !String::from_utf8_lossy(&buf).contains("\"ok\""),
+        "answered in plain HTTP"
+    );
+}
+
+#[test]
+fn sigterm_lets_a_request_in_flight_finish() {
+    use std::io::{Read, Write};
+    let env = Env::new();
+    let (mut s, vkey, _) = start(&env, &[]);
+    let w = env.token("writer", "w");
+    let blob = vec![42u8; 100_000];
+    let sha = sha256_hex(&blob);
+    let mut c = std::net::TcpStream::connect(&s.addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        c,
+        "PUT /v1/blobs/{sha} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {w}\r\ncontent-length: {}\r\n\r\n",
+        blob.len()
+    )
+    .unwrap();
+    c.write_all(&blob[..50_000]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = rustix::process::Pid::from_child(&s.child);
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // Still being served: the rest of the body is taken and answered.
+    c.write_all(&blob[50_000..]).unwrap();
+    let mut resp = Vec::new();
+    let _ = c.read_to_end(&mut resp);
+    let resp = String::from_utf8_lossy(&resp);
+    assert!(resp.starts_with("HTTP/1.1 201"), "{resp}");
+    let status = s.terminate();
+    assert!(status.success(), "{status:?}\n{}", s.stderr.lock().unwrap());
+    // The blob is stored and the log verifies.
+    assert!(env
+        .store
+        .join(format!("tftrail/blobs/sha256/{sha}"))
+        .exists());
+    let out = env.tftrail(&["verify", "--key", &vkey], None);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    // New connections are refused once it is gone.
+    assert!(std::net::TcpStream::connect(&s.addr).is_err());
+}
