@@ -143,6 +143,27 @@ impl Server {
         Ok(log)
     }
 
+    /// Checks that the credential may append (`GET /v1/whoami`), so that a command whose
+    /// records would be refused does not start.
+    pub fn check_can_write(&self) -> Result<(), CliError> {
+        let path = "v1/whoami";
+        let r = self.client.get(path).map_err(store_error)?;
+        if !r.is_success() {
+            return Err(store_error(self.client.error("read", path, &r)));
+        }
+        let v = r.json("read", path).map_err(store_error)?;
+        if v.pointer("/may/write").and_then(Value::as_bool) == Some(true) {
+            return Ok(());
+        }
+        let role = v.get("role").and_then(Value::as_str).unwrap_or("?");
+        let label = v.get("label").and_then(Value::as_str).unwrap_or("?");
+        Err(CliError::failure(format!(
+            "the server at {} knows this credential as {label}, role {role}, which cannot append records",
+            self.url()
+        ))
+        .hint("use a writer token (`tftrail token create --role writer`) in TFTRAIL_TOKEN"))
+    }
+
     /// Stores a blob (`PUT /v1/blobs/<sha256>`); the server checks its hash.
     pub fn put_blob(&self, data: &[u8]) -> Result<(), CliError> {
         let hex = hex::encode(Sha256::digest(data));

@@ -828,3 +828,37 @@ fn sigterm_lets_a_request_in_flight_finish() {
     // New connections are refused once it is gone.
     assert!(std::net::TcpStream::connect(&s.addr).is_err());
 }
+
+#[test]
+fn a_reader_token_does_not_start_a_recorded_terraform_command() {
+    let env = Env::new();
+    let (s, vkey, _) = start(&env, &[]);
+    let r = env.token("reader", "ro");
+    let (st, b) = s.request("GET", "/v1/whoami", Some(&r), b"");
+    assert_eq!(st, 200, "{b}");
+    assert!(
+        b.contains("\"write\":false") && b.contains("\"role\":\"reader\""),
+        "{b}"
+    );
+    // A fake terraform that would leave a mark if it ran.
+    let bin = env.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let mark = env.path("ran");
+    let fake = bin.join("terraform");
+    std::fs::write(&fake, format!("#!/bin/sh\ntouch {}\n", mark.display())).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut c = env.client(&s, &r, &["run", "--", fake.to_str().unwrap(), "plan"]);
+    c.env("TFTRAIL_KEY", &vkey);
+    let out = common::run(c, None);
+    assert_eq!(code(&out), 123, "{}", describe(&out));
+    assert!(
+        common::stderr(&out).contains("cannot append"),
+        "{}",
+        describe(&out)
+    );
+    assert!(
+        !mark.exists(),
+        "terraform ran although nothing could be recorded"
+    );
+}

@@ -90,6 +90,29 @@ pub async fn key(
     Ok(Json(json!({"key": k.as_str(), "origin": k.name()})).into_response())
 }
 
+/// `GET /v1/whoami`: the caller as the server authenticated it, and what its role allows
+/// (clients check before they start work they could not record).
+pub async fn whoami(
+    State(st): State<Arc<AppState>>,
+    ConnectInfo(peer): Peer,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let p = st.identify(&headers, peer, &method, "/v1/whoami").await?;
+    Ok(Json(json!({
+        "role": crate::state::role_name(p.role),
+        "label": p.label,
+        "authenticated": p.authenticated,
+        "may": {
+            "read": p.role.allows(Need::Read),
+            "write": p.role.allows(Need::Write),
+            "export": p.role.allows(Need::Export),
+            "admin": p.role.allows(Need::Admin),
+        },
+    }))
+    .into_response())
+}
+
 /// `GET /v1/tokens` (admin): the credentials in effect, never their secrets.
 pub async fn tokens(
     State(st): State<Arc<AppState>>,

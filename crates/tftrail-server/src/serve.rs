@@ -189,6 +189,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/v1/history", get(api::history))
         .route("/v1/objects", get(files::list))
         .route("/v1/tokens", get(api::tokens))
+        .route("/v1/whoami", get(api::whoami))
         .route("/log/{*path}", get(files::get))
         .fallback(|| async { ApiError::not_found("no such endpoint (see docs/API.md)") })
         .with_state(state)

@@ -72,11 +72,37 @@ impl AppState {
             },
             Err(d) => d,
         };
+        Err(self.refuse(peer, method, path, denial))
+    }
+
+    /// Authenticates the caller whatever its role (and even with `--public-read`); records a
+    /// refusal.
+    pub async fn identify(
+        &self,
+        headers: &HeaderMap,
+        peer: SocketAddr,
+        method: &Method,
+        path: &str,
+    ) -> Result<Principal, ApiError> {
+        match self.auth.authenticate(headers).await {
+            Ok(p) => Ok(p),
+            Err(d) => Err(self.refuse(peer, method, path, d)),
+        }
+    }
+
+    /// Counts and records a refusal; the answer to send.
+    fn refuse(
+        &self,
+        peer: SocketAddr,
+        method: &Method,
+        path: &str,
+        denial: crate::auth::Denial,
+    ) -> ApiError {
         self.metrics.auth_failed(reason_class(&denial));
         self.denied
             .record(peer.ip(), method.as_str(), path, &denial);
         let status = StatusCode::from_u16(denial.status).unwrap_or(StatusCode::UNAUTHORIZED);
-        Err(ApiError::new(status, denial.reason))
+        ApiError::new(status, denial.reason)
     }
 
     /// Runs synchronous log or store work on a blocking thread.
@@ -102,7 +128,8 @@ pub fn role_name(r: crate::auth::Role) -> &'static str {
     }
 }
 
-fn need_words(n: Need) -> &'static str {
+/// What a role may do, in words (for refusals).
+pub fn need_words(n: Need) -> &'static str {
     match n {
         Need::Read => "read the log",
         Need::Write => "append records",

@@ -233,6 +233,7 @@ impl Sink for LogSink {
 fn open_target(g: &Global) -> Result<Target, CliError> {
     if let Some(url) = g.server() {
         let server = remote::Server::connect(&url, g.key.as_deref())?;
+        server.check_can_write()?;
         let log = server.open_log()?;
         return Ok(Target::Server { server, log });
     }
