@@ -58,6 +58,9 @@ pub struct Limits {
     pub max_inflight_requests: usize,
     /// Most records in one group commit.
     pub max_batch_records: usize,
+    /// How long a group commit may wait, once the queue is empty, for as many records as the
+    /// previous commit held (the writers it answered, on their way back), in microseconds.
+    pub gather_micros: u64,
     /// Refused requests from one source within this many seconds make one record at once and
     /// one summary after (`server.access.denied`).
     pub denied_window_secs: u64,
@@ -76,6 +79,7 @@ impl Default for Limits {
             max_inflight_requests: 512,
             max_batch_records: 20_000,
             denied_window_secs: 60,
+            gather_micros: 3000,
         }
     }
 }

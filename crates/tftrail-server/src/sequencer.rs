@@ -7,7 +7,7 @@
 //! servers on one store correct.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tftrail_core::checkpoint::SigningKey;
 use tftrail_log::Log;
@@ -52,12 +52,13 @@ impl Sequencer {
         log: Arc<Log>,
         key: SigningKey,
         max_batch: usize,
+        gather: Duration,
         metrics: Arc<Metrics>,
     ) -> (Sequencer, std::thread::JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let handle = std::thread::Builder::new()
             .name("tftrail-sequencer".into())
-            .spawn(move || run(log, key, rx, max_batch, metrics))
+            .spawn(move || run(log, key, rx, max_batch, gather, metrics))
             .expect("cannot start the sequencer thread");
         (Sequencer { tx }, handle)
     }
@@ -97,12 +98,6 @@ impl Sequencer {
 /// store (a multi-chunk append can interleave with theirs).
 const MAX_BATCH_BYTES: usize = 24 << 20;
 
-/// The longest a commit waits for the writers the previous one answered (see `run`). A commit
-/// takes milliseconds (an fsync, or object-store round trips), so this costs a lone writer
-/// nothing (it never waits: its batch is as large as the last) and lets concurrent writers
-/// share commits instead of alternating between two halves.
-const GATHER: std::time::Duration = std::time::Duration::from_millis(1);
-
 fn job_bytes(j: &Job) -> usize {
     j.entries.iter().map(|e| e.len() + 2).sum()
 }
@@ -112,6 +107,7 @@ fn run(
     key: SigningKey,
     mut rx: mpsc::UnboundedReceiver<Msg>,
     max_batch: usize,
+    gather: Duration,
     metrics: Arc<Metrics>,
 ) {
     let mut carry: Option<Job> = None;
@@ -129,7 +125,7 @@ fn run(
         let mut total = first.entries.len();
         let mut bytes = job_bytes(&first);
         let mut jobs = vec![first];
-        let mut waited = std::time::Duration::ZERO;
+        let mut waited = Duration::ZERO;
         while total < max_batch {
             match rx.try_recv() {
                 Ok(Msg::Stop) => {
@@ -150,10 +146,11 @@ fn run(
                 }
                 Err(_) => {
                     // The requests answered by the last commit are on their way back: wait a
-                    // little (at most GATHER) for as many records as that commit held, so
-                    // that they join this one instead of waiting for the next.
-                    if total < prev_total && waited < GATHER {
-                        let step = std::time::Duration::from_micros(50);
+                    // little (at most `gather`) for as many records as that commit held, so
+                    // that they join this one instead of waiting for the next (a lone writer
+                    // never waits: its batch is as large as the last one).
+                    if total < prev_total && waited < gather {
+                        let step = Duration::from_micros(50);
                         std::thread::sleep(step);
                         waited += step;
                         continue;

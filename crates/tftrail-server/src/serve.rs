@@ -76,6 +76,7 @@ pub fn run(config: ServerConfig) -> Result<(), ServerError> {
         log.clone(),
         key,
         config.limits.max_batch_records,
+        Duration::from_micros(config.limits.gather_micros),
         metrics.clone(),
     );
     let server_actor = Actor {
