@@ -733,6 +733,42 @@ fn terraform_plan_and_apply_through_the_server() {
     assert_eq!(code(&out), 0, "{}", describe(&out));
     let v: Value = serde_json::from_str(&common::stdout(&out)).unwrap();
     assert_eq!(v[0]["actor"]["authenticated"]["name"], "ci", "{v}");
+
+    // Every read command works through the server with a reader token and the verifier key.
+    let r = env.token("reader", "auditor");
+    let read = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--server", &s.url, "--key", &vkey]);
+        let mut c = env.command(&all);
+        c.env_remove("TFTRAIL_STORE")
+            .env_remove("TFTRAIL_KEY")
+            .env("TFTRAIL_TOKEN", &r);
+        let out = common::run(c, None);
+        assert_eq!(code(&out), 0, "{args:?}: {}", describe(&out));
+        common::stdout(&out)
+    };
+    let outcome = recs[outcome]["index"].as_u64().unwrap().to_string();
+    let history: Value =
+        serde_json::from_str(&read(&["history", "terraform_data.web", "--json"])).unwrap();
+    assert_eq!(history[0]["action"], "create", "{history}");
+    let listed = read(&["log", "--kind", "apply", "--authenticated", "yes"]);
+    assert!(listed.contains("token:ci"), "{listed}");
+    let shown: Value = serde_json::from_str(&read(&["show", &outcome, "--json"])).unwrap();
+    assert_eq!(
+        shown["record"]["kind"], "terraform.apply.outcome",
+        "{shown}"
+    );
+    let cp = read(&["checkpoint"]);
+    assert!(cp.starts_with("test.example/log\n"), "{cp}");
+    let receipt = read(&["prove", &outcome]);
+    let rp = env.path("outcome.tlog-proof");
+    std::fs::write(&rp, &receipt).unwrap();
+    // The receipt checks offline, with nothing but the key.
+    let out = env.tftrail(
+        &["verify-receipt", rp.to_str().unwrap(), "--key", &vkey],
+        None,
+    );
+    assert_eq!(code(&out), 0, "{}", describe(&out));
 }
 
 /// The server's test certificates (crates/tftrail-server/testdata/README.md).
