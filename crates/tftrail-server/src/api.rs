@@ -2,12 +2,11 @@
 //! the index. Every record the API shows is read through the log, authenticated against the
 //! signed checkpoint.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
@@ -21,9 +20,7 @@ use tftrail_store::NewObject;
 
 use crate::auth::Need;
 use crate::error::ApiError;
-use crate::state::{AppState, MAX_REMEMBERED_UPLOADS};
-
-type Peer = ConnectInfo<SocketAddr>;
+use crate::state::{Admin, AppState, Identified, Reader, Writer, MAX_REMEMBERED_UPLOADS};
 
 /// The current time as records carry it: UTC, RFC 3339, milliseconds.
 pub fn now_utc() -> String {
@@ -61,14 +58,7 @@ pub async fn healthz(State(st): State<Arc<AppState>>) -> Response {
 }
 
 /// `GET /metrics`.
-pub async fn metrics(
-    State(st): State<Arc<AppState>>,
-    ConnectInfo(peer): Peer,
-    method: Method,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    st.require(&headers, peer, &method, "/metrics", Need::Read)
-        .await?;
+pub async fn metrics(State(st): State<Arc<AppState>>, _: Reader) -> Result<Response, ApiError> {
     let mut r = st.metrics.render().into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -78,27 +68,14 @@ pub async fn metrics(
 }
 
 /// `GET /v1/key`.
-pub async fn key(
-    State(st): State<Arc<AppState>>,
-    ConnectInfo(peer): Peer,
-    method: Method,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    st.require(&headers, peer, &method, "/v1/key", Need::Read)
-        .await?;
+pub async fn key(State(st): State<Arc<AppState>>, _: Reader) -> Result<Response, ApiError> {
     let k = st.log.key();
     Ok(Json(json!({"key": k.as_str(), "origin": k.name()})).into_response())
 }
 
 /// `GET /v1/whoami`: the caller as the server authenticated it, and what its role allows
 /// (clients check before they start work they could not record).
-pub async fn whoami(
-    State(st): State<Arc<AppState>>,
-    ConnectInfo(peer): Peer,
-    method: Method,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let p = st.identify(&headers, peer, &method, "/v1/whoami").await?;
+pub async fn whoami(Identified(p): Identified) -> Result<Response, ApiError> {
     Ok(Json(json!({
         "role": crate::state::role_name(p.role),
         "label": p.label,
@@ -114,26 +91,12 @@ pub async fn whoami(
 }
 
 /// `GET /v1/tokens` (admin): the credentials in effect, never their secrets.
-pub async fn tokens(
-    State(st): State<Arc<AppState>>,
-    ConnectInfo(peer): Peer,
-    method: Method,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    st.require(&headers, peer, &method, "/v1/tokens", Need::Admin)
-        .await?;
+pub async fn tokens(State(st): State<Arc<AppState>>, _: Admin) -> Result<Response, ApiError> {
     Ok(Json(json!({ "credentials": st.auth.describe() })).into_response())
 }
 
 /// `GET /v1/checkpoint`.
-pub async fn checkpoint(
-    State(st): State<Arc<AppState>>,
-    ConnectInfo(peer): Peer,
-    method: Method,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    st.require(&headers, peer, &method, "/v1/checkpoint", Need::Read)
-        .await?;
+pub async fn checkpoint(State(st): State<Arc<AppState>>, _: Reader) -> Result<Response, ApiError> {
     let h = st.blocking(|st| Ok(st.log.head()?)).await?;
     Ok(Json(json!({
         "size": h.checkpoint.size,
@@ -180,15 +143,9 @@ struct AppendRequest {
 /// `POST /v1/records`.
 pub async fn append(
     State(st): State<Arc<AppState>>,
-    ConnectInfo(peer): Peer,
-    method: Method,
-    headers: HeaderMap,
+    Writer(who): Writer,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let who = st
-        .require(&headers, peer, &method, "/v1/records", Need::Write)
-        .await?
-        .expect("writes always authenticate");
     let bytes = read_body(body, st.config.limits.max_body_bytes, "request body").await?;
     let req: AppendRequest = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request(format!("the request is not a valid append: {e}")))?;
@@ -316,14 +273,11 @@ fn check_sha256(s: &str) -> Result<(), ApiError> {
 /// `PUT /v1/blobs/<sha256>`.
 pub async fn put_blob(
     State(st): State<Arc<AppState>>,
-    ConnectInfo(peer): Peer,
-    method: Method,
+    _: Writer,
     headers: HeaderMap,
     Path(sha): Path<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    st.require(&headers, peer, &method, "/v1/blobs", Need::Write)
-        .await?;
     check_sha256(&sha)?;
     let limit = st.config.limits.max_blob_bytes;
     if let Some(len) = headers
@@ -373,13 +327,9 @@ pub async fn put_blob(
 /// `GET /v1/blobs/<sha256>`.
 pub async fn get_blob(
     State(st): State<Arc<AppState>>,
-    ConnectInfo(peer): Peer,
-    method: Method,
-    headers: HeaderMap,
+    _: Reader,
     Path(sha): Path<String>,
 ) -> Result<Response, ApiError> {
-    st.require(&headers, peer, &method, "/v1/blobs", Need::Read)
-        .await?;
     check_sha256(&sha)?;
     let s = sha.clone();
     let data = st
@@ -443,13 +393,9 @@ fn record_json(i: u64, r: &Record) -> Value {
 /// `GET /v1/records`: newest first.
 pub async fn list_records(
     State(st): State<Arc<AppState>>,
-    ConnectInfo(peer): Peer,
-    method: Method,
-    headers: HeaderMap,
+    _: Reader,
     Query(q): Query<RecordQuery>,
 ) -> Result<Response, ApiError> {
-    st.require(&headers, peer, &method, "/v1/records", Need::Read)
-        .await?;
     let authenticated = match q.authenticated.as_deref() {
         None => None,
         Some("yes") => Some(true),
@@ -488,13 +434,9 @@ pub async fn list_records(
 /// `GET /v1/records/<n>`.
 pub async fn show_record(
     State(st): State<Arc<AppState>>,
-    ConnectInfo(peer): Peer,
-    method: Method,
-    headers: HeaderMap,
+    _: Reader,
     Path(n): Path<u64>,
 ) -> Result<Response, ApiError> {
-    st.require(&headers, peer, &method, "/v1/records", Need::Read)
-        .await?;
     let out = st
         .blocking(move |st| {
             let cp = st.log.head()?.checkpoint;
@@ -516,13 +458,9 @@ pub async fn show_record(
 /// `GET /v1/records/<n>/proof`.
 pub async fn prove(
     State(st): State<Arc<AppState>>,
-    ConnectInfo(peer): Peer,
-    method: Method,
-    headers: HeaderMap,
+    _: Reader,
     Path(n): Path<u64>,
 ) -> Result<Response, ApiError> {
-    st.require(&headers, peer, &method, "/v1/records", Need::Read)
-        .await?;
     let text = st
         .blocking(move |st| {
             let head = st.log.head()?;
@@ -571,13 +509,9 @@ fn changes(st: &AppState, address: &str) -> Result<Vec<Value>, ApiError> {
 /// `GET /v1/history?address=A`.
 pub async fn history(
     State(st): State<Arc<AppState>>,
-    ConnectInfo(peer): Peer,
-    method: Method,
-    headers: HeaderMap,
+    _: Reader,
     Query(q): Query<AddressQuery>,
 ) -> Result<Response, ApiError> {
-    st.require(&headers, peer, &method, "/v1/history", Need::Read)
-        .await?;
     let out = st.blocking(move |st| changes(st, &q.address)).await?;
     Ok(Json(json!({ "changes": out })).into_response())
 }
@@ -585,13 +519,9 @@ pub async fn history(
 /// `GET /v1/blame?address=A`.
 pub async fn blame(
     State(st): State<Arc<AppState>>,
-    ConnectInfo(peer): Peer,
-    method: Method,
-    headers: HeaderMap,
+    _: Reader,
     Query(q): Query<AddressQuery>,
 ) -> Result<Response, ApiError> {
-    st.require(&headers, peer, &method, "/v1/blame", Need::Read)
-        .await?;
     let out = st.blocking(move |st| changes(st, &q.address)).await?;
     Ok(Json(json!({ "changes": tftrail_index::last_applied(out) })).into_response())
 }

@@ -159,3 +159,91 @@ fn reason_class(d: &crate::auth::Denial) -> &'static str {
         "bad-credential"
     }
 }
+
+/// The peer address a connection's service put in the request (`serve.rs`).
+fn peer_of(parts: &axum::http::request::Parts) -> SocketAddr {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
+}
+
+async fn caller(
+    parts: &axum::http::request::Parts,
+    st: &AppState,
+    need: Need,
+) -> Result<Option<Principal>, ApiError> {
+    st.require(
+        &parts.headers,
+        peer_of(parts),
+        &parts.method,
+        parts.uri.path(),
+        need,
+    )
+    .await
+}
+
+/// Extracted by a handler that reads: the caller may read (or reads are public).
+pub struct Reader;
+
+/// A handler's caller allowed to append.
+pub struct Writer(pub Principal);
+
+/// Extracted by a handler that manages the server: the caller is an admin.
+pub struct Admin;
+
+/// A handler's caller, authenticated whatever its role.
+pub struct Identified(pub Principal);
+
+impl axum::extract::FromRequestParts<Arc<AppState>> for Reader {
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        st: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
+        caller(parts, st, Need::Read).await.map(|_| Reader)
+    }
+}
+
+/// Writes and management always authenticate, even with `--public-read`.
+fn authenticated(p: Option<Principal>) -> Result<Principal, ApiError> {
+    p.ok_or_else(|| ApiError::internal("an authenticated caller was expected"))
+}
+
+impl axum::extract::FromRequestParts<Arc<AppState>> for Writer {
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        st: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
+        authenticated(caller(parts, st, Need::Write).await?).map(Writer)
+    }
+}
+
+impl axum::extract::FromRequestParts<Arc<AppState>> for Admin {
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        st: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
+        authenticated(caller(parts, st, Need::Admin).await?).map(|_| Admin)
+    }
+}
+
+impl axum::extract::FromRequestParts<Arc<AppState>> for Identified {
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        st: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
+        st.identify(
+            &parts.headers,
+            peer_of(parts),
+            &parts.method,
+            parts.uri.path(),
+        )
+        .await
+        .map(Identified)
+    }
+}

@@ -74,15 +74,17 @@ impl Env {
             std::thread::spawn(move || {
                 for line in BufReader::new(err).lines() {
                     let Ok(line) = line else { break };
+                    {
+                        let mut t = text.lock().unwrap();
+                        t.push_str(&line);
+                        t.push('\n');
+                    }
                     if let Some(rest) = line
                         .strip_prefix("listening on http://")
                         .or_else(|| line.strip_prefix("listening on https://"))
                     {
                         let _ = tx.send(rest.split(' ').next().unwrap_or("").to_string());
                     }
-                    let mut t = text.lock().unwrap();
-                    t.push_str(&line);
-                    t.push('\n');
                 }
             });
         }
