@@ -15,7 +15,8 @@
 //! request) and from the CPU time of the server, of this process and of the `tftrail append`
 //! children, read from `/proc`.
 //!
-//! Env: `TFTRAIL_BENCH_SECS` (seconds per measurement, default 10; `--quick`: 3),
+//! Env: `TFTRAIL_BENCH_SERVE_CONFIG` (a `--config` file for the server, to compare settings),
+//! `TFTRAIL_BENCH_SECS` (seconds per measurement, default 10; `--quick`: 3),
 //! `TFTRAIL_BENCH_CLIENTS` (default `1,16,64`), `TFTRAIL_BENCH_STORES` (default `local,s3`),
 //! `TFTRAIL_BENCH_DIR` (where the local stores go), `TFTRAIL_MOTO_SERVER` (for S3).
 
@@ -309,6 +310,10 @@ impl Server {
         let token = writer_token(exe, home, store, &tokens);
         let mut c = tftrail(exe, home, store);
         c.args(["serve", "--listen", "127.0.0.1:0"]);
+        // A server config to compare settings (e.g. `[limits] gather_micros`).
+        if let Some(cfg) = std::env::var_os("TFTRAIL_BENCH_SERVE_CONFIG") {
+            c.arg("--config").arg(cfg);
+        }
         if token.is_some() {
             c.arg("--tokens").arg(&tokens);
         }

@@ -79,7 +79,7 @@ impl Default for Limits {
             max_inflight_requests: 512,
             max_batch_records: 20_000,
             denied_window_secs: 60,
-            gather_micros: 3000,
+            gather_micros: 5000,
         }
     }
 }

@@ -9,9 +9,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::sync::mpsc;
 use tftrail_core::checkpoint::SigningKey;
 use tftrail_log::Log;
-use tokio::sync::{mpsc, oneshot};
+
+use tokio::sync::oneshot;
 
 use crate::metrics::Metrics;
 
@@ -42,7 +44,7 @@ enum Msg {
 /// The handle requests use to append.
 #[derive(Clone)]
 pub struct Sequencer {
-    tx: mpsc::UnboundedSender<Msg>,
+    tx: mpsc::Sender<Msg>,
 }
 
 impl Sequencer {
@@ -55,7 +57,7 @@ impl Sequencer {
         gather: Duration,
         metrics: Arc<Metrics>,
     ) -> (Sequencer, std::thread::JoinHandle<()>) {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("tftrail-sequencer".into())
             .spawn(move || run(log, key, rx, max_batch, gather, metrics))
@@ -105,7 +107,7 @@ fn job_bytes(j: &Job) -> usize {
 fn run(
     log: Arc<Log>,
     key: SigningKey,
-    mut rx: mpsc::UnboundedReceiver<Msg>,
+    rx: mpsc::Receiver<Msg>,
     max_batch: usize,
     gather: Duration,
     metrics: Arc<Metrics>,
@@ -117,45 +119,48 @@ fn run(
         let first = match carry.take() {
             Some(j) => j,
             None if stopping => return,
-            None => match rx.blocking_recv() {
-                Some(Msg::Job(j)) => j,
-                Some(Msg::Stop) | None => return,
+            None => match rx.recv() {
+                Ok(Msg::Job(j)) => j,
+                Ok(Msg::Stop) | Err(_) => return,
             },
         };
         let mut total = first.entries.len();
         let mut bytes = job_bytes(&first);
         let mut jobs = vec![first];
-        let mut waited = Duration::ZERO;
+        // The requests answered by the last commit are on their way back: while fewer records
+        // than that commit held are queued, wait for more (at most `gather`), so that they join
+        // this commit instead of waiting for the next (a lone writer never waits: its batch is
+        // as large as the last one).
+        let deadline = Instant::now() + gather;
         while total < max_batch {
-            match rx.try_recv() {
-                Ok(Msg::Stop) => {
+            let next = match rx.try_recv() {
+                Ok(m) => Some(m),
+                Err(mpsc::TryRecvError::Empty) if total < prev_total => {
+                    let now = Instant::now();
+                    match deadline.checked_duration_since(now) {
+                        Some(left) if !left.is_zero() => rx.recv_timeout(left).ok(),
+                        _ => None,
+                    }
+                }
+                Err(_) => None,
+            };
+            match next {
+                None => break,
+                Some(Msg::Stop) => {
                     stopping = true;
                     break;
                 }
-                Ok(Msg::Job(j))
+                Some(Msg::Job(j))
                     if total + j.entries.len() > max_batch
                         || bytes + job_bytes(&j) > MAX_BATCH_BYTES =>
                 {
                     carry = Some(j);
                     break;
                 }
-                Ok(Msg::Job(j)) => {
+                Some(Msg::Job(j)) => {
                     total += j.entries.len();
                     bytes += job_bytes(&j);
                     jobs.push(j);
-                }
-                Err(_) => {
-                    // The requests answered by the last commit are on their way back: wait a
-                    // little (at most `gather`) for as many records as that commit held, so
-                    // that they join this one instead of waiting for the next (a lone writer
-                    // never waits: its batch is as large as the last one).
-                    if total < prev_total && waited < gather {
-                        let step = Duration::from_micros(50);
-                        std::thread::sleep(step);
-                        waited += step;
-                        continue;
-                    }
-                    break;
                 }
             }
         }
