@@ -898,3 +898,56 @@ fn a_reader_token_does_not_start_a_recorded_terraform_command() {
         "terraform ran although nothing could be recorded"
     );
 }
+
+#[test]
+fn bad_settings_are_refused_before_anything_is_created() {
+    let env = Env::new();
+    // A config file with an unknown setting names it and the file.
+    std::fs::write(env.path("bad.toml"), "[limits]\nmax_body = 1\n").unwrap();
+    let bad = env.path("bad.toml");
+    let out = env.tftrail(
+        &["serve", "--init", "--config", bad.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(code(&out), 2, "{}", describe(&out));
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("bad.toml") && err.contains("max_body"),
+        "{err}"
+    );
+    // A tokens file that does not exist: refused, and --init created no log and no key.
+    let missing = env.path("missing.toml");
+    let out = env.tftrail(
+        &["serve", "--init", "--tokens", missing.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(code(&out), 2, "{}", describe(&out));
+    assert!(
+        common::stderr(&out).contains("missing.toml"),
+        "{}",
+        describe(&out)
+    );
+    assert!(!env.store.exists() && !env.key.exists());
+    // A limit of 0 is refused.
+    std::fs::write(env.path("zero.toml"), "[limits]\nmax_connections = 0\n").unwrap();
+    env.init();
+    env.token("admin", "root");
+    let z = env.path("zero.toml");
+    let f = env.tokens_file();
+    let out = env.tftrail(
+        &[
+            "serve",
+            "--config",
+            z.to_str().unwrap(),
+            "--tokens",
+            f.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(code(&out), 2, "{}", describe(&out));
+    assert!(
+        common::stderr(&out).contains("max_connections"),
+        "{}",
+        describe(&out)
+    );
+}

@@ -75,6 +75,13 @@ pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
     }
     let location = c.store.clone().expect("set above");
     let key_path = c.key.clone().expect("set above");
+    // A settings mistake is reported before --init creates anything.
+    if let Some(t) = c.tokens.as_ref().filter(|t| !t.exists()) {
+        return Err(
+            CliError::usage(format!("token file {} does not exist", t.display()))
+                .hint("create a token with `tftrail token create --tokens FILE`"),
+        );
+    }
     if a.init {
         init_if_empty(&location, &key_path)?;
     }
