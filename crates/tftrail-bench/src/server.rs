@@ -24,7 +24,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,11 +32,6 @@ use tftrail_store::testing::Moto;
 
 /// The token the server's temporary authentication accepts as a writer (before `tftrail token`
 /// exists).
-const STAND_IN_TOKEN: &str = "test-writer";
-
-/// Set when the stand-in token was used.
-static STAND_IN_USED: AtomicBool = AtomicBool::new(false);
-
 /// Payload bytes of every record (the JSON object as sent).
 const PAYLOAD_BYTES: usize = 300;
 
@@ -314,9 +309,7 @@ impl Server {
         if let Some(cfg) = std::env::var_os("TFTRAIL_BENCH_SERVE_CONFIG") {
             c.arg("--config").arg(cfg);
         }
-        if token.is_some() {
-            c.arg("--tokens").arg(&tokens);
-        }
+        c.arg("--tokens").arg(&tokens);
         let mut child = c
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -352,7 +345,7 @@ impl Server {
         Server {
             child,
             addr,
-            token: token.unwrap_or_else(|| STAND_IN_TOKEN.to_string()),
+            token,
             log,
         }
     }
@@ -400,9 +393,8 @@ impl Server {
     }
 }
 
-/// A writer token from `tftrail token create` (`None`: the command does not exist in this
-/// build, the server's stand-in authentication takes [`STAND_IN_TOKEN`]).
-fn writer_token(exe: &Path, home: &Path, store: &str, tokens: &Path) -> Option<String> {
+/// A writer token from `tftrail token create`.
+fn writer_token(exe: &Path, home: &Path, store: &str, tokens: &Path) -> String {
     let mut c = tftrail(exe, home, store);
     c.args(["token", "create", "--role", "writer", "--name", "bench"])
         .arg("--tokens")
@@ -415,10 +407,7 @@ fn writer_token(exe: &Path, home: &Path, store: &str, tokens: &Path) -> Option<S
     if out.status.success() {
         let t = String::from_utf8_lossy(&out.stdout).trim().to_string();
         assert!(!t.is_empty(), "tftrail token create printed no token");
-        Some(t)
-    } else if err.contains("unrecognized subcommand") {
-        STAND_IN_USED.store(true, Ordering::Relaxed);
-        None
+        t
     } else {
         panic!("tftrail token create failed ({}): {err}", out.status);
     }
@@ -692,13 +681,8 @@ pub fn run(quick: bool) {
             rows.push((kind, n, d, s));
         }
     }
-    let credential = if STAND_IN_USED.load(Ordering::Relaxed) {
-        "the stand-in token `test-writer` (this build has no `tftrail token`)"
-    } else {
-        "a writer token from `tftrail token create`"
-    };
     println!(
-        "{secs} s per measurement, one record ({PAYLOAD_BYTES}-byte payload) per request or process; server clients authenticate with {credential}\n"
+        "{secs} s per measurement, one record ({PAYLOAD_BYTES}-byte payload) per request or process; server clients authenticate with a writer token from `tftrail token create`\n"
     );
     println!("| store | clients | direct `tftrail append`: records/s | p50 / p99 ms | through `tftrail serve`: records/s | p50 / p99 ms | records/s, server ÷ direct | p99, server ÷ direct |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
