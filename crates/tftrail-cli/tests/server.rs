@@ -626,8 +626,11 @@ fn sixty_four_clients_then_verify_through_the_server() {
     loads_exactly_once(&s, &admin, 64, 20);
     // Verification over HTTP with nothing but the verifier key (no store, no token file).
     let reader = env.token("reader", "auditor");
-    let mut c = env.client(&s, &reader, &["verify", "--key", &vkey]);
-    c.env("XDG_STATE_HOME", env.path("auditor-state"));
+    let mut c = env.command(&["verify", "--server", &s.url, "--key", &vkey]);
+    c.env_remove("TFTRAIL_STORE")
+        .env_remove("TFTRAIL_KEY")
+        .env("TFTRAIL_TOKEN", &reader)
+        .env("XDG_STATE_HOME", env.path("auditor-state"));
     let out = common::run(c, None);
     assert_eq!(code(&out), 0, "{}", describe(&out));
     let text = common::stdout(&out) + &common::stderr(&out);
