@@ -154,6 +154,16 @@ fn roles_and_refusals_each_recorded() {
         !all.contains(&unknown[8..]) && !all.contains(&writer[8..]),
         "a secret was recorded"
     );
+    // No credential reaches storage: every stored byte (log, blobs, claims, the tokens file).
+    for (path, bytes) in common::snapshot(&env.store).into_iter().chain([(
+        "tokens.toml".to_string(),
+        std::fs::read(env.tokens_file()).unwrap(),
+    )]) {
+        let text = String::from_utf8_lossy(&bytes);
+        for secret in [&writer, &reader, &admin, &late, &unknown] {
+            assert!(!text.contains(&secret[8..]), "a token is stored in {path}");
+        }
+    }
     for r in &recs {
         assert_eq!(r["record"]["actor"]["authenticated"]["by"], "server");
         assert_eq!(r["record"]["payload"]["source"], "127.0.0.1");
