@@ -23,6 +23,8 @@ mod local;
 mod location;
 mod object;
 pub mod s3;
+#[cfg(test)]
+mod test_http;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod worm;

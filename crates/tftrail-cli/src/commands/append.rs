@@ -86,14 +86,7 @@ pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
         }
         out
     } else {
-        if input.iter().all(u8::is_ascii_whitespace) {
-            return Err(CliError::usage("no JSON on stdin; nothing appended")
-                .hint("pipe one JSON object, e.g. echo '{\"msg\":\"hi\"}' | tftrail append"));
-        }
-        let v: serde_json::Value = serde_json::from_slice(&input).map_err(|e| {
-            CliError::usage(format!("stdin is not valid JSON: {e}")).hint(not_json_hint(&input))
-        })?;
-        vec![make(v, "stdin")?]
+        vec![make(parse_stdin(&input)?, "stdin")?]
     };
     let location = g.location();
     let log = context::open_log_with(&location, key.verifier())?;
@@ -152,30 +145,16 @@ fn append_remote(
         let mut out = Vec::new();
         for (i, line) in input.split(|&b| b == b'\n').enumerate() {
             let n = i + 1;
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            let line = std::str::from_utf8(line).map_err(|_| {
-                CliError::usage(format!("line {n}: stream did not contain valid UTF-8"))
-            })?;
-            if line.trim().is_empty() {
-                continue;
+            if let Some(v) = parse_line(n, line)? {
+                out.push((n, check(v, &format!("line {n}"))?));
             }
-            let v: serde_json::Value = serde_json::from_str(line)
-                .map_err(|e| CliError::usage(format!("line {n}: invalid JSON: {e}")))?;
-            out.push((n, check(v, &format!("line {n}"))?));
         }
         if out.is_empty() {
             return Err(CliError::usage("no JSON lines on stdin; nothing appended"));
         }
         out
     } else {
-        if input.iter().all(u8::is_ascii_whitespace) {
-            return Err(CliError::usage("no JSON on stdin; nothing appended")
-                .hint("pipe one JSON object, e.g. echo '{\"msg\":\"hi\"}' | tftrail append"));
-        }
-        let v: serde_json::Value = serde_json::from_slice(input).map_err(|e| {
-            CliError::usage(format!("stdin is not valid JSON: {e}")).hint(not_json_hint(input))
-        })?;
-        vec![(1, check(v, "stdin")?)]
+        vec![(1, check(parse_stdin(input)?, "stdin")?)]
     };
     let server = remote::Server::connect(url, g.key.as_deref())?;
     let total = payloads.len() as u64;
@@ -294,20 +273,37 @@ fn parse_lines(
     let mut out = Vec::with_capacity(text.len() / 512);
     for (i, line) in text.split(|&b| b == b'\n').enumerate() {
         let n = first_line + i;
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if let Some(entry) = template.canonical_entry(line) {
+        if let Some(entry) = template.canonical_entry(line.strip_suffix(b"\r").unwrap_or(line)) {
             out.push(entry);
             continue;
         }
-        let line = std::str::from_utf8(line).map_err(|_| {
-            CliError::usage(format!("line {n}: stream did not contain valid UTF-8"))
-        })?;
-        if line.trim().is_empty() {
-            continue;
+        if let Some(v) = parse_line(n, line)? {
+            out.push(make(v, &format!("line {n}"))?);
         }
-        let v: serde_json::Value = serde_json::from_str(line)
-            .map_err(|e| CliError::usage(format!("line {n}: invalid JSON: {e}")))?;
-        out.push(make(v, &format!("line {n}"))?);
     }
     Ok(out)
+}
+
+/// Line `n` of JSON Lines input (without its `\n`): its value, or `None` when blank.
+fn parse_line(n: usize, line: &[u8]) -> Result<Option<serde_json::Value>, CliError> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let line = std::str::from_utf8(line)
+        .map_err(|_| CliError::usage(format!("line {n}: stream did not contain valid UTF-8")))?;
+    if line.trim().is_empty() {
+        return Ok(None);
+    }
+    serde_json::from_str(line)
+        .map(Some)
+        .map_err(|e| CliError::usage(format!("line {n}: invalid JSON: {e}")))
+}
+
+/// The one JSON value on stdin (without --batch).
+fn parse_stdin(input: &[u8]) -> Result<serde_json::Value, CliError> {
+    if input.iter().all(u8::is_ascii_whitespace) {
+        return Err(CliError::usage("no JSON on stdin; nothing appended")
+            .hint("pipe one JSON object, e.g. echo '{\"msg\":\"hi\"}' | tftrail append"));
+    }
+    serde_json::from_slice(input).map_err(|e| {
+        CliError::usage(format!("stdin is not valid JSON: {e}")).hint(not_json_hint(input))
+    })
 }

@@ -14,9 +14,11 @@
 //! status codes follow GCS's documentation, and nothing here has run against GCS itself.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
+
+use crate::test_http::{read_request, Request};
 
 /// A bucket's settings in the fake.
 #[derive(Clone, Copy, Default)]
@@ -330,47 +332,13 @@ fn respond(
 fn serve(conn: TcpStream, state: &Shared) {
     let mut r = BufReader::new(conn.try_clone().unwrap());
     let mut w = conn;
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut parts = line.split_whitespace();
-        let (method, target) = (
-            parts.next().unwrap_or("").to_string(),
-            parts.next().unwrap_or("").to_string(),
-        );
-        let mut headers = BTreeMap::new();
-        loop {
-            let mut h = String::new();
-            r.read_line(&mut h).unwrap();
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            let (k, v) = h.split_once(':').unwrap();
-            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-        }
-        let mut body = Vec::new();
-        if headers
-            .get("transfer-encoding")
-            .is_some_and(|v| v.contains("chunked"))
-        {
-            loop {
-                let mut size = String::new();
-                r.read_line(&mut size).unwrap();
-                let n = usize::from_str_radix(size.trim(), 16).unwrap();
-                let mut chunk = vec![0; n + 2];
-                r.read_exact(&mut chunk).unwrap();
-                if n == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..n]);
-            }
-        } else if let Some(n) = headers.get("content-length") {
-            body = vec![0; n.parse().unwrap()];
-            r.read_exact(&mut body).unwrap();
-        }
+    while let Some(Request {
+        method,
+        target,
+        headers,
+        body,
+    }) = read_request(&mut r)
+    {
         let (path, query) = target.split_once('?').unwrap_or((&target, ""));
         let mut st = state.lock().unwrap();
         st.requests.push(Seen {

@@ -2,13 +2,14 @@
 //! directory as `tftrail serve` does (`/log/<path>`, `/v1/objects?prefix=`), with keep-alive
 //! and bearer tokens.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::*;
+use crate::test_http::{read_request, Request};
 use crate::LocalStore;
 
 const READER: &str = "reader-token";
@@ -66,36 +67,17 @@ fn unescape(s: &str) -> String {
 fn serve(conn: TcpStream, root: &Path, base: &str, requests: &AtomicUsize) {
     let mut out = conn.try_clone().unwrap();
     let mut r = BufReader::new(conn);
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
+    while let Some(Request {
+        method,
+        target,
+        headers,
+        ..
+    }) = read_request(&mut r)
+    {
         requests.fetch_add(1, Ordering::SeqCst);
-        let mut parts = line.split_whitespace();
-        let (method, target) = (
-            parts.next().unwrap_or("").to_string(),
-            parts.next().unwrap_or("").to_string(),
-        );
-        let (mut auth, mut length) = (None, 0usize);
-        loop {
-            let mut h = String::new();
-            r.read_line(&mut h).unwrap();
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            let (n, v) = h.split_once(':').unwrap();
-            match n.to_ascii_lowercase().as_str() {
-                "authorization" => auth = Some(v.trim().to_string()),
-                "content-length" => length = v.trim().parse().unwrap(),
-                _ => {}
-            }
-        }
-        let mut body = vec![0; length];
-        r.read_exact(&mut body).unwrap();
+        let auth = headers.get("authorization").map(String::as_str);
         let head = method == "HEAD";
-        let token = auth.as_deref().and_then(|a| a.strip_prefix("Bearer "));
+        let token = auth.and_then(|a| a.strip_prefix("Bearer "));
         if token != Some(READER) && token != Some(NO_LIST) {
             respond(
                 &mut out,
@@ -231,14 +213,15 @@ fn reads_what_the_server_serves_byte_for_byte() {
     );
     assert!(store.list("tile/9/").unwrap().is_empty());
 
-    // The requests above went over kept-alive connections: one, or two when a request
-    // started before the pool had the connection back.
+    // The requests above went over kept-alive connections. Not always one: a request that
+    // starts before the pool has the previous connection back opens another (under load, a
+    // few times in 14); without keep-alive there would be one per request.
     let (conns, reqs) = (
         srv.connections.load(Ordering::SeqCst),
         srv.requests.load(Ordering::SeqCst),
     );
     assert!(
-        reqs >= 14 && conns <= 2,
+        reqs >= 14 && conns < reqs / 2,
         "{conns} connections for {reqs} requests"
     );
 }
