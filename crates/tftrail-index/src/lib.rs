@@ -197,6 +197,23 @@ pub fn describe_change(c: &ChangeRow, r: &Record) -> Value {
     })
 }
 
+/// Every recorded change to `address` (and its instances), oldest first, described by
+/// [`describe_change`] from its record, read authenticated against `cp`.
+pub fn describe_history(
+    ix: &Index,
+    log: &Log,
+    cp: &Checkpoint,
+    address: &str,
+) -> Result<Vec<Value>, IndexError> {
+    let rows = ix.history(address)?;
+    let idx: Vec<u64> = rows.iter().map(|c| c.index).collect();
+    let recs: BTreeMap<u64, Record> = read_records(log, cp, &idx)?.into_iter().collect();
+    Ok(rows
+        .iter()
+        .filter_map(|c| recs.get(&c.index).map(|r| describe_change(c, r)))
+        .collect())
+}
+
 /// What `blame` shows of described changes (oldest first): the last applied change of each
 /// address, by address.
 pub fn last_applied(changes: Vec<Value>) -> Vec<Value> {

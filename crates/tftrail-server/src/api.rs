@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
@@ -59,12 +59,14 @@ pub async fn healthz(State(st): State<Arc<AppState>>) -> Response {
 
 /// `GET /metrics`.
 pub async fn metrics(State(st): State<Arc<AppState>>, _: Reader) -> Result<Response, ApiError> {
-    let mut r = st.metrics.render().into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-    );
-    Ok(r)
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        st.metrics.render(),
+    )
+        .into_response())
 }
 
 /// `GET /v1/key`.
@@ -340,12 +342,7 @@ pub async fn get_blob(
             Ok(st.log.blob(&s)?)
         })
         .await?;
-    let mut r = data.into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    Ok(r)
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], data).into_response())
 }
 
 /// Query filters of `GET /v1/records`, as `tftrail log` has them.
@@ -473,12 +470,7 @@ pub async fn prove(
             Ok(st.log.prove(&head, n)?.encode())
         })
         .await?;
-    let mut r = text.into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    Ok(r)
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }
 
 #[derive(Deserialize)]
@@ -489,20 +481,7 @@ pub struct AddressQuery {
 
 fn changes(st: &AppState, address: &str) -> Result<Vec<Value>, ApiError> {
     with_index(st, |ix, cp| {
-        let rows = ix.history(address).map_err(index_err)?;
-        let idx: Vec<u64> = rows.iter().map(|c| c.index).collect();
-        let recs: std::collections::BTreeMap<u64, Record> =
-            tftrail_index::read_records(&st.log, cp, &idx)
-                .map_err(index_err)?
-                .into_iter()
-                .collect();
-        Ok(rows
-            .iter()
-            .filter_map(|c| {
-                recs.get(&c.index)
-                    .map(|r| tftrail_index::describe_change(c, r))
-            })
-            .collect())
+        tftrail_index::describe_history(ix, &st.log, cp, address).map_err(index_err)
     })
 }
 

@@ -1,7 +1,6 @@
 //! `tftrail history`
 
 use serde_json::Value;
-use tftrail_index::ChangeRow;
 
 use super::{reindex, Global};
 use crate::context;
@@ -20,11 +19,6 @@ use crate::error::CliError;
 pub struct Args {
     /// Resource address, e.g. terraform_data.web or module.net.aws_vpc.main
     address: String,
-}
-
-/// One change, with the facts from its (authenticated) record.
-pub fn describe(c: &ChangeRow, r: &tftrail_core::record::Record) -> Value {
-    tftrail_index::describe_change(c, r)
 }
 
 /// A line for people.
@@ -59,15 +53,7 @@ pub fn load(g: &Global, address: &str) -> Result<Vec<Value>, CliError> {
     let log = context::open_log(&location, &g.trusted_key(&location)?)?;
     let cp = log.head()?.checkpoint;
     let ix = reindex::open_index(&log, &location, &cp)?;
-    let rows = ix.history(address).map_err(reindex::index_err)?;
-    let idx: Vec<u64> = rows.iter().map(|c| c.index).collect();
-    let recs: std::collections::BTreeMap<u64, _> = reindex::read_records(&log, &cp, &idx)?
-        .into_iter()
-        .collect();
-    Ok(rows
-        .iter()
-        .filter_map(|c| recs.get(&c.index).map(|r| describe(c, r)))
-        .collect())
+    tftrail_index::describe_history(&ix, &log, &cp, address).map_err(reindex::index_err)
 }
 
 /// Prints changes as JSON or one line each; says so on stderr when there are none.
@@ -121,13 +107,13 @@ mod tests {
         let oidc = json!({"by": "oidc", "issuer": "https://token.actions.githubusercontent.com",
                           "subject": "repo:acme/infra:ref:refs/heads/main", "role": "writer"});
         let r = record("terraform.apply.outcome", actor(Some(oidc)));
-        let l = line(&describe(&change, &r));
+        let l = line(&tftrail_index::describe_change(&change, &r));
         assert!(
             l.contains("  by oidc:repo:acme/infra:ref:refs/heads/main  "),
             "{l}"
         );
         let r = record("terraform.apply.outcome", actor(None));
-        let l = line(&describe(&change, &r));
+        let l = line(&tftrail_index::describe_change(&change, &r));
         assert!(l.contains("  by alice@box  "), "{l}");
     }
 }
