@@ -9,7 +9,6 @@ use std::time::Duration;
 use common::server::Server;
 use common::{code, describe, Env};
 use serde_json::{json, Value};
-use tftrail_server::oidc::RoleRule;
 use tftrail_server::testing::{TestIssuer, TestKey};
 
 /// A log in `env` and a server on it; returns (server, verifier key, an admin token).
@@ -269,16 +268,6 @@ fn authenticated_actor_comes_from_the_credential() {
 fn oidc_tokens_from_a_local_issuer() {
     let issuer = TestIssuer::start();
     let env = Env::new();
-    let rule = RoleRule {
-        role: tftrail_server::auth::Role::Writer,
-        subject: Some("repo:acme/infra:ref:refs/heads/*".into()),
-        repository: None,
-        git_ref: None,
-        workflow: None,
-        actor: None,
-        environment: None,
-    };
-    let _ = rule;
     let cfg = format!(
         "[[oidc]]\nissuer = \"{}\"\naudience = \"tftrail\"\n[[oidc.roles]]\nrole = \"writer\"\nsubject = \"repo:acme/infra:ref:refs/heads/*\"\n\n[limits]\ndenied_window_secs = 1\n",
         issuer.url()
@@ -501,7 +490,7 @@ fn public_read_needs_no_credential_but_writes_do() {
 }
 
 #[test]
-fn sigterm_finishes_requests_in_flight_and_sigkill_loses_nothing_acknowledged() {
+fn sigkill_under_load_loses_nothing_acknowledged_and_sigterm_exits_cleanly() {
     let env = Env::new();
     let (mut s, vkey, _) = start(&env, &[]);
     let w = env.token("writer", "w");

@@ -69,6 +69,15 @@ pub enum IndexError {
     },
 }
 
+/// `$XDG_CACHE_HOME`, else `~/.cache`: where indexes are kept (the CLI's under
+/// `tftrail/index/`, the server's under `tftrail/server-index/`).
+pub fn cache_home() -> PathBuf {
+    match std::env::var_os("XDG_CACHE_HOME") {
+        Some(v) if !v.is_empty() && Path::new(&v).is_absolute() => PathBuf::from(v),
+        _ => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/".into())).join(".cache"),
+    }
+}
+
 /// The file name of the index for one log: a hash of the verifier key and the store location,
 /// so two logs never share an index and a changed key never reuses an old one.
 pub fn file_name(verifier_key: &str, location: &str) -> String {

@@ -79,7 +79,7 @@ pub async fn key(State(st): State<Arc<AppState>>, _: Reader) -> Result<Response,
 /// (clients check before they start work they could not record).
 pub async fn whoami(Identified(p): Identified) -> Result<Response, ApiError> {
     Ok(Json(json!({
-        "role": crate::state::role_name(p.role),
+        "role": p.role.as_str(),
         "label": p.label,
         "authenticated": p.authenticated,
         "may": {

@@ -26,6 +26,17 @@ pub enum Role {
     Admin,
 }
 
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Role, String> {
+        [Role::Writer, Role::Reader, Role::Auditor, Role::Admin]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| "a role is writer, reader, auditor or admin".into())
+    }
+}
+
 /// What a request needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need {
@@ -40,6 +51,16 @@ pub enum Need {
 }
 
 impl Role {
+    /// Its name, as the tokens file, the config and the API spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Writer => "writer",
+            Role::Reader => "reader",
+            Role::Auditor => "auditor",
+            Role::Admin => "admin",
+        }
+    }
+
     /// Whether this role may do what `need` asks.
     pub fn allows(self, need: Need) -> bool {
         matches!(

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -57,7 +57,7 @@ pub fn run(config: ServerConfig) -> Result<(), ServerError> {
         _ => None,
     };
     let index = config.index.clone().unwrap_or_else(|| {
-        cache_dir()
+        tftrail_index::cache_home()
             .join("tftrail/server-index")
             .join(tftrail_index::file_name(log.key().as_str(), &location))
     });
@@ -106,13 +106,6 @@ pub fn run(config: ServerConfig) -> Result<(), ServerError> {
     let _ = seq_thread.join();
     rt.shutdown_timeout(Duration::from_secs(5));
     result
-}
-
-fn cache_dir() -> PathBuf {
-    match std::env::var_os("XDG_CACHE_HOME") {
-        Some(v) if !v.is_empty() && Path::new(&v).is_absolute() => PathBuf::from(v),
-        _ => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/".into())).join(".cache"),
-    }
 }
 
 fn host_name() -> String {

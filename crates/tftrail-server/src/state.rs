@@ -65,7 +65,7 @@ impl AppState {
                 reason: format!(
                     "{} has role {}, which cannot {}",
                     p.label,
-                    role_name(p.role),
+                    p.role.as_str(),
                     need_words(need)
                 ),
                 credential: Some(p.label.clone()),
@@ -115,16 +115,6 @@ impl AppState {
         tokio::task::spawn_blocking(move || f(&me))
             .await
             .map_err(|e| ApiError::internal(format!("a server task failed: {e}")))?
-    }
-}
-
-/// A role's name as configured.
-pub fn role_name(r: crate::auth::Role) -> &'static str {
-    match r {
-        crate::auth::Role::Writer => "writer",
-        crate::auth::Role::Reader => "reader",
-        crate::auth::Role::Auditor => "auditor",
-        crate::auth::Role::Admin => "admin",
     }
 }
 

@@ -1,6 +1,6 @@
 //! `tftrail reindex`, and the index helpers the query commands share.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use tftrail_core::checkpoint::Checkpoint;
 use tftrail_core::record::Record;
@@ -36,16 +36,9 @@ pub fn run(_: Args, g: &Global) -> Result<i32, CliError> {
     Ok(0)
 }
 
-fn cache_dir() -> PathBuf {
-    match std::env::var_os("XDG_CACHE_HOME") {
-        Some(v) if !v.is_empty() && Path::new(&v).is_absolute() => PathBuf::from(v),
-        _ => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/".into())).join(".cache"),
-    }
-}
-
 /// Where the index of this log lives.
 pub fn index_path(log: &Log, location: &str) -> PathBuf {
-    cache_dir()
+    tftrail_index::cache_home()
         .join("tftrail/index")
         .join(tftrail_index::file_name(log.key().as_str(), location))
 }

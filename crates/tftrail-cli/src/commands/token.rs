@@ -54,7 +54,7 @@ struct CreateArgs {
     file: FileArg,
     /// What the token may do: writer (append and read), reader, auditor (read and export),
     /// admin (manage tokens and read)
-    #[arg(long, value_name = "ROLE", value_parser = parse_role)]
+    #[arg(long, value_name = "ROLE", value_parser = str::parse::<Role>)]
     role: Role,
     /// A unique name for the token (1 to 64 of A-Z a-z 0-9 . _ -); it labels the records it
     /// appends
@@ -78,25 +78,6 @@ struct RevokeArgs {
     name: String,
     #[command(flatten)]
     file: FileArg,
-}
-
-fn parse_role(s: &str) -> Result<Role, String> {
-    match s {
-        "writer" => Ok(Role::Writer),
-        "reader" => Ok(Role::Reader),
-        "auditor" => Ok(Role::Auditor),
-        "admin" => Ok(Role::Admin),
-        _ => Err("a role is writer, reader, auditor or admin".into()),
-    }
-}
-
-fn role_name(r: Role) -> &'static str {
-    match r {
-        Role::Writer => "writer",
-        Role::Reader => "reader",
-        Role::Auditor => "auditor",
-        Role::Admin => "admin",
-    }
 }
 
 fn cli_error(e: TokenError, path: &std::path::Path) -> CliError {
@@ -135,7 +116,7 @@ fn create(a: CreateArgs, g: &Global) -> Result<i32, CliError> {
     eprintln!(
         "created token {} (role {}, fingerprint {}, {expires}) in {}",
         a.name,
-        role_name(a.role),
+        a.role.as_str(),
         tokens::fingerprint(&token),
         path.display()
     );
@@ -192,7 +173,7 @@ fn row(t: &TokenInfo) -> [String; 6] {
     let dash = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
     [
         t.name.clone(),
-        role_name(t.role).into(),
+        t.role.as_str().into(),
         t.created.clone(),
         dash(&t.expires),
         dash(&t.revoked),
