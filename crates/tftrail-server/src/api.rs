@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tftrail_core::layout::blob_path;
-use tftrail_core::record::{validate_kind, Actor, BlobRef, Record};
+use tftrail_core::record::{Actor, BlobRef, Record};
 use tftrail_index::{Filter, Index};
 use tftrail_store::NewObject;
 
@@ -166,7 +166,6 @@ pub async fn append(
     let mut blobs: Vec<(usize, BlobRef)> = Vec::new();
     for (i, r) in req.records.into_iter().enumerate() {
         let n = i + 1;
-        validate_kind(&r.kind).map_err(|e| ApiError::bad_request(format!("record {n}: {e}")))?;
         let a = r.actor.unwrap_or_default();
         if a.authenticated.is_some() {
             return Err(ApiError::bad_request(format!(
