@@ -1736,9 +1736,16 @@ fn the_protocol_refuses_what_it_must_and_records_refusals() {
     assert_eq!(locked_write[0].payload["lock"]["id"], "lock-A");
 
     // Unlocks: another lock's ID → 409; the holder's → released; again → 200, nothing.
+    let mark = b.last_index();
     let (st, v) = b.lock_call("UNLOCK", name, &json!({"ID": "lock-B"}));
     assert_eq!(st, 409, "{v}");
     assert_eq!(v["ID"], "lock-A", "{v}");
+    let recs = b.state_log_since(name, mark);
+    let refused = of(&recs, "refused");
+    assert_eq!(refused.len(), 1, "{recs:#?}");
+    assert_eq!(refused[0].payload["operation"], "unlock");
+    assert_eq!(refused[0].payload["status"], 409);
+    assert_eq!(refused[0].payload["lock"]["id"], "lock-A");
     let mark = b.last_index();
     assert_eq!(b.lock_call("UNLOCK", name, &holder).0, 200);
     assert_eq!(b.lock_call("UNLOCK", name, &holder).0, 200, "not locked");
@@ -1756,6 +1763,23 @@ fn the_protocol_refuses_what_it_must_and_records_refusals() {
         v["error"].as_str().unwrap_or("").contains("not held"),
         "{v}"
     );
+
+    // Force-unlocks: the holder's ID alone (Terraform's force-unlock), an empty body
+    // (OpenTofu's): released, recorded with the holder's lock and the ID sent.
+    let c = json!({"ID": "lock-C", "Operation": "OperationTypeApply", "Info": "",
+        "Who": "carol@ci", "Version": "1.11.4", "Created": "2026-01-01T00:00:00Z", "Path": ""});
+    for (sent, requested) in [(json!({"ID": "lock-C"}), "lock-C"), (Value::Null, "")] {
+        assert_eq!(b.lock_call("LOCK", name, &c).0, 200);
+        let mark = b.last_index();
+        let (st, v) = b.lock_call("UNLOCK", name, &sent);
+        assert_eq!(st, 200, "{sent}: {v}");
+        let recs = b.state_log_since(name, mark);
+        let fu = of(&recs, "force_unlock");
+        assert_eq!(fu.len(), 1, "{sent}: {recs:#?}");
+        assert_eq!(fu[0].payload["requested_id"], requested);
+        assert_eq!(fu[0].payload["lock"]["who"], "carol@ci");
+        assert_eq!(fu[0].payload["lock"]["id"], "lock-C");
+    }
 
     // An admin's forced write of an older serial; a writer may not force.
     let old = state_doc("L1", 1, "forced back");
