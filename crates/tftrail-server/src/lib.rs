@@ -14,6 +14,7 @@
 //! - `denied.rs`: recording refused requests, coalesced
 //! - `serve.rs`: the listener (TLS, connection and request limits, graceful shutdown)
 //! - `metrics.rs`: `/metrics`
+//! - `tfstate/`: Terraform's http state backend at `/state/` (every state change recorded)
 
 mod api;
 pub mod auth;
@@ -27,6 +28,7 @@ pub mod oidc;
 mod sequencer;
 mod serve;
 mod state;
+mod tfstate;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod tokens;
