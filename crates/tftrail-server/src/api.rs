@@ -168,8 +168,8 @@ pub async fn append(
     for (i, r) in req.records.into_iter().enumerate() {
         let n = i + 1;
         let a = r.actor.unwrap_or_default();
-        let said = (!a.user.is_empty() && !a.host.is_empty())
-            .then(|| format!("{}@{}", a.user, a.host));
+        let said =
+            (!a.user.is_empty() && !a.host.is_empty()).then(|| format!("{}@{}", a.user, a.host));
         if let Some(ev) = crate::tfstate::run_event(&r.kind, &r.payload, said) {
             runs.push((i as u64, ev));
         }

@@ -28,9 +28,9 @@ pub mod oidc;
 mod sequencer;
 mod serve;
 mod state;
-mod tfstate;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod tfstate;
 pub mod tokens;
 
 pub use config::{Limits, ServerConfig};

@@ -68,7 +68,9 @@ pub fn run(config: ServerConfig) -> Result<(), ServerError> {
     let auth = Authenticator::from_config(&config)?;
     // The state store must not be the log's store: /log/ serves the log's objects to readers.
     let state_location = config.state_store();
-    if tftrail_store::Location::parse(&state_location)? == tftrail_store::Location::parse(&location)? {
+    if tftrail_store::Location::parse(&state_location)?
+        == tftrail_store::Location::parse(&location)?
+    {
         return Err(ServerError::Config(format!(
             "the state store {state_location} is the log's store; state holds secrets and the log is readable: give --state-store another place"
         )));

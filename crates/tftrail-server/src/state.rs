@@ -103,7 +103,11 @@ impl AppState {
     ) -> ApiError {
         let denial = crate::auth::Denial {
             status: 403,
-            reason: format!("{} has role {}, which cannot {what}", p.label, p.role.as_str()),
+            reason: format!(
+                "{} has role {}, which cannot {what}",
+                p.label,
+                p.role.as_str()
+            ),
             credential: Some(p.label.clone()),
         };
         self.refuse(peer, method, path, denial)

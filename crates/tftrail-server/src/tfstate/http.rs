@@ -179,7 +179,10 @@ fn load(st: &AppState, name: &str) -> Result<Slot, ApiError> {
                     slot.lock = Some(Held {
                         info,
                         index: i,
-                        run: r.payload.pointer("/run/intent_index").and_then(Value::as_u64),
+                        run: r
+                            .payload
+                            .pointer("/run/intent_index")
+                            .and_then(Value::as_u64),
                     });
                 }
             }
@@ -256,10 +259,11 @@ fn check_md5(h: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
 /// Why a lock stops a write or delete: the status, the holder to name, the reason.
 type LockConflict = (StatusCode, Option<LockInfo>, String);
 
-fn lock_check(g: &Slot, name: &str, id: Option<&str>) -> Result<(), LockConflict> {
+/// What stops a write or delete under the lock state `g`, if anything.
+fn lock_check(g: &Slot, name: &str, id: Option<&str>) -> Option<LockConflict> {
     let id = id.filter(|s| !s.is_empty());
     match (&g.lock, id) {
-        (Some(h), None) => Err((
+        (Some(h), None) => Some((
             StatusCode::LOCKED,
             Some(h.info.clone()),
             format!(
@@ -267,7 +271,7 @@ fn lock_check(g: &Slot, name: &str, id: Option<&str>) -> Result<(), LockConflict
                 h.info.who, h.info.operation, h.info.id
             ),
         )),
-        (Some(h), Some(id)) if id != h.info.id => Err((
+        (Some(h), Some(id)) if id != h.info.id => Some((
             StatusCode::CONFLICT,
             Some(h.info.clone()),
             format!(
@@ -275,14 +279,14 @@ fn lock_check(g: &Slot, name: &str, id: Option<&str>) -> Result<(), LockConflict
                 h.info.who, h.info.id
             ),
         )),
-        (None, Some(id)) => Err((
+        (None, Some(id)) => Some((
             StatusCode::CONFLICT,
             None,
             format!(
                 "state {name} is not locked, so lock {id} is not held (it was released or force-unlocked); nothing was written"
             ),
         )),
-        _ => Ok(()),
+        _ => None,
     }
 }
 
@@ -358,9 +362,8 @@ fn fit(
     }
     let envelope = build(&json!({}), vec![])?.len();
     // Room for the blob reference the record gains.
-    let fits = |p: &Value| {
-        serde_json::to_vec(p).is_ok_and(|b| envelope + b.len() + 200 <= INLINE_BUDGET)
-    };
+    let fits =
+        |p: &Value| serde_json::to_vec(p).is_ok_and(|b| envelope + b.len() + 200 <= INLINE_BUDGET);
     let moved = tftrail_index::deflate(&mut payload, &fits);
     let mut refs = Vec::new();
     let mut objects = Vec::new();
@@ -445,7 +448,14 @@ async fn write(
 ) -> Result<Response, ApiError> {
     let force = q.forced()?;
     let who = if force {
-        caller(st, parts, name, |r| r.allows(Need::Admin), "force a state write").await?
+        caller(
+            st,
+            parts,
+            name,
+            |r| r.allows(Need::Admin),
+            "force a state write",
+        )
+        .await?
     } else {
         caller(st, parts, name, writer, "write state").await?
     };
@@ -462,7 +472,7 @@ async fn write(
         )));
     };
     let mut g = loaded(st, name).await?;
-    if let Err(c) = lock_check(&g, name, q.id.as_deref()) {
+    if let Some(c) = lock_check(&g, name, q.id.as_deref()) {
         return refused(st, &who, name, "write", c, Some(snap.fingerprint())).await;
     }
     let mut forced = false;
@@ -531,7 +541,7 @@ async fn delete(
 ) -> Result<Response, ApiError> {
     let who = caller(st, parts, name, writer, "delete state").await?;
     let mut g = loaded(st, name).await?;
-    if let Err(c) = lock_check(&g, name, q.id.as_deref()) {
+    if let Some(c) = lock_check(&g, name, q.id.as_deref()) {
         return refused(st, &who, name, "delete", c, None).await;
     }
     let Some(cur) = g.current.clone() else {
@@ -609,17 +619,20 @@ async fn unlock(
     let info = lock_body(body).await?;
     let mut g = loaded(st, name).await?;
     let Some(h) = g.lock.clone() else {
-        return Ok(Json(json!({"unlocked": false, "reason": "the state is not locked"})).into_response());
+        return Ok(
+            Json(json!({"unlocked": false, "reason": "the state is not locked"})).into_response(),
+        );
     };
     match h.info.unlock_kind(&info) {
         Unlock::Release => {
-            let payload = json!({"state": name, "lock": h.info.to_record()});
+            let payload = json!({"state": name, "lock": h.info.to_record(), "lock_index": h.index});
             record(st, "terraform.state.unlock", &who, Some(&h.info), payload).await?;
         }
         Unlock::Force => {
             let payload = json!({
                 "state": name,
                 "lock": h.info.to_record(),
+                "lock_index": h.index,
                 "requested_id": info.id,
             });
             record(st, "terraform.state.force_unlock", &who, None, payload).await?;
@@ -777,9 +790,12 @@ mod tests {
     #[test]
     fn lock_checks() {
         let mut g = Slot::default();
-        assert!(lock_check(&g, "p", None).is_ok());
-        assert!(lock_check(&g, "p", Some("")).is_ok());
-        assert_eq!(lock_check(&g, "p", Some("x")).unwrap_err().0, StatusCode::CONFLICT);
+        assert!(lock_check(&g, "p", None).is_none());
+        assert!(lock_check(&g, "p", Some("")).is_none());
+        assert_eq!(
+            lock_check(&g, "p", Some("x")).unwrap().0,
+            StatusCode::CONFLICT
+        );
         g.lock = Some(Held {
             info: LockInfo {
                 id: "L1".into(),
@@ -789,11 +805,14 @@ mod tests {
             index: 3,
             run: None,
         });
-        assert!(lock_check(&g, "p", Some("L1")).is_ok());
-        let (s, holder, why) = lock_check(&g, "p", None).unwrap_err();
+        assert!(lock_check(&g, "p", Some("L1")).is_none());
+        let (s, holder, why) = lock_check(&g, "p", None).unwrap();
         assert_eq!((s, holder.unwrap().id.as_str()), (StatusCode::LOCKED, "L1"));
         assert!(why.contains("?ID="), "{why}");
-        assert_eq!(lock_check(&g, "p", Some("L2")).unwrap_err().0, StatusCode::CONFLICT);
+        assert_eq!(
+            lock_check(&g, "p", Some("L2")).unwrap().0,
+            StatusCode::CONFLICT
+        );
     }
 
     #[test]
@@ -804,7 +823,10 @@ mod tests {
         assert!(check_md5(&h, body).is_ok());
         h.insert("content-md5", good.parse().unwrap());
         assert!(check_md5(&h, body).is_ok());
-        assert!(check_md5(&h, b"{}").unwrap_err().message.contains("damaged"));
+        assert!(check_md5(&h, b"{}")
+            .unwrap_err()
+            .message
+            .contains("damaged"));
         h.insert("content-md5", "not base64!".parse().unwrap());
         assert!(check_md5(&h, body).unwrap_err().message.contains("16-byte"));
     }

@@ -48,8 +48,9 @@ impl LockInfo {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(LockInfo::default());
         }
-        serde_json::from_slice(body)
-            .map_err(|e| format!("the body is not Terraform lock info (JSON with ID, Operation, Who …): {e}"))
+        serde_json::from_slice(body).map_err(|e| {
+            format!("the body is not Terraform lock info (JSON with ID, Operation, Who …): {e}")
+        })
     }
 
     /// The lock as records carry it (lower-case keys).

@@ -282,13 +282,18 @@ mod tests {
 
     #[test]
     fn run_events_of_records() {
-        let intent = serde_json::json!({"context": {"state_address": "http://h:1/state/team/prod"}});
+        let intent =
+            serde_json::json!({"context": {"state_address": "http://h:1/state/team/prod"}});
         assert_eq!(
             run_event("terraform.apply.intent", &intent, None),
             Some(RunEvent::Opened("team/prod".into(), None))
         );
         assert_eq!(
-            run_event("terraform.apply.intent", &serde_json::json!({"context": {}}), None),
+            run_event(
+                "terraform.apply.intent",
+                &serde_json::json!({"context": {}}),
+                None
+            ),
             None
         );
         assert_eq!(
@@ -314,7 +319,11 @@ mod tests {
         assert_eq!(b.get("team/prod", &sha, 3).unwrap(), bytes);
         let other = "0".repeat(64);
         let e = b.get("team/prod", &other, 3).unwrap_err();
-        assert!(e.message.contains("missing") && e.message.contains("index 3"), "{}", e.message);
+        assert!(
+            e.message.contains("missing") && e.message.contains("index 3"),
+            "{}",
+            e.message
+        );
         // Altered on disk.
         let p = dir.path().join(format!("team/prod/{sha}.tfstate"));
         let mut perm = std::fs::metadata(&p).unwrap().permissions();
