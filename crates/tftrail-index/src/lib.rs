@@ -1,5 +1,7 @@
 //! A local SQLite index derived from a tftrail log: which records touch which resource, who
-//! made them (as they said, and as a team server authenticated them), when, with what outcome, and in which directory/workspace.
+//! made them (as they said, and as a team server authenticated them), when, with what outcome, and in which directory/workspace;
+//! and the life of each state a team server holds as Terraform's `http` backend (writes,
+//! deletes, locks, refusals, and the recorded runs that name it: [`StateEvent`]).
 //!
 //! # Scope
 //! In: the schema; turning authenticated records into rows ([`extract`], pure); keeping an
@@ -31,7 +33,7 @@ use tftrail_core::record::{authenticated_label, Record};
 use tftrail_log::{Log, LogError};
 
 /// Schema version kept in `meta`; another value means "rebuild".
-pub const SCHEMA_VERSION: &str = "2";
+pub const SCHEMA_VERSION: &str = "3";
 
 /// Entries read from the log per step while indexing.
 const CHUNK: u64 = 4096;
@@ -147,6 +149,128 @@ pub struct ChangeRow {
     /// For `state` rows: `added`, `removed` or `changed`; for a planned change of a failed or
     /// interrupted command that left no trace in the state: `attempted`.
     pub state_change: Option<String>,
+}
+
+/// One event in the life of a state a team server holds (`/state/{name}`, docs/API.md), from
+/// a `terraform.state.*` record, or a recorded run naming that state ([`state_event`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateEvent {
+    /// Log index of the record.
+    pub index: u64,
+    /// The state's name ([`valid_state_name`]).
+    pub name: String,
+    /// write | delete | lock | unlock | force_unlock | refused | run | run_end
+    pub event: String,
+    /// The lock's ID: the one held by a write or delete, taken, released, or held when a
+    /// request was refused.
+    pub lock_id: Option<String>,
+    /// SHA-256 of the state bytes: written (`write`), or sent and refused (`refused`).
+    pub sha256: Option<String>,
+    /// Serial, as `sha256`.
+    pub serial: Option<u64>,
+    /// Lineage, as `sha256`.
+    pub lineage: Option<String>,
+    /// run: the intent's own index; run_end: the outcome's intent_index; write/lock:
+    /// run.intent_index
+    pub intent_index: Option<u64>,
+    /// Record time, Unix nanoseconds.
+    pub time_ns: Option<i64>,
+}
+
+/// The longest state name, in bytes.
+pub const MAX_STATE_NAME_BYTES: usize = 200;
+
+/// Whether `name` is a state name: one or more `/`-separated segments of `[A-Za-z0-9._-]`,
+/// none empty, `.` or `..`, at most [`MAX_STATE_NAME_BYTES`] bytes.
+pub fn valid_state_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_STATE_NAME_BYTES
+        && name.split('/').all(|seg| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        })
+}
+
+/// The state name an `http` backend address names on a tftrail server: the URL's path after
+/// its first `/state/` (`https://h/state/team/prod` → `team/prod`), when it is a valid name
+/// ([`valid_state_name`]; no percent-decoding). Query and fragment are ignored.
+pub fn state_name_from_address(addr: &str) -> Option<String> {
+    let addr = addr.trim().split(['?', '#']).next().unwrap_or("");
+    let (_, rest) = addr.split_once("://")?;
+    let path = &rest[rest.find('/')?..];
+    let i = path.find("/state/")?;
+    let name = &path[i + "/state/".len()..];
+    valid_state_name(name).then(|| name.to_string())
+}
+
+/// The state event a record is, if any. `run_name(i)` gives the state name of the `run` event
+/// of intent `i` (already indexed), so an outcome ends the run of its intent.
+///
+/// - `terraform.state.{write,delete,lock,unlock,force_unlock,refused}` (the server's records):
+///   the payload's `state`, `lock.id`, `run.intent_index`; for a write the `after`
+///   fingerprint's sha256, serial and lineage, for a refusal the `sent` one's;
+/// - a `*.intent` record whose `context.state_address` names a state
+///   ([`state_name_from_address`]): `run`;
+/// - a `*.outcome` record whose `intent_index` is a `run`: `run_end`.
+pub fn state_event(
+    index: u64,
+    r: &Record,
+    run_name: &dyn Fn(u64) -> Option<String>,
+) -> Option<StateEvent> {
+    let p = &r.payload;
+    let mut e = StateEvent {
+        index,
+        name: String::new(),
+        event: String::new(),
+        lock_id: None,
+        sha256: None,
+        serial: None,
+        lineage: None,
+        intent_index: None,
+        time_ns: time_ns(&r.time),
+    };
+    if let Some(event) = r.kind.strip_prefix("terraform.state.") {
+        if !matches!(
+            event,
+            "write" | "delete" | "lock" | "unlock" | "force_unlock" | "refused"
+        ) {
+            return None;
+        }
+        e.name = s(p.get("state")).filter(|n| valid_state_name(n))?;
+        e.event = event.to_string();
+        e.lock_id = s(p.pointer("/lock/id"));
+        e.intent_index = p.pointer("/run/intent_index").and_then(Value::as_u64);
+        let fp = match event {
+            "write" => p.get("after"),
+            "refused" => p.get("sent"),
+            _ => None,
+        };
+        if let Some(fp) = fp {
+            e.sha256 = s(fp.get("sha256"));
+            e.serial = fp.get("serial").and_then(Value::as_u64);
+            e.lineage = s(fp.get("lineage"));
+        }
+        return Some(e);
+    }
+    if r.kind.ends_with(".intent") {
+        e.name =
+            s(p.pointer("/context/state_address")).and_then(|a| state_name_from_address(&a))?;
+        e.event = "run".into();
+        e.intent_index = Some(index);
+        return Some(e);
+    }
+    if r.kind.ends_with(".outcome") {
+        let intent = p.get("intent_index").and_then(Value::as_u64)?;
+        e.name = run_name(intent)?;
+        e.event = "run_end".into();
+        e.intent_index = Some(intent);
+        return Some(e);
+    }
+    None
 }
 
 /// Reads records (any order, duplicates allowed), authenticated against `cp`, grouping reads
@@ -322,6 +446,39 @@ pub fn extract(
             source: "plan".into(),
             state_change: None,
         });
+    }
+    if matches!(
+        r.kind.as_str(),
+        "terraform.state.write" | "terraform.state.delete"
+    ) {
+        // A write through the server's state backend: whatever made it (a plain
+        // `terraform apply` too). No plan: a new `id` means a replacement.
+        if let Some(diff) = p.get("state_diff") {
+            for a in strs(diff.get("added")) {
+                changes.push(state_row(index, a, "create".into(), vec![], "added"));
+            }
+            for a in strs(diff.get("removed")) {
+                changes.push(state_row(index, a, "delete".into(), vec![], "removed"));
+            }
+            for c in diff
+                .get("changed")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let Some(a) = s(c.get("address")) else {
+                    continue;
+                };
+                let paths = strs(c.get("paths"));
+                let action = if paths.iter().any(|p| p == "id") {
+                    "replace"
+                } else {
+                    "update"
+                };
+                changes.push(state_row(index, a, action.into(), paths, "changed"));
+            }
+        }
+        return (row, changes);
     }
     if let (Some(stem), Some(diff)) = (r.kind.strip_suffix(".outcome"), p.get("state_diff")) {
         let plan: BTreeMap<String, String> = row
@@ -535,6 +692,11 @@ CREATE TABLE resource_changes (
   source TEXT NOT NULL, state_change TEXT);
 CREATE INDEX rc_address ON resource_changes(address, idx);
 CREATE INDEX rc_idx ON resource_changes(idx);
+CREATE TABLE state_events (
+  idx INTEGER PRIMARY KEY, name TEXT NOT NULL, event TEXT NOT NULL, lock_id TEXT,
+  sha256 TEXT, serial INTEGER, lineage TEXT, intent_index INTEGER, time_ns INTEGER);
+CREATE INDEX se_name ON state_events(name, idx);
+CREATE INDEX se_run ON state_events(event, intent_index);
 ";
 
 /// [`Index::extend`] inside the caller's transaction.
@@ -571,7 +733,14 @@ fn extend_in(
                     .unwrap_or_default()
             };
             let (row, changes) = extract(index, &r, &lookup);
-            insert(tx, &row, &changes).map_err(db)?;
+            let run_name = |i: u64| -> Option<String> {
+                tx.prepare_cached("SELECT name FROM state_events WHERE idx = ?1 AND event = 'run'")
+                    .ok()?
+                    .query_row([i as i64], |r| r.get(0))
+                    .ok()
+            };
+            let event = state_event(index, &r, &run_name);
+            insert(tx, &row, &changes, event.as_ref()).map_err(db)?;
         }
         start = end;
     }
@@ -744,7 +913,7 @@ impl Index {
         let tx = self.conn.transaction().map_err(db)?;
         tx.execute_batch(
             "DROP TABLE IF EXISTS meta; DROP TABLE IF EXISTS records;
-             DROP TABLE IF EXISTS resource_changes;",
+             DROP TABLE IF EXISTS resource_changes; DROP TABLE IF EXISTS state_events;",
         )
         .map_err(db)?;
         tx.execute_batch(SCHEMA).map_err(db)?;
@@ -916,6 +1085,42 @@ impl Index {
         Ok(rows.into_iter().map(|i| i as u64).collect())
     }
 
+    /// Every event of state `name`, oldest first.
+    pub fn state_events(&self, name: &str) -> Result<Vec<StateEvent>, IndexError> {
+        let sql =
+            format!("SELECT {STATE_EVENT_COLUMNS} FROM state_events WHERE name = ?1 ORDER BY idx");
+        let mut st = self.db(self.conn.prepare(&sql))?;
+        self.db(st
+            .query_map([name], state_event_row)
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>()))
+    }
+
+    /// The names of the states the server's records speak of (any event but a run's), sorted.
+    pub fn state_names(&self) -> Result<Vec<String>, IndexError> {
+        let mut st = self.db(self.conn.prepare(
+            "SELECT DISTINCT name FROM state_events WHERE event NOT IN ('run', 'run_end')
+             ORDER BY name",
+        ))?;
+        self.db(st
+            .query_map([], |r| r.get(0))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>()))
+    }
+
+    /// `run` events at or after `since_ns` whose intent has no `run_end` (no outcome yet),
+    /// oldest first.
+    pub fn open_runs(&self, since_ns: i64) -> Result<Vec<StateEvent>, IndexError> {
+        let sql = format!(
+            "SELECT {STATE_EVENT_COLUMNS} FROM state_events r WHERE event = 'run'
+             AND time_ns >= ?1 AND NOT EXISTS (SELECT 1 FROM state_events e
+               WHERE e.event = 'run_end' AND e.intent_index = r.intent_index)
+             ORDER BY idx"
+        );
+        let mut st = self.db(self.conn.prepare(&sql))?;
+        self.db(st
+            .query_map([since_ns], state_event_row)
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>()))
+    }
+
     /// The (size, root) the index was built from.
     pub fn built_from(&self) -> Result<(u64, String), IndexError> {
         Ok((
@@ -925,7 +1130,12 @@ impl Index {
     }
 }
 
-fn insert(tx: &rusqlite::Transaction<'_>, r: &RecordRow, cs: &[ChangeRow]) -> rusqlite::Result<()> {
+fn insert(
+    tx: &rusqlite::Transaction<'_>,
+    r: &RecordRow,
+    cs: &[ChangeRow],
+    event: Option<&StateEvent>,
+) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "INSERT OR REPLACE INTO records (idx, kind, time, time_ns, user, host, ci_actor, outcome,
          operation, dir, workspace, backend, plan_sha256, plan_index, intent_index, auth_by,
@@ -968,7 +1178,43 @@ fn insert(tx: &rusqlite::Transaction<'_>, r: &RecordRow, cs: &[ChangeRow]) -> ru
             c.state_change,
         ])?;
     }
+    tx.prepare_cached("DELETE FROM state_events WHERE idx = ?1")?
+        .execute([r.index as i64])?;
+    if let Some(e) = event {
+        tx.prepare_cached(
+            "INSERT INTO state_events (idx, name, event, lock_id, sha256, serial, lineage,
+             intent_index, time_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?
+        .execute(params![
+            e.index as i64,
+            e.name,
+            e.event,
+            e.lock_id,
+            e.sha256,
+            e.serial.and_then(|n| i64::try_from(n).ok()),
+            e.lineage,
+            e.intent_index.map(|i| i as i64),
+            e.time_ns,
+        ])?;
+    }
     Ok(())
+}
+
+const STATE_EVENT_COLUMNS: &str =
+    "idx, name, event, lock_id, sha256, serial, lineage, intent_index, time_ns";
+
+fn state_event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StateEvent> {
+    Ok(StateEvent {
+        index: r.get::<_, i64>(0)? as u64,
+        name: r.get(1)?,
+        event: r.get(2)?,
+        lock_id: r.get(3)?,
+        sha256: r.get(4)?,
+        serial: r.get::<_, Option<i64>>(5)?.map(|n| n as u64),
+        lineage: r.get(6)?,
+        intent_index: r.get::<_, Option<i64>>(7)?.map(|i| i as u64),
+        time_ns: r.get(8)?,
+    })
 }
 
 #[cfg(test)]

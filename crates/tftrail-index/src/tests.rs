@@ -359,3 +359,387 @@ fn an_index_of_the_previous_schema_is_rebuilt() {
         vec![0]
     );
 }
+
+/// A record the server writes for a state request, authenticated as a writer's token.
+fn state_rec(
+    kind: &str,
+    time: &str,
+    payload: Value,
+    blobs: Vec<tftrail_core::record::BlobRef>,
+) -> Vec<u8> {
+    let actor = Actor {
+        authenticated: Some(json!({"by": "token", "name": "ci-deploy", "role": "writer"})),
+        user: "alice".into(),
+        host: "laptop".into(),
+        ci: None,
+    };
+    Record::new(kind, time, actor, payload, blobs)
+        .unwrap()
+        .to_entry()
+        .unwrap()
+}
+
+fn fp(serial: u64, sha: &str) -> Value {
+    json!({"present": true, "lineage": "lin-1", "serial": serial, "sha256": sha,
+           "content_sha256": sha, "size": 10, "terraform_version": "1.11.4",
+           "resources": 1, "outputs": 0})
+}
+
+fn lock(id: &str) -> Value {
+    json!({"id": id, "operation": "OperationTypeApply", "info": "", "who": "alice@laptop",
+           "version": "1.11.4", "created": "2026-03-01T10:00:00Z", "path": ""})
+}
+
+/// One of every state event, in the order a run through the server's backend makes them,
+/// then a plain `terraform apply` (no run), a refusal, a force-unlock and a delete.
+fn state_records() -> Vec<Vec<u8>> {
+    let ctx = json!({"dir": ".", "workspace": "default", "backend": "http",
+                     "state_address": "https://tftrail.example/state/team/prod"});
+    let t = |s: u32| format!("2026-03-01T10:00:{s:02}Z");
+    vec![
+        // 0: the run's intent
+        rec(
+            "terraform.apply.intent",
+            "alice",
+            &t(0),
+            json!({"context": ctx}),
+        ),
+        // 1: its lock, linked
+        state_rec(
+            "terraform.state.lock",
+            &t(1),
+            json!({"state": "team/prod", "lock": lock("L1"),
+            "run": {"intent_index": 0, "matched_by": "lock"}}),
+            vec![],
+        ),
+        // 2: its write: create one, change one (new id: a replacement), another updated
+        state_rec(
+            "terraform.state.write",
+            &t(2),
+            json!({"state": "team/prod", "lock": lock("L1"),
+            "before": {"present": false}, "after": fp(1, "aa"), "forced": false,
+            "run": {"intent_index": 0, "matched_by": "lock"}, "out_of_band": false,
+            "state_diff": {"added": ["terraform_data.a"], "removed": [],
+                "changed": [{"address": "terraform_data.r", "paths": ["id", "output"]},
+                            {"address": "terraform_data.u", "paths": ["input.region"]}],
+                "outputs_changed": [], "lineage_changed": false, "serial": [null, 1]}}),
+            vec![],
+        ),
+        // 3: unlock
+        state_rec(
+            "terraform.state.unlock",
+            &t(3),
+            json!({"state": "team/prod", "lock": lock("L1")}),
+            vec![],
+        ),
+        // 4: the run's outcome
+        rec(
+            "terraform.apply.outcome",
+            "alice",
+            &t(4),
+            json!({"context": ctx, "intent_index": 0,
+            "outcome": "success", "state_diff": {"added": [], "removed": [], "changed": []}}),
+        ),
+        // 5: a plain apply's write elsewhere, no lock, no run
+        state_rec(
+            "terraform.state.write",
+            &t(5),
+            json!({"state": "team/dev", "lock": null,
+            "before": {"present": false}, "after": fp(1, "dd"), "forced": false, "run": null,
+            "out_of_band": true, "state_diff": {"added": ["terraform_data.d"], "removed": [],
+            "changed": []}}),
+            vec![],
+        ),
+        // 6: a second run that never ends
+        rec(
+            "terraform.apply.intent",
+            "bob",
+            &t(6),
+            json!({"context": ctx}),
+        ),
+        // 7: a refused write with a stale serial
+        state_rec(
+            "terraform.state.refused",
+            &t(7),
+            json!({"state": "team/prod",
+            "operation": "write", "status": 409, "reason": "serial 0 is older than 1",
+            "lock": lock("L2"), "sent": fp(0, "bb")}),
+            vec![],
+        ),
+        // 8: force-unlock of L2
+        state_rec(
+            "terraform.state.force_unlock",
+            &t(8),
+            json!({"state": "team/prod",
+            "lock": lock("L2"), "requested_id": ""}),
+            vec![],
+        ),
+        // 9: delete
+        state_rec(
+            "terraform.state.delete",
+            &t(9),
+            json!({"state": "team/prod", "lock": null,
+            "before": fp(1, "aa"), "after": {"present": false}, "run": null, "out_of_band": true,
+            "state_diff": {"added": [], "removed": ["terraform_data.a", "terraform_data.r"],
+                           "changed": []}}),
+            vec![],
+        ),
+        // 10: an intent without a state address, and one naming no valid state
+        rec(
+            "terraform.apply.intent",
+            "carol",
+            &t(10),
+            json!({"context": {"dir": ".", "workspace": "default", "backend": "local"}}),
+        ),
+        rec(
+            "terraform.apply.intent",
+            "carol",
+            &t(11),
+            json!({"context": {"backend": "http",
+            "state_address": "https://tftrail.example/other/x"}}),
+        ),
+        // 12: its outcome ends no run
+        rec(
+            "terraform.apply.outcome",
+            "carol",
+            &t(12),
+            json!({"intent_index": 11, "outcome": "success"}),
+        ),
+        // 13: a kind this version does not know, and a bad name
+        state_rec(
+            "terraform.state.frobnicate",
+            &t(13),
+            json!({"state": "team/prod"}),
+            vec![],
+        ),
+        state_rec(
+            "terraform.state.write",
+            &t(14),
+            json!({"state": "../etc", "after": fp(1, "ee")}),
+            vec![],
+        ),
+    ]
+}
+
+#[test]
+fn state_events_of_every_kind_are_indexed() {
+    let f = fixture();
+    f.append(state_records());
+    let (ix, _) = f.open();
+    let ns = |s: u32| time_ns(&format!("2026-03-01T10:00:{s:02}Z"));
+    let ev = |index: u64, event: &str| StateEvent {
+        index,
+        name: "team/prod".into(),
+        event: event.into(),
+        lock_id: None,
+        sha256: None,
+        serial: None,
+        lineage: None,
+        intent_index: None,
+        time_ns: ns(index as u32),
+    };
+    let l1 = Some("L1".to_string());
+    let l2 = Some("L2".to_string());
+    assert_eq!(
+        ix.state_events("team/prod").unwrap(),
+        vec![
+            StateEvent {
+                intent_index: Some(0),
+                ..ev(0, "run")
+            },
+            StateEvent {
+                lock_id: l1.clone(),
+                intent_index: Some(0),
+                ..ev(1, "lock")
+            },
+            StateEvent {
+                lock_id: l1.clone(),
+                sha256: Some("aa".into()),
+                serial: Some(1),
+                lineage: Some("lin-1".into()),
+                intent_index: Some(0),
+                ..ev(2, "write")
+            },
+            StateEvent {
+                lock_id: l1,
+                ..ev(3, "unlock")
+            },
+            StateEvent {
+                intent_index: Some(0),
+                ..ev(4, "run_end")
+            },
+            StateEvent {
+                intent_index: Some(6),
+                ..ev(6, "run")
+            },
+            StateEvent {
+                lock_id: l2.clone(),
+                sha256: Some("bb".into()),
+                serial: Some(0),
+                lineage: Some("lin-1".into()),
+                ..ev(7, "refused")
+            },
+            StateEvent {
+                lock_id: l2,
+                ..ev(8, "force_unlock")
+            },
+            ev(9, "delete"),
+        ]
+    );
+    let dev = ix.state_events("team/dev").unwrap();
+    assert_eq!(dev.len(), 1);
+    assert_eq!(
+        (
+            dev[0].index,
+            dev[0].event.as_str(),
+            dev[0].sha256.as_deref(),
+            dev[0].intent_index
+        ),
+        (5, "write", Some("dd"), None)
+    );
+    assert_eq!(ix.state_names().unwrap(), ["team/dev", "team/prod"]);
+    assert!(ix.state_events("../etc").unwrap().is_empty());
+    assert!(ix.state_events("x").unwrap().is_empty());
+
+    // The first run ended (its outcome is in); the second did not.
+    let open: Vec<u64> = ix.open_runs(0).unwrap().iter().map(|e| e.index).collect();
+    assert_eq!(open, [6]);
+    assert_eq!(ix.open_runs(ns(6).unwrap()).unwrap().len(), 1);
+    assert!(ix.open_runs(ns(6).unwrap() + 1).unwrap().is_empty());
+}
+
+#[test]
+fn open_runs_close_when_their_outcome_arrives_later() {
+    let f = fixture();
+    let all = state_records();
+    f.append(all[..4].to_vec());
+    let (ix, _) = f.open();
+    let open: Vec<(u64, String)> = ix
+        .open_runs(0)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.index, e.name))
+        .collect();
+    assert_eq!(open, [(0, "team/prod".to_string())]);
+    drop(ix);
+    f.append(all[4..].to_vec());
+    let (ix, sync) = f.open();
+    assert_eq!(sync, Sync::Extended { from: 4 });
+    let open: Vec<u64> = ix.open_runs(0).unwrap().iter().map(|e| e.index).collect();
+    assert_eq!(open, [6]);
+}
+
+#[test]
+fn state_writes_and_deletes_are_resource_changes() {
+    let f = fixture();
+    let mut entries = state_records();
+    // A write whose diff was too big for the record: moved to a blob, put back by the index.
+    let mut payload = json!({"state": "team/big", "lock": null, "before": {"present": false},
+        "after": fp(1, "ff"), "forced": false, "run": null, "out_of_band": true,
+        "state_diff": {"added": ["terraform_data.big"], "removed": [], "changed": [],
+                       "serial": [null, 1], "lineage_changed": false,
+                       "values": [{"address": "terraform_data.big", "change": "added",
+                                   "attributes": [{"path": "input", "before": null,
+                                                   "after": "x".repeat(5000)}]}]}});
+    let moved = deflate(&mut payload, &|p| p.to_string().len() < 4096);
+    assert_eq!(moved.len(), 1);
+    let blobs: Vec<tftrail_log::Blob> = moved
+        .into_iter()
+        .map(|(name, data)| tftrail_log::Blob { name, data })
+        .collect();
+    entries.push(state_rec(
+        "terraform.state.write",
+        "2026-03-01T10:01:00Z",
+        payload,
+        blobs.iter().map(|b| b.reference()).collect(),
+    ));
+    f.log
+        .append(&f.key, entries, &blobs, &mut |_, _| {})
+        .unwrap();
+    let (ix, _) = f.open();
+    let acts = |a: &str| -> Vec<(u64, String, Vec<String>)> {
+        ix.history(a)
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.index, c.action, c.paths))
+            .collect()
+    };
+    assert_eq!(
+        acts("terraform_data.a"),
+        [(2, "create".into(), vec![]), (9, "delete".into(), vec![])]
+    );
+    assert_eq!(
+        acts("terraform_data.r"),
+        [
+            (2, "replace".into(), vec!["id".into(), "output".into()]),
+            (9, "delete".into(), vec![])
+        ]
+    );
+    assert_eq!(
+        acts("terraform_data.u"),
+        [(2, "update".into(), vec!["input.region".into()])]
+    );
+    assert_eq!(acts("terraform_data.d"), [(5, "create".into(), vec![])]);
+    assert_eq!(acts("terraform_data.big"), [(15, "create".into(), vec![])]);
+    let h = ix.history("terraform_data.a").unwrap();
+    assert_eq!(h[0].state_change.as_deref(), Some("added"));
+    // A filter by resource finds the server's records too.
+    assert_eq!(
+        ix.find(&Filter {
+            resource: Some("terraform_data.a".into()),
+            ..Default::default()
+        })
+        .unwrap(),
+        vec![9, 2]
+    );
+}
+
+#[test]
+fn an_index_of_schema_2_is_rebuilt_with_state_events() {
+    let f = fixture();
+    f.append(state_records());
+    let (ix, _) = f.open();
+    // What version 2 looked like: no state events.
+    ix.conn
+        .execute_batch(
+            "UPDATE meta SET v = '2' WHERE k = 'schema'; DROP TABLE state_events;
+             DELETE FROM resource_changes WHERE idx IN (2, 5, 9);",
+        )
+        .unwrap();
+    drop(ix);
+    let (ix, sync) = f.open();
+    assert_eq!(sync, Sync::Rebuilt("another index schema".into()));
+    assert_eq!(ix.state_events("team/prod").unwrap().len(), 9);
+    assert_eq!(ix.history("terraform_data.d").unwrap().len(), 1);
+    assert_eq!(ix.open_runs(0).unwrap().len(), 1);
+}
+
+#[test]
+fn state_names_from_addresses() {
+    for (addr, want) in [
+        ("https://tftrail.example/state/team/prod", Some("team/prod")),
+        ("http://127.0.0.1:8080/state/a", Some("a")),
+        ("https://h/base/path/state/x.y_z-1/w", Some("x.y_z-1/w")),
+        ("https://h/state/team/prod?lock=1#frag", Some("team/prod")),
+        ("https://h/state/state/x", Some("state/x")),
+        ("https://h/state/", None),
+        ("https://h/state/team/", None),
+        ("https://h/state/team//prod", None),
+        ("https://h/state/team/../prod", None),
+        ("https://h/state/./prod", None),
+        ("https://h/state/te%20am", None),
+        ("https://h/states/x", None),
+        ("https://state/x", None),
+        ("/state/x", None),
+        ("", None),
+    ] {
+        assert_eq!(state_name_from_address(addr).as_deref(), want, "{addr}");
+    }
+    let long = "a".repeat(MAX_STATE_NAME_BYTES);
+    assert!(valid_state_name(&long));
+    assert!(!valid_state_name(&format!("{long}b")));
+    assert!(valid_state_name("a/b/c"));
+    for bad in ["", "/a", "a/", "a b", "a\\b", "..", "ä"] {
+        assert!(!valid_state_name(bad), "{bad:?}");
+    }
+}

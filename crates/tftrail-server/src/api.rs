@@ -33,7 +33,7 @@ pub fn now_utc() -> String {
 }
 
 /// Reads a request body of at most `limit` bytes, answering 413 beyond.
-async fn read_body(body: Body, limit: usize, what: &str) -> Result<Vec<u8>, ApiError> {
+pub(crate) async fn read_body(body: Body, limit: usize, what: &str) -> Result<Vec<u8>, ApiError> {
     let mut out = Vec::new();
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
@@ -164,9 +164,15 @@ pub async fn append(
     let time = now_utc();
     let mut entries = Vec::with_capacity(req.records.len());
     let mut blobs: Vec<(usize, BlobRef)> = Vec::new();
+    let mut runs = Vec::new();
     for (i, r) in req.records.into_iter().enumerate() {
         let n = i + 1;
         let a = r.actor.unwrap_or_default();
+        let said =
+            (!a.user.is_empty() && !a.host.is_empty()).then(|| format!("{}@{}", a.user, a.host));
+        if let Some(ev) = crate::tfstate::run_event(&r.kind, &r.payload, said) {
+            runs.push((i as u64, ev));
+        }
         if a.authenticated.is_some() {
             return Err(ApiError::bad_request(format!(
                 "record {n}: actor.authenticated is set by the server from the credential; a request cannot set it"
@@ -192,6 +198,11 @@ pub async fn append(
         .append(entries)
         .await
         .map_err(ApiError::unavailable)?;
+    // Runs of `tftrail run` open on a state of this server link its writes (tfstate).
+    let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64;
+    for (i, ev) in runs {
+        st.tfstate.note_run(ev, landed.first + i, now);
+    }
     let proofs = req.proofs;
     // The commit's checkpoint covers the records; receipts need the tree read again.
     let (note, size, receipts) = if proofs {
@@ -368,7 +379,7 @@ fn time_filter(what: &str, t: Option<&str>) -> Result<Option<i64>, ApiError> {
 }
 
 /// Opens the server's index, up to date with the verified checkpoint, and runs `f`.
-fn with_index<T>(
+pub(crate) fn with_index<T>(
     st: &AppState,
     f: impl FnOnce(&Index, &tftrail_core::checkpoint::Checkpoint) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {

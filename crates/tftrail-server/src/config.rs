@@ -28,6 +28,9 @@ pub struct ServerConfig {
     pub tls_key: Option<PathBuf>,
     /// Where the server keeps its query index (a cache, rebuilt from the log when missing).
     pub index: Option<PathBuf>,
+    /// Where Terraform state versions are kept (`/state/`): a directory or a bucket URL,
+    /// never the log's store (state holds secrets). Default: [`default_state_store`].
+    pub state_store: Option<String>,
     /// Limits.
     #[serde(default)]
     pub limits: Limits,
@@ -64,6 +67,11 @@ pub struct Limits {
     /// Refused requests from one source within this many seconds make one record at once and
     /// one summary after (`server.access.denied`).
     pub denied_window_secs: u64,
+    /// Largest Terraform state written through `/state/`.
+    pub max_state_bytes: usize,
+    /// A `tftrail run` whose outcome has not come is still open (and links the state writes
+    /// of its workspace) for at most this many seconds.
+    pub run_window_secs: u64,
 }
 
 impl Default for Limits {
@@ -80,6 +88,8 @@ impl Default for Limits {
             max_batch_records: 20_000,
             denied_window_secs: 60,
             gather_micros: 5000,
+            max_state_bytes: 64 << 20,
+            run_window_secs: 6 * 3600,
         }
     }
 }
@@ -93,6 +103,11 @@ impl Limits {
     /// [`Limits::header_timeout_secs`].
     pub fn header_timeout(&self) -> Duration {
         Duration::from_secs(self.header_timeout_secs.max(1))
+    }
+
+    /// [`Limits::run_window_secs`].
+    pub fn run_window(&self) -> Duration {
+        Duration::from_secs(self.run_window_secs.max(1))
     }
 
     /// [`Limits::denied_window_secs`].
@@ -109,6 +124,7 @@ impl Limits {
             ("max_connections", self.max_connections),
             ("max_inflight_requests", self.max_inflight_requests),
             ("max_batch_records", self.max_batch_records),
+            ("max_state_bytes", self.max_state_bytes),
         ];
         if let Some((name, _)) = zero.iter().find(|(_, v)| *v == 0) {
             return Err(ServerError::Config(format!(
@@ -128,6 +144,13 @@ impl ServerConfig {
         let c: ServerConfig = toml::from_str(&text)
             .map_err(|e| ServerError::Config(format!("config {}: {e}", path.display())))?;
         Ok(c)
+    }
+
+    /// The state store to use: [`ServerConfig::state_store`], else [`default_state_store`].
+    pub fn state_store(&self) -> String {
+        self.state_store
+            .clone()
+            .unwrap_or_else(|| default_state_store().display().to_string())
     }
 
     /// The address to listen on.
@@ -151,4 +174,14 @@ impl ServerConfig {
         }
         Ok(())
     }
+}
+
+/// `$XDG_DATA_HOME/tftrail/server-states`, else `~/.local/share/tftrail/server-states`.
+pub fn default_state_store() -> PathBuf {
+    let data = match std::env::var_os("XDG_DATA_HOME") {
+        Some(v) if !v.is_empty() && Path::new(&v).is_absolute() => PathBuf::from(v),
+        _ => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/".into()))
+            .join(".local/share"),
+    };
+    data.join("tftrail/server-states")
 }

@@ -14,6 +14,7 @@
 //! - `denied.rs`: recording refused requests, coalesced
 //! - `serve.rs`: the listener (TLS, connection and request limits, graceful shutdown)
 //! - `metrics.rs`: `/metrics`
+//! - `tfstate/`: Terraform's http state backend at `/state/` (every state change recorded)
 
 mod api;
 pub mod auth;
@@ -29,6 +30,7 @@ mod serve;
 mod state;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod tfstate;
 pub mod tokens;
 
 pub use config::{Limits, ServerConfig};

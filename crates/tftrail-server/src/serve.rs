@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{header, Request, Response, StatusCode};
-use axum::routing::get;
+use axum::routing::{any, get};
 use axum::Router;
 use http_body_util::BodyExt;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -32,7 +32,7 @@ use crate::error::{json_error, ApiError, ServerError};
 use crate::metrics::Metrics;
 use crate::sequencer::Sequencer;
 use crate::state::AppState;
-use crate::{api, files};
+use crate::{api, files, tfstate};
 
 /// Runs the server until SIGTERM or SIGINT. Prints `listening on http(s)://ADDR` on stderr
 /// once it accepts connections.
@@ -66,6 +66,19 @@ pub fn run(config: ServerConfig) -> Result<(), ServerError> {
             .map_err(|e| ServerError::Config(format!("cannot create {}: {e}", dir.display())))?;
     }
     let auth = Authenticator::from_config(&config)?;
+    // The state store must not be the log's store: /log/ serves the log's objects to readers.
+    let state_location = config.state_store();
+    if tftrail_store::Location::parse(&state_location)?
+        == tftrail_store::Location::parse(&location)?
+    {
+        return Err(ServerError::Config(format!(
+            "the state store {state_location} is the log's store; state holds secrets and the log is readable: give --state-store another place"
+        )));
+    }
+    let tfstate = crate::tfstate::StateBackend::new(
+        tftrail_store::create(&state_location)?,
+        config.limits.run_window(),
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("tftrail-serve")
@@ -97,6 +110,7 @@ pub fn run(config: ServerConfig) -> Result<(), ServerError> {
         index: Mutex::new(index),
         uploaded: Mutex::new(HashMap::new()),
         server_actor,
+        tfstate,
     });
     let result = rt.block_on(serve(state.clone(), tls, head.checkpoint.size));
     // Everything queued (refusals counted, token changes) is appended before the end.
@@ -185,6 +199,9 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/v1/tokens", get(api::tokens))
         .route("/v1/whoami", get(api::whoami))
         .route("/log/{*path}", get(files::get))
+        .route("/state/{*name}", any(tfstate::state))
+        .route("/v1/state", get(tfstate::v1_states))
+        .route("/v1/state/{*rest}", get(tfstate::v1_state))
         .fallback(|| async { ApiError::not_found("no such endpoint (see docs/API.md)") })
         .with_state(state)
 }
@@ -323,6 +340,7 @@ async fn record_started(st: &AppState, addr: &str, tls: bool) -> Result<(), Serv
         "public_read": st.config.public_read,
         "version": env!("CARGO_PKG_VERSION"),
         "credentials": st.auth.describe(),
+        "state_store": st.tfstate.location(),
     });
     match Record::new(
         "server.started",

@@ -39,6 +39,8 @@ pub struct AppState {
     pub uploads: tokio::sync::Semaphore,
     /// Who the server is, in its own records.
     pub server_actor: Actor,
+    /// Terraform's http state backend (`/state/`).
+    pub tfstate: crate::tfstate::StateBackend,
 }
 
 /// The most blobs remembered in [`AppState::uploaded`].
@@ -88,6 +90,27 @@ impl AppState {
             Ok(p) => Ok(p),
             Err(d) => Err(self.refuse(peer, method, path, d)),
         }
+    }
+
+    /// Refuses (403, recorded) an authenticated caller whose role does not allow `what`.
+    pub fn forbid(
+        &self,
+        peer: SocketAddr,
+        method: &Method,
+        path: &str,
+        p: &Principal,
+        what: &str,
+    ) -> ApiError {
+        let denial = crate::auth::Denial {
+            status: 403,
+            reason: format!(
+                "{} has role {}, which cannot {what}",
+                p.label,
+                p.role.as_str()
+            ),
+            credential: Some(p.label.clone()),
+        };
+        self.refuse(peer, method, path, denial)
     }
 
     /// Counts and records a refusal; the answer to send.
@@ -151,7 +174,7 @@ fn reason_class(d: &crate::auth::Denial) -> &'static str {
 }
 
 /// The peer address a connection's service put in the request (`serve.rs`).
-fn peer_of(parts: &axum::http::request::Parts) -> SocketAddr {
+pub(crate) fn peer_of(parts: &axum::http::request::Parts) -> SocketAddr {
     parts
         .extensions
         .get::<axum::extract::ConnectInfo<SocketAddr>>()

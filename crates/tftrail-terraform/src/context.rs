@@ -135,6 +135,11 @@ pub struct Context {
     pub backend: String,
     /// Actor.
     pub actor: Actor,
+    /// Where the state lives, for the `http` backend: the backend's `address` (else
+    /// `TF_HTTP_ADDRESS`) without user-info, query or fragment. A tftrail server links
+    /// state writes to runs by it (`/state/<name>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_address: Option<String>,
     #[serde(skip)]
     backend_config: Value,
     #[serde(skip)]
@@ -160,6 +165,7 @@ impl Context {
                 dir: abs_dir.to_string_lossy().into_owned(),
                 git: None,
                 workspace: workspace_of(&abs_dir, env),
+                state_address: state_address(&backend, &backend_config, env),
                 backend,
                 actor: Actor {
                     user: Some(os_user(env)),
@@ -182,6 +188,7 @@ impl Context {
         let (backend, backend_config) = backend_of(&self.abs_dir, env);
         Context {
             workspace: workspace_of(&self.abs_dir, env),
+            state_address: state_address(&backend, &backend_config, env),
             backend,
             backend_config,
             ..self.clone()
@@ -333,6 +340,21 @@ pub(crate) fn backend_of(dir: &Path, env: &Env) -> (String, Value) {
         ),
         None => ("local".into(), Value::Null),
     }
+}
+
+/// The state's address for the `http` backend (see [`Context::state_address`]); `None` for
+/// other backends or when none is set.
+pub fn state_address(backend: &str, config: &Value, env: &Env) -> Option<String> {
+    if backend != "http" {
+        return None;
+    }
+    let address = config
+        .get("address")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .or_else(|| env.get("TF_HTTP_ADDRESS").map(str::trim))?;
+    Some(strip_url_credentials(address)).filter(|a| !a.is_empty())
 }
 
 /// Removes credentials from a git remote URL: the user-info of URLs with a scheme
@@ -537,6 +559,7 @@ mod tests {
     }
 
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn strips_credentials() {
@@ -690,5 +713,41 @@ mod tests {
             "w2"
         );
         assert_eq!(backend_of(d.path(), &Env::empty()).0, "http");
+    }
+
+    #[test]
+    fn state_address_of_the_http_backend() {
+        let cfg = json!({"address": "https://u:secret-pw@tftrail.example/state/team/prod?x=1#f",
+                         "password": "secret-pw"});
+        let env = Env::empty().set("TF_HTTP_ADDRESS", "https://other.example/state/env");
+        assert_eq!(
+            state_address("http", &cfg, &env).as_deref(),
+            Some("https://tftrail.example/state/team/prod")
+        );
+        // Not set in the configuration: the environment's.
+        for cfg in [json!({"address": null}), json!({}), Value::Null] {
+            assert_eq!(
+                state_address("http", &cfg, &env).as_deref(),
+                Some("https://other.example/state/env")
+            );
+            assert_eq!(state_address("http", &cfg, &Env::empty()), None);
+        }
+        assert_eq!(state_address("s3", &cfg, &env), None);
+
+        // From a real working directory, serialised only when set.
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join(".terraform")).unwrap();
+        let ctx = Context::capture(d.path(), &Env::empty());
+        let v = serde_json::to_value(&ctx).unwrap();
+        assert!(v.get("state_address").is_none(), "{v}");
+        std::fs::write(
+            d.path().join(".terraform/terraform.tfstate"),
+            r#"{"backend":{"type":"http","config":{"address":"http://127.0.0.1:9/state/a/b","username":"tftrail"}}}"#,
+        )
+        .unwrap();
+        let ctx = ctx.after_command(&Env::empty());
+        let v = serde_json::to_value(&ctx).unwrap();
+        assert_eq!(v["state_address"], "http://127.0.0.1:9/state/a/b");
+        assert_eq!(v["backend"], "http");
     }
 }

@@ -48,4 +48,6 @@ pub use error::{Error, Result, SinkError};
 pub use invocation::{Invocation, Operation, Tool};
 pub use plan::PlanSummary;
 pub use redact::{Scrubber, REDACTED};
-pub use state::{StateDiff, StateSnapshot};
+pub use state::{
+    diff_values, AttributeValue, InstanceValues, OutputValue, StateDiff, StateSnapshot,
+};

@@ -116,6 +116,20 @@ pub fn changed_paths(
     sens_before: &Value,
     sens_after: &Value,
 ) -> Vec<String> {
+    changed_step_paths(before, after, unknown, sens_before, sens_after)
+        .iter()
+        .map(|p| format_path(p))
+        .collect()
+}
+
+/// [`changed_paths`] as steps, for reading the values at each path.
+pub(crate) fn changed_step_paths(
+    before: &Value,
+    after: &Value,
+    unknown: &Value,
+    sens_before: &Value,
+    sens_after: &Value,
+) -> Vec<Vec<Step>> {
     let mut out = Vec::new();
     let mut path = Vec::new();
     walk_changes(
@@ -138,10 +152,10 @@ fn walk_changes(
     sb: &Value,
     sa: &Value,
     path: &mut Vec<Step>,
-    out: &mut Vec<String>,
+    out: &mut Vec<Vec<Step>>,
 ) {
     if matches!(unknown, Value::Bool(true)) {
-        out.push(format_path(path));
+        out.push(path.clone());
         return;
     }
     let sensitive = is_sensitive(sb) || is_sensitive(sa);
@@ -168,22 +182,20 @@ fn walk_changes(
         (Value::Null, Value::Object(a)) if !sensitive && !path.is_empty() => {
             // A nested object appearing: report its own path only.
             let _ = a;
-            out.push(format_path(path));
+            out.push(path.clone());
         }
         (Value::Null, Value::Object(a)) if !sensitive => {
             // Whole-resource create: every attribute that is set or unknown.
             for (k, v) in a {
                 let unk = child(unknown, k);
                 if !v.is_null() || !unk.is_null() && unk != &Value::Bool(false) {
-                    path.push(Step::Key(k.clone()));
-                    out.push(format_path(path));
-                    path.pop();
+                    out.push(vec![Step::Key(k.clone())]);
                 }
             }
             if let Value::Object(u) = unknown {
                 for (k, v) in u {
                     if !a.contains_key(k) && v == &Value::Bool(true) {
-                        out.push(format_path(&[Step::Key(k.clone())]));
+                        out.push(vec![Step::Key(k.clone())]);
                     }
                 }
             }
@@ -191,7 +203,7 @@ fn walk_changes(
         (Value::Object(b), Value::Null) if !sensitive && path.is_empty() => {
             for (k, v) in b {
                 if !v.is_null() {
-                    out.push(format_path(&[Step::Key(k.clone())]));
+                    out.push(vec![Step::Key(k.clone())]);
                 }
             }
         }
@@ -212,7 +224,7 @@ fn walk_changes(
         }
         (b, a) => {
             if b != a || (is_sensitive(sb) != is_sensitive(sa)) {
-                out.push(format_path(path));
+                out.push(path.clone());
             }
         }
     }

@@ -1,6 +1,7 @@
 //! State fingerprints (lineage, serial, SHA-256) and resource-level state diffs.
 //!
-//! The state itself is never returned: only its fingerprint, addresses and attribute paths.
+//! The state itself is never returned: only its fingerprint, addresses and attribute paths,
+//! and, from [`diff_values`], the redacted before and after values of what changed.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +9,10 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
-use crate::redact::{changed_paths, collect_leaves, redact_by_tree};
+use crate::redact::{
+    changed_paths, changed_step_paths, collect_leaves, format_path, redact_by_tree,
+    redact_by_tree_in_place, Scrubber, Step, REDACTED,
+};
 
 /// A parsed state (v4) kept in memory to fingerprint and diff it.
 #[derive(Debug, Clone)]
@@ -298,6 +302,50 @@ pub struct StateDiff {
     pub lineage_changed: bool,
     /// Serial before and after.
     pub serial: (Option<u64>, Option<u64>),
+    /// Redacted before and after values of the changed instances ([`diff_values`] only;
+    /// absent from the JSON when empty).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<InstanceValues>,
+    /// Redacted before and after values of the changed root outputs ([`diff_values`] only;
+    /// absent from the JSON when empty).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<OutputValue>,
+}
+
+/// The values of one added, removed or changed instance, redacted (see [`diff_values`]).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct InstanceValues {
+    /// Instance address.
+    pub address: String,
+    /// `added`, `removed` or `changed`.
+    pub change: String,
+    /// For an added or removed instance, every top-level attribute that is not null; for a
+    /// changed one, every changed path (as in [`ChangedInstance::paths`]).
+    pub attributes: Vec<AttributeValue>,
+}
+
+/// One attribute's value before and after (`null` on the side where it is absent).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AttributeValue {
+    /// Attribute path (`input.region`, `tags["a.b"]`, `rule[0].port`).
+    pub path: String,
+    /// Value before (redacted).
+    pub before: Value,
+    /// Value after (redacted).
+    pub after: Value,
+}
+
+/// One root output's value before and after (`null` on the side where it is absent).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct OutputValue {
+    /// Output name.
+    pub name: String,
+    /// Value before (redacted).
+    pub before: Value,
+    /// Value after (redacted).
+    pub after: Value,
+    /// Whether either state marks the output sensitive (its values are then redacted).
+    pub sensitive: bool,
 }
 
 /// One changed instance.
@@ -373,6 +421,247 @@ pub fn diff_opt(before: Option<&StateSnapshot>, after: Option<&StateSnapshot>) -
     d
 }
 
+/// Attribute and output names that hold secrets whatever the provider schema says: the
+/// lower-cased name contains one of these.
+const SECRET_NAME_PARTS: &[&str] = &[
+    "password",
+    "passphrase",
+    "secret",
+    "private_key",
+    "token",
+    "credential",
+];
+
+/// Whether an attribute or output name looks like it names a secret ([`SECRET_NAME_PARTS`]).
+pub fn looks_secret(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    SECRET_NAME_PARTS.iter().any(|p| lower.contains(p))
+}
+
+/// Marks a whole value (a sensitivity tree node meaning "all of it").
+static ALL: Value = Value::Bool(true);
+
+/// The node of a sensitivity tree at `path` ([`ALL`] under a node marking all of it).
+fn sens_at<'a>(tree: &'a Value, path: &[Step]) -> &'a Value {
+    let mut node = tree;
+    for step in path {
+        if node == &ALL {
+            return &ALL;
+        }
+        node = match step {
+            Step::Key(k) => node.get(k.as_str()),
+            Step::Index(i) => node.get(*i),
+        }
+        .unwrap_or(&Value::Null);
+    }
+    node
+}
+
+/// The value at `path` (`null` when absent).
+fn value_at<'a>(v: &'a Value, path: &[Step]) -> &'a Value {
+    let mut node = v;
+    for step in path {
+        node = match step {
+            Step::Key(k) => node.get(k.as_str()),
+            Step::Index(i) => node.get(*i),
+        }
+        .unwrap_or(&Value::Null);
+    }
+    node
+}
+
+/// Replaces, inside `v`, every non-null member whose key looks secret ([`looks_secret`]).
+fn redact_named(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            for (k, child) in o.iter_mut() {
+                if looks_secret(k) && !child.is_null() {
+                    *child = Value::String(REDACTED.into());
+                } else {
+                    redact_named(child);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(redact_named),
+        _ => {}
+    }
+}
+
+/// The string leaves of `v` under secret-looking names (`named` says whether `v` itself is
+/// named so), for the scrubber: a copy elsewhere is as secret as the original.
+fn named_secrets(v: &Value, named: bool, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) if named => out.push(s.clone()),
+        Value::Object(o) => o
+            .iter()
+            .for_each(|(k, c)| named_secrets(c, named || looks_secret(k), out)),
+        Value::Array(a) => a.iter().for_each(|c| named_secrets(c, named, out)),
+        _ => {}
+    }
+}
+
+impl StateSnapshot {
+    /// Strings held under secret-looking attribute or output names (see [`diff_values`]).
+    fn named_secrets(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for inst in self.instances.values() {
+            named_secrets(&inst.attributes, false, &mut out);
+        }
+        for (name, (v, _)) in &self.outputs {
+            named_secrets(v, looks_secret(name), &mut out);
+        }
+        out
+    }
+}
+
+/// Redacts one value read from a state: all of it when a sensitivity tree marks `path` (or
+/// above), the parts the trees mark below it, secret-looking names, then every known secret.
+fn redacted(value: &Value, path: &[Step], trees: &[&Value], scrubber: &Scrubber) -> Value {
+    if value.is_null() {
+        return Value::Null;
+    }
+    let nodes: Vec<&Value> = trees.iter().map(|t| sens_at(t, path)).collect();
+    let last_key = path.iter().rev().find_map(|s| match s {
+        Step::Key(k) => Some(k.as_str()),
+        Step::Index(_) => None,
+    });
+    if nodes.iter().any(|n| **n == ALL) || last_key.is_some_and(looks_secret) {
+        return Value::String(REDACTED.into());
+    }
+    let mut v = value.clone();
+    let mut ignored = Vec::new();
+    for n in nodes {
+        redact_by_tree_in_place(&mut v, n, &mut ignored);
+    }
+    redact_named(&mut v);
+    scrubber.scrub_value(&mut v);
+    v
+}
+
+/// Every non-null top-level attribute of an instance that is only on one side.
+fn top_level(inst: &Instance, added: bool, scrubber: &Scrubber) -> Vec<AttributeValue> {
+    let Some(attrs) = inst.attributes.as_object() else {
+        return Vec::new();
+    };
+    attrs
+        .iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| {
+            let path = [Step::Key(k.clone())];
+            let v = redacted(v, &path, &[&inst.sensitive], scrubber);
+            let (before, after) = if added {
+                (Value::Null, v)
+            } else {
+                (v, Value::Null)
+            };
+            AttributeValue {
+                path: format_path(&path),
+                before,
+                after,
+            }
+        })
+        .collect()
+}
+
+/// [`diff_opt`] with the before and after values of what changed ([`StateDiff::values`],
+/// [`StateDiff::outputs`]), for the server's `terraform.state.write` records.
+///
+/// An added instance lists every non-null top-level attribute (before `null`), a removed one
+/// every non-null top-level attribute (after `null`), a changed one every changed path. Every
+/// changed root output is listed.
+///
+/// Nothing secret is kept, in this order:
+/// 1. a value at or under a path either state's `sensitive_attributes` marks is
+///    [`REDACTED`]; so are both values of an output either state marks sensitive;
+/// 2. as a defence for states whose `sensitive_attributes` lack the provider schema's
+///    sensitivity, a value whose attribute or output name looks secret ([`looks_secret`]:
+///    the lower-cased name contains `password`, `passphrase`, `secret`, `private_key`,
+///    `token` or `credential`), at the path's last key or at any key inside the value, is
+///    [`REDACTED`] too;
+/// 3. every value is then scrubbed ([`Scrubber`]) of the secrets of both states
+///    ([`StateSnapshot::secrets`]) and of the strings held under secret-looking names, so a
+///    copy of a secret in an unmarked attribute (an interpolated connection string) or in an
+///    unmarked output is replaced as well.
+///
+/// A `null` stays `null` (it reveals nothing). Addresses and paths are those of
+/// [`diff_opt`], which never descends into a sensitive value.
+pub fn diff_values(before: Option<&StateSnapshot>, after: Option<&StateSnapshot>) -> StateDiff {
+    let mut d = diff_opt(before, after);
+    let mut secrets = Vec::new();
+    for s in before.into_iter().chain(after) {
+        secrets.extend(s.secrets());
+        secrets.extend(s.named_secrets());
+    }
+    let scrubber = Scrubber::new(secrets);
+    let empty = BTreeMap::new();
+    let bi = before.map(|s| &s.instances).unwrap_or(&empty);
+    let ai = after.map(|s| &s.instances).unwrap_or(&empty);
+    let mut values = Vec::new();
+    for (address, inst) in d.added.iter().filter_map(|k| Some((k, ai.get(k)?))) {
+        values.push(InstanceValues {
+            address: address.clone(),
+            change: "added".into(),
+            attributes: top_level(inst, true, &scrubber),
+        });
+    }
+    for (address, inst) in d.removed.iter().filter_map(|k| Some((k, bi.get(k)?))) {
+        values.push(InstanceValues {
+            address: address.clone(),
+            change: "removed".into(),
+            attributes: top_level(inst, false, &scrubber),
+        });
+    }
+    for c in &d.changed {
+        let (Some(b), Some(a)) = (bi.get(&c.address), ai.get(&c.address)) else {
+            continue;
+        };
+        let trees = [&b.sensitive, &a.sensitive];
+        let attributes = changed_step_paths(
+            &b.attributes,
+            &a.attributes,
+            &Value::Null,
+            &b.sensitive,
+            &a.sensitive,
+        )
+        .into_iter()
+        .map(|p| AttributeValue {
+            path: format_path(&p),
+            before: redacted(value_at(&b.attributes, &p), &p, &trees, &scrubber),
+            after: redacted(value_at(&a.attributes, &p), &p, &trees, &scrubber),
+        })
+        .collect();
+        values.push(InstanceValues {
+            address: c.address.clone(),
+            change: "changed".into(),
+            attributes,
+        });
+    }
+    values.sort_by(|x, y| x.address.cmp(&y.address));
+    let eo = BTreeMap::new();
+    let bo = before.map(|s| &s.outputs).unwrap_or(&eo);
+    let ao = after.map(|s| &s.outputs).unwrap_or(&eo);
+    let outputs = d
+        .outputs_changed
+        .iter()
+        .map(|name| {
+            let (bv, bs) = bo.get(name).cloned().unwrap_or((Value::Null, false));
+            let (av, as_) = ao.get(name).cloned().unwrap_or((Value::Null, false));
+            let sensitive = bs || as_;
+            let path = [Step::Key(name.clone())];
+            let tree = if sensitive { ALL.clone() } else { Value::Null };
+            OutputValue {
+                name: name.clone(),
+                before: redacted(&bv, &path, &[&tree], &scrubber),
+                after: redacted(&av, &path, &[&tree], &scrubber),
+                sensitive,
+            }
+        })
+        .collect();
+    d.values = values;
+    d.outputs = outputs;
+    d
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -441,5 +730,235 @@ mod tests {
         ]));
         assert_eq!(t, json!({"a": [{}, true], "m": {"k": true}}));
         assert!(StateSnapshot::from_state_json(b"garbage").is_err());
+    }
+
+    const V1: &[u8] = include_bytes!("../testdata/state_values_v1.json");
+    const V2: &[u8] = include_bytes!("../testdata/state_values_v2.json");
+    /// Every secret the test states hold: sensitive variables (marked in `db.input.password`,
+    /// copied unmarked into `copy.input`, `db.output` and the sensitive output `pw`), and a
+    /// literal nothing marks, under the name `db_password` (copied into the output
+    /// `named_copy`).
+    const SECRETS: &[&str] = &[
+        "first-secret-1111",
+        "second-secret-2222",
+        "named-secret-7777",
+    ];
+
+    fn snap(b: &[u8]) -> StateSnapshot {
+        StateSnapshot::from_state_json(b).unwrap()
+    }
+
+    fn no_secret_in(d: &StateDiff, secrets: &[&str]) -> Value {
+        let bytes = serde_json::to_vec(d).unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        for s in secrets {
+            assert!(!text.contains(s), "{s} in {text}");
+        }
+        serde_json::from_str(&text).unwrap()
+    }
+
+    fn attr<'a>(d: &'a StateDiff, address: &str, path: &str) -> &'a AttributeValue {
+        let inst = d
+            .values
+            .iter()
+            .find(|v| v.address == address)
+            .unwrap_or_else(|| panic!("no values for {address}: {d:?}"));
+        inst.attributes
+            .iter()
+            .find(|a| a.path == path)
+            .unwrap_or_else(|| panic!("no {path} in {inst:?}"))
+    }
+
+    #[test]
+    fn values_of_a_create_are_redacted() {
+        let v1 = snap(V1);
+        let d = diff_values(None, Some(&v1));
+        let j = no_secret_in(&d, SECRETS);
+        let kinds: Vec<(&str, &str)> = d
+            .values
+            .iter()
+            .map(|v| (v.address.as_str(), v.change.as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("terraform_data.copy", "added"),
+                ("terraform_data.db", "added"),
+                ("terraform_data.gone[0]", "added"),
+                ("terraform_data.named", "added")
+            ]
+        );
+        // Top-level attributes that are set; triggers_replace is null.
+        let db = &d.values[1];
+        let paths: Vec<&str> = db.attributes.iter().map(|a| a.path.as_str()).collect();
+        assert_eq!(paths, ["id", "input", "output"]);
+        assert_eq!(
+            attr(&d, "terraform_data.db", "input").after,
+            json!({"password": REDACTED, "region": "eu-west-1",
+                   "tags": {"env": "prod", "team": "infra"}})
+        );
+        // The unmarked copy in `output` is caught by name and by the scrubber alike.
+        assert_eq!(
+            attr(&d, "terraform_data.db", "output").after["password"],
+            json!(REDACTED)
+        );
+        assert_eq!(attr(&d, "terraform_data.db", "input").before, Value::Null);
+        // A copy of the marked secret inside an unmarked string.
+        assert_eq!(
+            attr(&d, "terraform_data.copy", "input").after,
+            json!(format!("conn=postgres://app:{REDACTED}@db.internal/app"))
+        );
+        // Named like a secret, marked by nothing.
+        assert_eq!(
+            attr(&d, "terraform_data.named", "input").after,
+            json!({"db_password": REDACTED, "size": 2})
+        );
+        let outs: Vec<(&str, &Value, bool)> = d
+            .outputs
+            .iter()
+            .map(|o| (o.name.as_str(), &o.after, o.sensitive))
+            .collect();
+        assert_eq!(
+            outs,
+            [
+                ("extra", &json!("yes"), false),
+                // An unmarked output holding a value stored under a secret-looking name.
+                ("named_copy", &json!(REDACTED), false),
+                ("pw", &json!(REDACTED), true),
+                ("region", &json!("eu-west-1"), false),
+            ]
+        );
+        // The diff_opt part is unchanged.
+        assert_eq!(d.added.len(), 4);
+        assert_eq!(j["serial"], json!([null, v1.serial()]));
+    }
+
+    #[test]
+    fn values_of_an_update_and_a_delete_are_redacted() {
+        let (v1, v2) = (snap(V1), snap(V2));
+        let d = diff_values(Some(&v1), Some(&v2));
+        no_secret_in(&d, SECRETS);
+        assert_eq!(d.removed, ["terraform_data.gone[0]"]);
+        let gone = d.values.iter().find(|v| v.change == "removed").unwrap();
+        assert_eq!(gone.address, "terraform_data.gone[0]");
+        assert_eq!(
+            attr(&d, "terraform_data.gone[0]", "input").before,
+            json!("only-in-v1")
+        );
+        assert_eq!(
+            attr(&d, "terraform_data.gone[0]", "input").after,
+            Value::Null
+        );
+        // One entry per changed path, before and after.
+        let db = d
+            .values
+            .iter()
+            .find(|v| v.address == "terraform_data.db")
+            .unwrap();
+        assert_eq!(db.change, "changed");
+        let paths: Vec<&str> = db.attributes.iter().map(|a| a.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "input.password",
+                "input.region",
+                "output.password",
+                "output.region"
+            ]
+        );
+        let region = attr(&d, "terraform_data.db", "input.region");
+        assert_eq!(
+            (&region.before, &region.after),
+            (&json!("eu-west-1"), &json!("us-east-2"))
+        );
+        let pw = attr(&d, "terraform_data.db", "input.password");
+        assert_eq!(
+            (&pw.before, &pw.after),
+            (&json!(REDACTED), &json!(REDACTED))
+        );
+        let pw = attr(&d, "terraform_data.db", "output.password");
+        assert_eq!(
+            (&pw.before, &pw.after),
+            (&json!(REDACTED), &json!(REDACTED))
+        );
+        let copy = attr(&d, "terraform_data.copy", "input");
+        assert_eq!(
+            copy.before,
+            json!(format!("conn=postgres://app:{REDACTED}@db.internal/app"))
+        );
+        assert_eq!(copy.after, copy.before);
+        let size = attr(&d, "terraform_data.named", "input.size");
+        assert_eq!((&size.before, &size.after), (&json!(2), &json!(3)));
+        let o: BTreeMap<&str, &OutputValue> =
+            d.outputs.iter().map(|o| (o.name.as_str(), o)).collect();
+        assert_eq!(
+            o.keys().copied().collect::<Vec<_>>(),
+            ["extra", "pw", "region"]
+        );
+        assert_eq!(
+            (&o["extra"].before, &o["extra"].after),
+            (&json!("yes"), &Value::Null)
+        );
+        assert_eq!(
+            (&o["pw"].before, &o["pw"].after, o["pw"].sensitive),
+            (&json!(REDACTED), &json!(REDACTED), true)
+        );
+        assert_eq!(o["region"].after, json!("us-east-2"));
+
+        // Deleting the state: every instance removed, every output gone.
+        let d = diff_values(Some(&v2), None);
+        no_secret_in(&d, SECRETS);
+        assert!(d.values.iter().all(|v| v.change == "removed"));
+        assert_eq!(d.values.len(), 3);
+        assert!(d.outputs.iter().all(|o| o.after.is_null()));
+    }
+
+    #[test]
+    fn values_redact_by_either_side_and_by_name() {
+        // The older real state: `token` and the output `tokout` mark nothing.
+        let a = snap(STATE_A);
+        let secrets = ["cli-pw-4321", "literal-secret-5555", "envtoken-1234"];
+        for d in [diff_values(None, Some(&a)), diff_values(Some(&a), None)] {
+            no_secret_in(&d, &secrets);
+        }
+        // A value that turns sensitive is redacted on both sides, though only one marks it.
+        let mut v: Value = serde_json::from_slice(STATE_A).unwrap();
+        let inst = &mut v["resources"][1]["instances"][0];
+        inst["attributes"]["input"]["value"] = json!("now-secret-8888");
+        inst["sensitive_attributes"] = json!([[{"type": "get_attr", "value": "input"}]]);
+        let b = snap(&serde_json::to_vec(&v).unwrap());
+        let d = diff_values(Some(&a), Some(&b));
+        let x = attr(&d, "terraform_data.b", "input");
+        assert_eq!((&x.before, &x.after), (&json!(REDACTED), &json!(REDACTED)));
+        // Its earlier value lives on unmarked in `output` (after): scrubbed as a secret of
+        // the other state.
+        no_secret_in(&d, &["now-secret-8888"]);
+        assert!(d.changed.iter().any(|c| c.address == "terraform_data.b"));
+        // Names alone redact what the scrubber cannot catch: short strings and numbers.
+        let inst = &mut v["resources"][1]["instances"][0];
+        inst["attributes"]["input"]["value"] =
+            json!({"api_token": "xyz", "pin_secret": 4242, "size": 1});
+        inst["sensitive_attributes"] = json!([]);
+        let c = snap(&serde_json::to_vec(&v).unwrap());
+        let d = diff_values(Some(&a), Some(&c));
+        assert_eq!(
+            attr(&d, "terraform_data.b", "input").after,
+            json!({"api_token": REDACTED, "pin_secret": REDACTED, "size": 1})
+        );
+        // Records without values keep their old shape.
+        let plain = serde_json::to_value(a.diff(&b)).unwrap();
+        assert!(plain.get("values").is_none() && plain.get("outputs").is_none());
+        for n in [
+            "db_password",
+            "Api_Token",
+            "client_secret",
+            "tls_private_key",
+            "credentials",
+        ] {
+            assert!(looks_secret(n), "{n}");
+        }
+        for n in ["region", "tags", "id", "private_ip", "key_name"] {
+            assert!(!looks_secret(n), "{n}");
+        }
     }
 }

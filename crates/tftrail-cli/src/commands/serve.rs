@@ -13,8 +13,10 @@ use crate::error::CliError;
 /// from `tftrail token create`, CI OIDC ID tokens), records who they are in every record,
 /// appends all writers' records with group commit, and serves the log over HTTP (docs/API.md).
 ///
-/// Clients point at it with TFTRAIL_SERVER=URL (or --server) and TFTRAIL_TOKEN. Stops on
-/// SIGTERM or SIGINT after the requests in flight finish.
+/// Clients point at it with TFTRAIL_SERVER=URL (or --server) and TFTRAIL_TOKEN. It is also
+/// Terraform's `http` state backend at /state/NAME (every state change recorded with who
+/// made it; README "The server as the state backend"). Stops on SIGTERM or SIGINT after the
+/// requests in flight finish.
 ///
 /// Example: tftrail serve --init --tokens tokens.toml
 #[derive(clap::Args)]
@@ -37,6 +39,10 @@ pub struct Args {
     /// TLS private key (PEM)
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Where Terraform state written through /state/ is kept: a directory or a bucket URL,
+    /// not the log's store [default: $XDG_DATA_HOME/tftrail/server-states]
+    #[arg(long, value_name = "S")]
+    state_store: Option<String>,
     /// Create the log (and its signing key, if the key file does not exist) when the store
     /// holds none
     #[arg(long)]
@@ -59,6 +65,9 @@ pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
         c.tokens = Some(t);
     }
     c.public_read |= a.public_read;
+    if let Some(s) = a.state_store {
+        c.state_store = Some(s);
+    }
     if a.tls_cert.is_some() {
         c.tls_cert = a.tls_cert;
         c.tls_key = a.tls_key;
