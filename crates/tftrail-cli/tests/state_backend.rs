@@ -402,11 +402,14 @@ impl Ws<'_> {
     }
 
     /// `tftrail ARGS…` in this directory talking to the server with the writer's token (and
-    /// only the verifier key), with Terraform's test environment.
+    /// only the verifier key), with Terraform's test environment. `USER` is the login name of
+    /// the uid, as for a real user (the harness's `USER=tester` would differ from the `Who`
+    /// Terraform puts in its locks, taken from the passwd entry).
     fn tftrail(&self, args: &[&str], envs: &[(&str, &str)]) -> Output {
         let mut c = self.b.env.client(&self.b.server, &self.b.writer, args);
         self.b.env.tf_env(&mut c);
-        c.env("TFTRAIL_KEY", &self.b.vkey)
+        c.env("USER", login_name())
+            .env("TFTRAIL_KEY", &self.b.vkey)
             .env("TF_HTTP_PASSWORD", &self.password)
             .current_dir(&self.dir)
             .envs(envs.iter().copied());
@@ -415,6 +418,13 @@ impl Ws<'_> {
 }
 
 // ---- helpers ----
+
+/// The passwd name of this process's uid (`id -un`).
+fn login_name() -> String {
+    let out = Command::new("id").arg("-un").output().expect("run id -un");
+    assert!(out.status.success(), "id -un failed");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
 
 fn basic(user: &str, pass: &str) -> String {
     use base64::Engine as _;
