@@ -63,7 +63,29 @@ fn is_run(args: &[String]) -> bool {
     false
 }
 
+/// The exit status of a process ended by SIGPIPE, as shells report it.
+const EXIT_BROKEN_PIPE: i32 = 128 + 13;
+
+/// `tftrail log | head`: when the reader goes away, end quietly as Unix tools do (Rust ignores
+/// SIGPIPE, so a print to a closed pipe panics instead).
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to std") && msg.contains("Broken pipe") {
+            std::process::exit(EXIT_BROKEN_PIPE);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     let args: Vec<String> = std::env::args().collect();
     let cli = match Cli::try_parse_from(&args) {
         Ok(c) => c,

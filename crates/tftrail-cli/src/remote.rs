@@ -281,6 +281,73 @@ impl RequestBuilder {
     }
 }
 
+/// What a tftrail server answered to `GET /state/<name>` (docs/API.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateAnswer {
+    /// 200: the state's bytes, exactly as written.
+    State(Vec<u8>),
+    /// 204: no state (never written, or deleted).
+    NoState,
+    /// 500: the server would not serve the bytes it holds (their SHA-256 is not the one
+    /// recorded for the version), with its message.
+    Altered(String),
+}
+
+/// The server's base URL and the request path of an `http` backend address on a tftrail
+/// server: `https://h/base/state/team/prod` → (`https://h/base`, `state/team/prod`). `None`
+/// when the address names no state ([`tftrail_index::state_name_from_address`]).
+pub fn split_state_address(address: &str) -> Option<(String, String)> {
+    let name = tftrail_index::state_name_from_address(address)?;
+    let address = address.trim().split(['?', '#']).next().unwrap_or("");
+    let authority = address.find("://")? + 3;
+    let path_start = authority + address[authority..].find('/')?;
+    let at = path_start + address[path_start..].find("/state/")?;
+    Some((address[..at].to_string(), format!("state/{name}")))
+}
+
+/// Reads the state at `address` (an `http` backend address on a tftrail server) as Terraform
+/// would, with `credential` (a token or OIDC ID token) as the password.
+pub fn get_state(address: &str, credential: Option<String>) -> Result<StateAnswer, CliError> {
+    let (base, path) = split_state_address(address).ok_or_else(|| {
+        CliError::usage(format!(
+            "{address} is not a tftrail server's state address (https://HOST/state/NAME)"
+        ))
+    })?;
+    let client = Client::with_token(&base, credential).map_err(store_error)?;
+    let r = client.get(&path).map_err(store_error)?;
+    state_answer(address, client.has_token(), &r)
+}
+
+/// [`get_state`]'s reading of the server's answer.
+fn state_answer(
+    address: &str,
+    had_credential: bool,
+    r: &tftrail_store::http::Response,
+) -> Result<StateAnswer, CliError> {
+    let said = r.error_message();
+    match r.status {
+        200 => Ok(StateAnswer::State(r.body.clone())),
+        204 => Ok(StateAnswer::NoState),
+        500 => Ok(StateAnswer::Altered(said)),
+        401 => Err(CliError::failure(format!(
+            "the tftrail server refused the credential for {address} ({said})"
+        ))
+        .hint(if had_credential {
+            "the password (TF_HTTP_PASSWORD, the backend's `password`, else TFTRAIL_TOKEN) is not \
+             a token or ID token the server accepts"
+        } else {
+            "set TF_HTTP_PASSWORD (or TFTRAIL_TOKEN) to a tftrail token or an OIDC ID token, as \
+             for Terraform"
+        })),
+        404 => Err(CliError::failure(format!(
+            "{address} answered 404 ({said}): is it the address of a state on a tftrail server?"
+        ))),
+        _ => Err(CliError::failure(format!(
+            "reading the state at {address} failed: {said}"
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,5 +396,62 @@ mod tests {
         assert!(sizes.len() == 3, "{sizes:?}");
         assert!(sizes.iter().all(|&s| s <= MAX_REQUEST_BYTES), "{sizes:?}");
         assert!(sizes[0] > MAX_REQUEST_BYTES - big.len() - 16, "{sizes:?}");
+    }
+
+    #[test]
+    fn state_addresses_split_into_server_and_path() {
+        let split = |a: &str| split_state_address(a);
+        let pair = |b: &str, p: &str| Some((b.to_string(), p.to_string()));
+        assert_eq!(
+            split("https://tftrail.example/state/team/prod"),
+            pair("https://tftrail.example", "state/team/prod")
+        );
+        assert_eq!(
+            split("http://127.0.0.1:8080/base/state/a?x=1"),
+            pair("http://127.0.0.1:8080/base", "state/a")
+        );
+        assert_eq!(split("https://h/state/../x"), None);
+        assert_eq!(split("https://h/v1/x"), None);
+        assert!(get_state("https://h/nothing", None)
+            .unwrap_err()
+            .message
+            .contains("not a tftrail server's state address"));
+    }
+
+    #[test]
+    fn state_answers() {
+        use tftrail_store::http::Response;
+        let a = "https://h/state/x";
+        let r = |status: u16, body: &str| Response {
+            status,
+            body: body.as_bytes().to_vec(),
+        };
+        assert_eq!(
+            state_answer(a, true, &r(200, "{}")).unwrap(),
+            StateAnswer::State(b"{}".to_vec())
+        );
+        assert_eq!(
+            state_answer(a, true, &r(204, "")).unwrap(),
+            StateAnswer::NoState
+        );
+        assert_eq!(
+            state_answer(
+                a,
+                true,
+                &r(500, r#"{"error":"the state store was altered: x"}"#)
+            )
+            .unwrap(),
+            StateAnswer::Altered("the state store was altered: x".into())
+        );
+        let e = state_answer(a, false, &r(401, r#"{"error":"no credential"}"#)).unwrap_err();
+        assert_eq!(e.code, crate::error::EXIT_FAILURE);
+        assert!(e.message.contains("no credential"), "{}", e.message);
+        assert!(e.hint.unwrap().contains("set TF_HTTP_PASSWORD"));
+        let e = state_answer(a, true, &r(401, "")).unwrap_err();
+        assert!(e.hint.unwrap().contains("is not a token"));
+        let e = state_answer(a, true, &r(404, "")).unwrap_err();
+        assert!(e.message.contains("404"), "{}", e.message);
+        let e = state_answer(a, true, &r(503, r#"{"error":"busy"}"#)).unwrap_err();
+        assert!(e.message.contains("busy"), "{}", e.message);
     }
 }

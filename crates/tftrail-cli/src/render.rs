@@ -95,10 +95,151 @@ fn self_asserted(a: &Actor) -> String {
     format!("{}@{}{mark}", a.user, a.host)
 }
 
+/// The lines of a record the server's state backend made: which state, which lock, which run.
+fn state_backend_lines(s: &mut String, p: &Value) {
+    s.push_str(&format!(
+        "state:     {} (on the tftrail server's http backend)\n",
+        st(p.get("state"))
+    ));
+    if let Some(l) = p.get("lock").filter(|l| !l.is_null()) {
+        s.push_str(&format!(
+            "lock:      {} by {} ({}, taken {}, Terraform {})\n",
+            st(l.get("id")),
+            st(l.get("who")),
+            st(l.get("operation")),
+            st(l.get("created")),
+            st(l.get("version"))
+        ));
+    }
+    if let Some(r) = p.get("run") {
+        match r.get("intent_index").and_then(Value::as_u64) {
+            Some(i) => s.push_str(&format!(
+                "run:       intent record {i} (tftrail run; matched by {})\n",
+                st(r.get("matched_by"))
+            )),
+            None if p.get("out_of_band").and_then(Value::as_bool) == Some(true) => s.push_str(
+                "run:       NONE: this change was made outside any recorded run (out of band)\n",
+            ),
+            None => {}
+        }
+    }
+    if p.get("forced").and_then(Value::as_bool) == Some(true) {
+        s.push_str("forced:    an admin overrode the lineage or serial check\n");
+    }
+    if let Some(reason) = p.get("reason") {
+        s.push_str(&format!(
+            "refused:   {} ({}): {}\n",
+            st(p.get("operation")),
+            st(p.get("status")),
+            st(Some(reason))
+        ));
+    }
+    if let Some(id) = p.get("requested_id") {
+        s.push_str(&format!(
+            "forced unlock of the lock above (ID sent: {})\n",
+            match id.as_str() {
+                Some("") | None => "none".to_string(),
+                Some(x) => x.to_string(),
+            }
+        ));
+    }
+}
+
+/// A value as a line shows it: JSON, cut at 120 characters.
+fn value_text(v: &Value) -> String {
+    let t = match v {
+        Value::Null => "null".to_string(),
+        other => serde_json::to_string(other).unwrap_or_default(),
+    };
+    if t.chars().count() > 120 {
+        format!("{}…", t.chars().take(119).collect::<String>())
+    } else {
+        t
+    }
+}
+
+/// The before and after values a state diff carries (`values`, when it has them).
+fn value_lines(s: &mut String, d: &Value) {
+    for inst in d
+        .get("values")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let change = st(inst.get("change"));
+        s.push_str(&format!("      {}:\n", st(inst.get("address"))));
+        for a in inst
+            .get("attributes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let path = st(a.get("path"));
+            let (b, af) = (
+                a.get("before").unwrap_or(&Value::Null),
+                a.get("after").unwrap_or(&Value::Null),
+            );
+            match change.as_str() {
+                "added" => s.push_str(&format!("        + {path} = {}\n", value_text(af))),
+                "removed" => s.push_str(&format!("        - {path} = {}\n", value_text(b))),
+                _ => s.push_str(&format!(
+                    "        ~ {path} = {} -> {}\n",
+                    value_text(b),
+                    value_text(af)
+                )),
+            }
+        }
+    }
+    for o in d
+        .get("outputs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        s.push_str(&format!(
+            "      output {}: {} -> {}\n",
+            st(o.get("name")),
+            value_text(o.get("before").unwrap_or(&Value::Null)),
+            value_text(o.get("after").unwrap_or(&Value::Null))
+        ));
+    }
+}
+
 /// A short summary of the payload.
 pub fn summary(r: &Record) -> String {
     let p = &r.payload;
     let mut parts = Vec::new();
+    if let Some(event) = r.kind.strip_prefix("terraform.state.") {
+        parts.push(st(p.get("state")));
+        let lock = p.get("lock").filter(|l| !l.is_null());
+        match event {
+            "write" | "delete" => parts.push(format!(
+                "serial {} -> {}",
+                st(p.pointer("/before/serial")),
+                st(p.pointer("/after/serial"))
+            )),
+            "refused" => parts.push(format!(
+                "{} refused ({})",
+                st(p.get("operation")),
+                st(p.get("status"))
+            )),
+            _ => {}
+        }
+        if let Some(l) = lock.filter(|_| matches!(event, "lock" | "unlock" | "force_unlock")) {
+            parts.push(format!(
+                "lock {} by {} ({})",
+                short(&st(l.get("id")), 8),
+                st(l.get("who")),
+                st(l.get("operation"))
+            ));
+        }
+        if p.get("out_of_band").and_then(Value::as_bool) == Some(true) {
+            parts.push("OUT OF BAND".into());
+        }
+        if p.get("forced").and_then(Value::as_bool) == Some(true) {
+            parts.push("FORCED".into());
+        }
+    }
     if let Some(o) = p.get("outcome").and_then(|v| v.as_str()) {
         parts.push(o.to_string());
     }
@@ -356,6 +497,9 @@ pub fn terraform(index: u64, r: &Record, links: &Links) -> Option<String> {
             st(p.pointer("/tool/version"))
         ));
     }
+    if r.kind.starts_with("terraform.state.") {
+        state_backend_lines(&mut s, p);
+    }
     if let Some(w) = p.get("fail_open") {
         s.push_str(&format!("WARNING:   {}\n", st(w.get("note"))));
     }
@@ -481,12 +625,23 @@ pub fn terraform(index: u64, r: &Record, links: &Links) -> Option<String> {
             let act = planned(a).unwrap_or_else(|| "delete".into());
             s.push_str(&format!("  {:<3} {a}\n", sym(&act)));
         }
+        value_lines(&mut s, d);
         let outs = list("outputs_changed");
         if !outs.is_empty() {
             s.push_str(&format!("outputs:   changed: {}\n", outs.join(", ")));
         }
     }
-    let state = |k: &str| p.get(k).filter(|v| !v.is_null());
+    // A state write's fingerprints are `before` and `after`; a run outcome's `state_before`
+    // and `state_after`.
+    let on_backend = r.kind.starts_with("terraform.state.");
+    let state = |k: &str| {
+        let k = match (on_backend, k) {
+            (true, "state_before") => "before",
+            (true, "state_after") => "after",
+            _ => k,
+        };
+        p.get(k).filter(|v| !v.is_null())
+    };
     let fp = |v: &Value| -> String {
         if v.get("present").and_then(Value::as_bool) == Some(false) {
             "none".into()

@@ -233,13 +233,13 @@ pub fn state_event(
         intent_index: None,
         time_ns: time_ns(&r.time),
     };
-    if let Some(event) = r.kind.strip_prefix("terraform.state.") {
-        if !matches!(
-            event,
+    let server_event = r.kind.strip_prefix("terraform.state.").filter(|k| {
+        matches!(
+            *k,
             "write" | "delete" | "lock" | "unlock" | "force_unlock" | "refused"
-        ) {
-            return None;
-        }
+        )
+    });
+    if let Some(event) = server_event {
         e.name = s(p.get("state")).filter(|n| valid_state_name(n))?;
         e.event = event.to_string();
         e.lock_id = s(p.pointer("/lock/id"));

@@ -518,6 +518,20 @@ fn state_records() -> Vec<Vec<u8>> {
             json!({"state": "../etc", "after": fp(1, "ee")}),
             vec![],
         ),
+        // 15, 16: `tftrail run terraform state rm …` on the server-backed workspace: a run
+        // (its kinds start like the server's), ended by its outcome
+        rec(
+            "terraform.state.intent",
+            "dave",
+            &t(15),
+            json!({"context": ctx}),
+        ),
+        rec(
+            "terraform.state.outcome",
+            "dave",
+            &t(16),
+            json!({"context": ctx, "intent_index": 15, "outcome": "success"}),
+        ),
     ]
 }
 
@@ -584,6 +598,14 @@ fn state_events_of_every_kind_are_indexed() {
                 ..ev(8, "force_unlock")
             },
             ev(9, "delete"),
+            StateEvent {
+                intent_index: Some(15),
+                ..ev(15, "run")
+            },
+            StateEvent {
+                intent_index: Some(15),
+                ..ev(16, "run_end")
+            },
         ]
     );
     let dev = ix.state_events("team/dev").unwrap();
@@ -680,7 +702,7 @@ fn state_writes_and_deletes_are_resource_changes() {
         [(2, "update".into(), vec!["input.region".into()])]
     );
     assert_eq!(acts("terraform_data.d"), [(5, "create".into(), vec![])]);
-    assert_eq!(acts("terraform_data.big"), [(15, "create".into(), vec![])]);
+    assert_eq!(acts("terraform_data.big"), [(17, "create".into(), vec![])]);
     let h = ix.history("terraform_data.a").unwrap();
     assert_eq!(h[0].state_change.as_deref(), Some("added"));
     // A filter by resource finds the server's records too.
@@ -709,7 +731,7 @@ fn an_index_of_schema_2_is_rebuilt_with_state_events() {
     drop(ix);
     let (ix, sync) = f.open();
     assert_eq!(sync, Sync::Rebuilt("another index schema".into()));
-    assert_eq!(ix.state_events("team/prod").unwrap().len(), 9);
+    assert_eq!(ix.state_events("team/prod").unwrap().len(), 11);
     assert_eq!(ix.history("terraform_data.d").unwrap().len(), 1);
     assert_eq!(ix.open_runs(0).unwrap().len(), 1);
 }

@@ -142,6 +142,16 @@ struct AppendRequest {
     proofs: bool,
 }
 
+/// The kinds only the state backend writes (`tfstate/`): the server derives state versions
+/// and locks from them, so a client appending one could forge a version or hold a lock.
+/// `terraform.state.intent` and `.outcome` (`tftrail run -- terraform state …`) are a run's.
+fn is_state_backend_kind(kind: &str) -> bool {
+    matches!(
+        kind.strip_prefix("terraform.state."),
+        Some("write" | "delete" | "lock" | "unlock" | "force_unlock" | "refused")
+    )
+}
+
 /// `POST /v1/records`.
 pub async fn append(
     State(st): State<Arc<AppState>>,
@@ -172,6 +182,12 @@ pub async fn append(
             (!a.user.is_empty() && !a.host.is_empty()).then(|| format!("{}@{}", a.user, a.host));
         if let Some(ev) = crate::tfstate::run_event(&r.kind, &r.payload, said) {
             runs.push((i as u64, ev));
+        }
+        if is_state_backend_kind(&r.kind) {
+            return Err(ApiError::bad_request(format!(
+                "record {n}: kind {} is written only by the server's state backend (/state/); a client cannot append it",
+                r.kind
+            )));
         }
         if a.authenticated.is_some() {
             return Err(ApiError::bad_request(format!(
@@ -513,4 +529,31 @@ pub async fn blame(
 ) -> Result<Response, ApiError> {
     let out = st.blocking(move |st| changes(st, &q.address)).await?;
     Ok(Json(json!({ "changes": tftrail_index::last_applied(out) })).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn state_backend_kinds_are_the_servers() {
+        for k in [
+            "write",
+            "delete",
+            "lock",
+            "unlock",
+            "force_unlock",
+            "refused",
+        ] {
+            assert!(super::is_state_backend_kind(&format!(
+                "terraform.state.{k}"
+            )));
+        }
+        for k in [
+            "terraform.state.intent",
+            "terraform.state.outcome",
+            "terraform.apply.intent",
+            "terraform.write",
+        ] {
+            assert!(!super::is_state_backend_kind(k), "{k}");
+        }
+    }
 }

@@ -66,17 +66,9 @@ pub fn run(config: ServerConfig) -> Result<(), ServerError> {
             .map_err(|e| ServerError::Config(format!("cannot create {}: {e}", dir.display())))?;
     }
     let auth = Authenticator::from_config(&config)?;
-    // The state store must not be the log's store: /log/ serves the log's objects to readers.
     let state_location = config.state_store();
-    if tftrail_store::Location::parse(&state_location)?
-        == tftrail_store::Location::parse(&location)?
-    {
-        return Err(ServerError::Config(format!(
-            "the state store {state_location} is the log's store; state holds secrets and the log is readable: give --state-store another place"
-        )));
-    }
     let tfstate = crate::tfstate::StateBackend::new(
-        tftrail_store::create(&state_location)?,
+        open_state_store(&state_location, &location)?,
         config.limits.run_window(),
     );
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -120,6 +112,49 @@ pub fn run(config: ServerConfig) -> Result<(), ServerError> {
     let _ = seq_thread.join();
     rt.shutdown_timeout(Duration::from_secs(5));
     result
+}
+
+/// Opens (creating a directory if needed) the state store, which must not be the log's store
+/// nor lie inside or around it: `/log/` serves the log's objects to readers, and state holds
+/// secrets.
+fn open_state_store(state: &str, log: &str) -> Result<Box<dyn tftrail_store::Store>, ServerError> {
+    use tftrail_store::Location;
+    let overlap = || {
+        ServerError::Config(format!(
+            "the state store {state} overlaps the log's store {log}; state holds secrets and the log is readable: give --state-store a place of its own"
+        ))
+    };
+    let (sl, ll) = (Location::parse(state)?, Location::parse(log)?);
+    if sl == ll {
+        return Err(overlap());
+    }
+    if let (Location::Local(a), Location::Local(b)) = (&sl, &ll) {
+        let (a, b) = (resolved(a), resolved(b));
+        if a.starts_with(&b) || b.starts_with(&a) {
+            return Err(overlap());
+        }
+    }
+    Ok(tftrail_store::create(state)?)
+}
+
+/// `p` made absolute with its longest existing ancestor's symlinks resolved (the rest need
+/// not exist yet).
+fn resolved(p: &Path) -> std::path::PathBuf {
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut base = abs.clone();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(c) = base.canonicalize() {
+            return rest.iter().rev().fold(c, |acc, part| acc.join(part));
+        }
+        match (base.file_name().map(|f| f.to_os_string()), base.parent()) {
+            (Some(f), Some(parent)) => {
+                rest.push(f);
+                base = parent.to_path_buf();
+            }
+            _ => return abs,
+        }
+    }
 }
 
 fn host_name() -> String {
@@ -456,4 +491,32 @@ async fn serve_conn<I>(
         .keep_alive(true)
         .serve_connection(TokioIo::new(io), hsvc);
     let _ = watcher.watch(conn).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_store_keeps_out_of_the_log_store() {
+        let d = tempfile::tempdir().unwrap();
+        let log = d.path().join("log");
+        std::fs::create_dir(&log).unwrap();
+        let l = log.to_str().unwrap();
+        for bad in [
+            l.to_string(),
+            format!("{l}/"),
+            format!("{l}/tile/x"),
+            format!("{l}/../log/y"),
+            d.path().to_str().unwrap().to_string(),
+        ] {
+            let e = open_state_store(&bad, l).err().expect(&bad).to_string();
+            assert!(e.contains("overlaps the log's store"), "{bad}: {e}");
+        }
+        // Nothing was created inside the log's store.
+        assert!(!log.join("tile").exists() && !log.join("y").exists());
+        let good = d.path().join("states");
+        assert!(open_state_store(good.to_str().unwrap(), l).is_ok());
+        assert!(good.is_dir());
+    }
 }

@@ -423,7 +423,7 @@ pub fn diff_opt(before: Option<&StateSnapshot>, after: Option<&StateSnapshot>) -
 
 /// Attribute and output names that hold secrets whatever the provider schema says: the
 /// lower-cased name contains one of these.
-const SECRET_NAME_PARTS: &[&str] = &[
+pub const SECRET_NAME_PARTS: &[&str] = &[
     "password",
     "passphrase",
     "secret",

@@ -9,6 +9,7 @@ use tftrail_terraform::{Context, Env, StateSnapshot};
 use super::{reindex, Global};
 use crate::context;
 use crate::error::CliError;
+use crate::remote::{get_state, StateAnswer};
 
 /// Exit code: the state moved without a record.
 pub const EXIT_DRIFT: i32 = 4;
@@ -24,6 +25,13 @@ pub const EXIT_DRIFT: i32 = 4;
 /// The local state file is read directly; other backends through `terraform state pull`
 /// (the program after `--`, default `terraform`).
 ///
+/// When the workspace's state lives on a tftrail server (backend `http`, address
+/// `https://HOST/state/NAME`) and the log holds that server's writes of it, every write is
+/// recorded: the recorded state is the last write or delete of NAME, and the state is read
+/// from the server (`GET` with the backend's credentials: the backend's `password`, else
+/// `TF_HTTP_PASSWORD`, else `TFTRAIL_TOKEN`). A state that differs from its record can then
+/// only mean that the server's state store was altered, which the server detects by hash.
+///
 /// Exit codes: 0 in sync; 4 drift found (or a state with no recorded run); 1 the log failed
 /// an integrity check; 2 usage; 3 operational failure.
 #[derive(clap::Args)]
@@ -36,16 +44,35 @@ pub struct Args {
     command: Vec<String>,
 }
 
-fn local_state_path(dir: &Path, env: &Env, workspace: &str) -> PathBuf {
+/// The backend's `config` from `<data dir>/terraform.tfstate` (may hold credentials: never
+/// printed).
+fn backend_config(dir: &Path, env: &Env) -> Value {
     let data = dir.join(env.get("TF_DATA_DIR").unwrap_or(".terraform"));
     let cfg: Value = std::fs::read(data.join("terraform.tfstate"))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or(Value::Null);
-    let cfg = cfg
-        .pointer("/backend/config")
+    cfg.pointer("/backend/config")
         .cloned()
-        .unwrap_or(Value::Null);
+        .unwrap_or(Value::Null)
+}
+
+/// The password Terraform's `http` backend sends (a tftrail token or OIDC ID token): the
+/// backend's `password`, else `TF_HTTP_PASSWORD` (Terraform's order: the environment is the
+/// default of the setting), else `TFTRAIL_TOKEN`. The user name is not needed: the server
+/// ignores it.
+fn state_credential(config: &Value, env: &Env) -> Option<String> {
+    config
+        .get("password")
+        .and_then(Value::as_str)
+        .filter(|p| !p.is_empty())
+        .or_else(|| env.get("TF_HTTP_PASSWORD"))
+        .or_else(|| env.get(tftrail_store::http::TOKEN_ENV))
+        .map(String::from)
+}
+
+fn local_state_path(dir: &Path, env: &Env, workspace: &str) -> PathBuf {
+    let cfg = backend_config(dir, env);
     if workspace == "default" {
         dir.join(
             cfg.get("path")
@@ -115,9 +142,19 @@ pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
     let dir = cwd.join(a.dir.clone().unwrap_or_default());
     let env = Env::inherit();
     let ctx = Context::capture(&dir, &env);
+    let location = g.location();
+    if let Some(name) = server_state_name(&ctx) {
+        let log = context::open_log(&location, &g.trusted_key(&location)?)?;
+        let cp = log.head()?.checkpoint;
+        let ix = reindex::open_index(&log, &location, &cp)?;
+        let events = ix.state_events(&name).map_err(reindex::index_err)?;
+        if events.iter().any(|e| is_version(&e.event)) {
+            drop(ix);
+            return server_backed(g, &dir, &ctx, &env, &name, &log, &location);
+        }
+    }
     let current = current_state(&a, &dir, &ctx, &env)?;
 
-    let location = g.location();
     let log = context::open_log(&location, &g.trusted_key(&location)?)?;
     let cp = log.head()?.checkpoint;
     let ix = reindex::open_index(&log, &location, &cp)?;
@@ -271,4 +308,298 @@ pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
         }
     }
     Ok(if drift { EXIT_DRIFT } else { 0 })
+}
+
+/// The name of the state on a tftrail server that the workspace's `http` backend uses.
+fn server_state_name(ctx: &Context) -> Option<String> {
+    if ctx.backend != "http" {
+        return None;
+    }
+    tftrail_index::state_name_from_address(ctx.state_address.as_deref()?)
+}
+
+/// Whether a state event records a version of the state (a write or a delete).
+fn is_version(event: &str) -> bool {
+    matches!(event, "write" | "delete")
+}
+
+/// The last recorded version of a server-held state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RecordedVersion {
+    /// Log index of the `terraform.state.write` or `.delete` record.
+    index: u64,
+    /// SHA-256 of the bytes written; `None` after a delete.
+    sha256: Option<String>,
+}
+
+/// What is wrong between the last recorded version and what the server serves now (nothing:
+/// in sync). `current` is the SHA-256 of the served bytes.
+fn server_findings(recorded: &RecordedVersion, current: &StateAnswer) -> Vec<String> {
+    let i = recorded.index;
+    match (current, &recorded.sha256) {
+        (StateAnswer::Altered(said), _) => vec![format!("the state store was altered: {said}")],
+        (StateAnswer::NoState, None) => vec![],
+        (StateAnswer::NoState, Some(sha)) => vec![format!(
+            "the recorded state is gone: the server has no state, record {i} wrote sha256 {sha}"
+        )],
+        (StateAnswer::State(bytes), None) => vec![format!(
+            "a state appeared after record {i} deleted it: the server serves sha256 {}",
+            sha256_hex(bytes)
+        )],
+        (StateAnswer::State(bytes), Some(sha)) => {
+            let now = sha256_hex(bytes);
+            if &now == sha {
+                vec![]
+            } else {
+                vec![format!(
+                    "state content changed without a record: record {i} wrote sha256 {sha}, the server serves {now}"
+                )]
+            }
+        }
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// `check-state` for a workspace whose state a tftrail server holds (see [`Args`]).
+fn server_backed(
+    g: &Global,
+    dir: &Path,
+    ctx: &Context,
+    env: &Env,
+    name: &str,
+    log: &tftrail_log::Log,
+    location: &str,
+) -> Result<i32, CliError> {
+    let address = ctx.state_address.as_deref().unwrap_or_default();
+    let answer = get_state(address, state_credential(&backend_config(dir, env), env))?;
+    // The log read after the state, so a write the server answered before is in it.
+    let cp = log.head()?.checkpoint;
+    let ix = reindex::open_index(log, location, &cp)?;
+    let versions: Vec<u64> = ix
+        .state_events(name)
+        .map_err(reindex::index_err)?
+        .into_iter()
+        .filter(|e| is_version(&e.event))
+        .map(|e| e.index)
+        .collect();
+    let mut recs = reindex::read_records(log, &cp, &versions)?;
+    for (_, r) in recs.iter_mut() {
+        tftrail_index::inflate(log, &mut r.payload)?;
+    }
+    // The addresses the recorded writes leave, and the last version's fingerprint.
+    let mut addrs: BTreeSet<String> = BTreeSet::new();
+    let mut last: Option<(RecordedVersion, Value)> = None;
+    for (i, r) in &recs {
+        let list = |k: &str| -> Vec<String> {
+            r.payload
+                .pointer(&format!("/state_diff/{k}"))
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        };
+        for x in list("added") {
+            addrs.insert(x);
+        }
+        for x in list("removed") {
+            addrs.remove(&x);
+        }
+        let write = r.kind == "terraform.state.write";
+        let after = if write {
+            r.payload.get("after").cloned().unwrap_or(Value::Null)
+        } else {
+            json!({"present": false})
+        };
+        let sha256 = write.then(|| {
+            after
+                .get("sha256")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        });
+        last = Some((RecordedVersion { index: *i, sha256 }, after));
+    }
+    let (recorded, recorded_state) = last.ok_or_else(|| {
+        CliError::integrity(format!(
+            "the index lists writes of state {name}, but the log holds none of them"
+        ))
+        .hint("run `tftrail reindex`")
+    })?;
+    let mut findings = server_findings(&recorded, &answer);
+    let current = match &answer {
+        StateAnswer::State(b) => StateSnapshot::from_state_json(b).ok(),
+        _ => None,
+    };
+    let current_state = match (&answer, &current) {
+        (_, Some(s)) => s.fingerprint(),
+        (StateAnswer::State(b), None) => {
+            json!({"present": true, "sha256": sha256_hex(b), "size": b.len(), "error": "not a state (v4)"})
+        }
+        (StateAnswer::NoState, _) => json!({"present": false}),
+        (StateAnswer::Altered(_), _) => json!({"present": null}),
+    };
+    let (mut added, mut removed) = (vec![], vec![]);
+    if !findings.is_empty() {
+        let rs = |k: &str| recorded_state.get(k).cloned().unwrap_or(Value::Null);
+        if let Some(s) = &current {
+            if recorded.sha256.is_some() && rs("lineage").as_str() != s.lineage() {
+                findings.push(format!(
+                    "lineage replaced: recorded {}, now {}",
+                    rs("lineage").as_str().unwrap_or("-"),
+                    s.lineage().unwrap_or("-")
+                ));
+            }
+            let (rser, cser) = (rs("serial").as_u64(), s.serial());
+            if recorded.sha256.is_some() && rser != cser {
+                findings.push(format!(
+                    "serial moved without a record: recorded {}, now {}",
+                    rser.map_or("-".into(), |n| n.to_string()),
+                    cser.map_or("-".into(), |n| n.to_string())
+                ));
+            }
+            let now: BTreeSet<String> = s.addresses().map(String::from).collect();
+            let complete = recorded.sha256.is_none() && addrs.is_empty()
+                || rs("resources").as_u64() == Some(addrs.len() as u64);
+            if complete {
+                added = now.difference(&addrs).cloned().collect();
+                removed = addrs.difference(&now).cloned().collect();
+            }
+        }
+    }
+    let drift = !findings.is_empty();
+    if g.json {
+        println!(
+            "{}",
+            json!({
+                "dir": ctx.dir, "workspace": ctx.workspace, "backend": ctx.backend,
+                "server_backed": true, "state": name, "state_address": address,
+                "in_sync": !drift, "recorded": true, "reformatted": false,
+                "record": recorded.index, "recorded_state": recorded_state,
+                "current_state": current_state, "findings": findings,
+                "added": added, "removed": removed,
+            })
+        );
+    } else if !drift {
+        if recorded.sha256.is_some() {
+            println!(
+                "in sync: state {name} on the tftrail server matches record {} (every write is recorded)",
+                recorded.index
+            );
+        } else {
+            println!(
+                "in sync: state {name} on the tftrail server has no state, as record {} (a delete) left it (every write is recorded)",
+                recorded.index
+            );
+        }
+    } else {
+        println!("DRIFT: state {name} on the tftrail server does not match its record");
+        println!("last recorded state: record {}", recorded.index);
+        for f in &findings {
+            println!("  {f}");
+        }
+        for x in &added {
+            println!("  + {x}  (not created by a recorded write)");
+        }
+        for x in &removed {
+            println!("  - {x}  (not removed by a recorded write)");
+        }
+    }
+    Ok(if drift { EXIT_DRIFT } else { 0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_credential_is_the_one_terraform_sends() {
+        let env = Env::empty()
+            .set("TF_HTTP_PASSWORD", "from-env")
+            .set("TFTRAIL_TOKEN", "tftrail-token");
+        let cfg = json!({"address": "https://h/state/x", "username": "tftrail", "password": "from-config"});
+        assert_eq!(state_credential(&cfg, &env).as_deref(), Some("from-config"));
+        for cfg in [
+            json!({"password": ""}),
+            json!({"password": null}),
+            Value::Null,
+        ] {
+            assert_eq!(state_credential(&cfg, &env).as_deref(), Some("from-env"));
+            let only_token = Env::empty().set("TFTRAIL_TOKEN", "tftrail-token");
+            assert_eq!(
+                state_credential(&cfg, &only_token).as_deref(),
+                Some("tftrail-token")
+            );
+            assert_eq!(state_credential(&cfg, &Env::empty()), None);
+        }
+    }
+
+    #[test]
+    fn the_backend_config_is_read_from_the_data_dir() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("data")).unwrap();
+        std::fs::write(
+            d.path().join("data/terraform.tfstate"),
+            r#"{"backend":{"type":"http","config":{"address":"https://h/state/a","password":"pw"}}}"#,
+        )
+        .unwrap();
+        let env = Env::empty().set("TF_DATA_DIR", "data");
+        let cfg = backend_config(d.path(), &env);
+        assert_eq!(state_credential(&cfg, &env).as_deref(), Some("pw"));
+        assert_eq!(backend_config(d.path(), &Env::empty()), Value::Null);
+    }
+
+    #[test]
+    fn server_state_names_only_for_the_http_backend() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join(".terraform")).unwrap();
+        let write = |t: &str, addr: &str| {
+            std::fs::write(
+                d.path().join(".terraform/terraform.tfstate"),
+                json!({"backend": {"type": t, "config": {"address": addr}}}).to_string(),
+            )
+            .unwrap();
+            Context::capture(d.path(), &Env::empty())
+        };
+        let ctx = write("http", "https://h/state/team/prod");
+        assert_eq!(server_state_name(&ctx).as_deref(), Some("team/prod"));
+        assert_eq!(server_state_name(&write("http", "https://h/api/x")), None);
+        assert_eq!(server_state_name(&write("s3", "https://h/state/x")), None);
+    }
+
+    #[test]
+    fn findings_against_the_served_state() {
+        let bytes = br#"{"version":4,"serial":3,"lineage":"l"}"#.to_vec();
+        let sha = sha256_hex(&bytes);
+        let wrote = RecordedVersion {
+            index: 7,
+            sha256: Some(sha.clone()),
+        };
+        let deleted = RecordedVersion {
+            index: 9,
+            sha256: None,
+        };
+        assert!(server_findings(&wrote, &StateAnswer::State(bytes.clone())).is_empty());
+        assert!(server_findings(&deleted, &StateAnswer::NoState).is_empty());
+        let other = b"{}".to_vec();
+        let f = server_findings(&wrote, &StateAnswer::State(other.clone()));
+        assert_eq!(f.len(), 1);
+        assert!(
+            f[0].contains(&sha) && f[0].contains(&sha256_hex(&other)) && f[0].contains("record 7"),
+            "{f:?}"
+        );
+        let f = server_findings(&wrote, &StateAnswer::NoState);
+        assert!(f[0].contains("gone") && f[0].contains(&sha), "{f:?}");
+        let f = server_findings(&deleted, &StateAnswer::State(bytes));
+        assert!(f[0].contains("appeared after record 9"), "{f:?}");
+        let said = "state team/prod record 7: sha256 aa recorded, bb stored";
+        for r in [&wrote, &deleted] {
+            let f = server_findings(r, &StateAnswer::Altered(said.into()));
+            assert_eq!(f, [format!("the state store was altered: {said}")]);
+        }
+    }
 }

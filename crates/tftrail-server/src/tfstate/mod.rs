@@ -183,17 +183,20 @@ impl StateBackend {
     }
 
     /// The latest run open on `name` now, if any (runs older than the window are dropped).
-    /// With `who` (a lock's `user@host`), only a run whose writer said the same, or said
-    /// nothing: a plain `terraform apply` that takes the lock while someone else's run waits
-    /// for it is not that run.
+    /// With `who` (a lock's `user@host`), only a run whose writer named the same host, or
+    /// none: a plain `terraform apply` elsewhere that takes the lock while a run waits for it
+    /// is not that run. Hosts only, because Terraform and tftrail find the user name in
+    /// different places (passwd entry, `$USER`) and may disagree.
     fn open_run(&self, name: &str, now_ns: i64, who: Option<&str>) -> Option<u64> {
         let window = self.run_window.as_nanos() as i64;
+        let host = |w: &str| w.rsplit_once('@').map(|(_, h)| h.to_string());
+        let want = who.and_then(host);
         let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
         let v = runs.get_mut(name)?;
         v.retain(|r| now_ns.saturating_sub(r.time_ns) <= window);
         v.iter()
-            .filter(|r| match (who, r.who.as_deref()) {
-                (Some(a), Some(b)) => a == b,
+            .filter(|r| match (&want, r.who.as_deref().and_then(host)) {
+                (Some(a), Some(b)) => *a == b,
                 _ => true,
             })
             .map(|r| r.intent)
@@ -268,11 +271,13 @@ mod tests {
         let store = tftrail_store::create(dir.path().to_str().unwrap()).unwrap();
         let b = StateBackend::new(store, Duration::from_secs(60));
         let s = 1_000_000_000i64;
-        b.note_run(RunEvent::Opened("p".into(), Some("a@h".into())), 5, 10 * s);
-        b.note_run(RunEvent::Opened("p".into(), Some("b@h".into())), 9, 20 * s);
+        b.note_run(RunEvent::Opened("p".into(), Some("a@h1".into())), 5, 10 * s);
+        b.note_run(RunEvent::Opened("p".into(), Some("b@h2".into())), 9, 20 * s);
         assert_eq!(b.open_run("p", 21 * s, None), Some(9));
-        assert_eq!(b.open_run("p", 21 * s, Some("a@h")), Some(5));
-        assert_eq!(b.open_run("p", 21 * s, Some("c@h")), None);
+        assert_eq!(b.open_run("p", 21 * s, Some("a@h1")), Some(5));
+        // Terraform may name the user otherwise; the host decides.
+        assert_eq!(b.open_run("p", 21 * s, Some("root@h1")), Some(5));
+        assert_eq!(b.open_run("p", 21 * s, Some("a@h3")), None);
         assert_eq!(b.open_run("q", 21 * s, None), None);
         b.note_run(RunEvent::Closed(9), 10, 22 * s);
         assert_eq!(b.open_run("p", 22 * s, None), Some(5));
