@@ -77,12 +77,14 @@ for d in local http; do (cd "$tmp/$d" && "$TERRAFORM" init -input=false >/dev/nu
 
 now() { date +%s.%N; }
 # t DIR CMD...: run quietly in DIR, print elapsed seconds.
+# failed DIR CMD...: what a failed command said, and the server's last lines.
+failed() { echo "failed in $1: ${*:2}" >&2; tail -20 "$tmp/out" >&2; tail -5 "$tmp/serve.log" >&2; exit 1; }
 t() {
   local d=$1 s e; shift
-  cd "$tmp/$d"; s=$(now); "$@" >/dev/null 2>&1 || { echo "failed in $d: $*" >&2; exit 1; }; e=$(now)
+  cd "$tmp/$d"; s=$(now); "$@" >"$tmp/out" 2>&1 || failed "$d" "$@"; e=$(now)
   echo "$e - $s" | bc -l
 }
-quiet() { (cd "$tmp/$1" && shift && "$@" >/dev/null 2>&1) || { echo "failed in $1: ${*:2}" >&2; exit 1; }; }
+quiet() { (cd "$tmp/$1" && "${@:2}" >"$tmp/out" 2>&1) || failed "$@"; }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
 # pairs A B: the median of A[i]/B[i] - 1, in percent.
 pairs() { local -n xa=$1 xb=$2; local r=() i; for i in "${!xa[@]}"; do r+=("$(echo "(${xa[$i]} / ${xb[$i]} - 1) * 100" | bc -l)"); done; median "${r[@]}"; }

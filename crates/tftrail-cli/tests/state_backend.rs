@@ -402,14 +402,13 @@ impl Ws<'_> {
     }
 
     /// `tftrail ARGS…` in this directory talking to the server with the writer's token (and
-    /// only the verifier key), with Terraform's test environment. `USER` is the login name of
-    /// the uid, as for a real user (the harness's `USER=tester` would differ from the `Who`
-    /// Terraform puts in its locks, taken from the passwd entry).
+    /// only the verifier key), with Terraform's test environment. Its `USER` (the harness's
+    /// "tester") differs from the user in Terraform's lock `Who` (the uid's passwd name), as
+    /// it may for real users: the server links a run and a lock by host.
     fn tftrail(&self, args: &[&str], envs: &[(&str, &str)]) -> Output {
         let mut c = self.b.env.client(&self.b.server, &self.b.writer, args);
         self.b.env.tf_env(&mut c);
-        c.env("USER", login_name())
-            .env("TFTRAIL_KEY", &self.b.vkey)
+        c.env("TFTRAIL_KEY", &self.b.vkey)
             .env("TF_HTTP_PASSWORD", &self.password)
             .current_dir(&self.dir)
             .envs(envs.iter().copied());
@@ -418,13 +417,6 @@ impl Ws<'_> {
 }
 
 // ---- helpers ----
-
-/// The passwd name of this process's uid (`id -un`).
-fn login_name() -> String {
-    let out = Command::new("id").arg("-un").output().expect("run id -un");
-    assert!(out.status.success(), "id -un failed");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 fn basic(user: &str, pass: &str) -> String {
     use base64::Engine as _;
@@ -1865,5 +1857,80 @@ fn the_protocol_refuses_what_it_must_and_records_refusals() {
         b"",
     );
     assert_eq!(st, 404);
+    b.env.ok(&["verify"], None);
+}
+
+/// A v4 state of `n` terraform_data instances (as Terraform writes them, `input` dynamic).
+fn big_state(n: usize, serial: u64, tag: &str) -> Vec<u8> {
+    let instances: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({"index_key": i, "schema_version": 0, "sensitive_attributes": [],
+                "attributes": {"id": format!("id-{i}"), "triggers_replace": null,
+                    "input": {"value": {"i": i, "name": format!("resource-{i}-{tag}")},
+                              "type": ["object", {"i": "number", "name": "string"}]},
+                    "output": {"value": {"i": i, "name": format!("resource-{i}-{tag}")},
+                               "type": ["object", {"i": "number", "name": "string"}]}}})
+        })
+        .collect();
+    serde_json::to_vec(&json!({
+        "version": 4, "terraform_version": "1.11.4", "serial": serial, "lineage": "BIG",
+        "outputs": {}, "check_results": null,
+        "resources": [{"mode": "managed", "type": "terraform_data", "name": "r",
+            "provider": "provider[\"terraform.io/builtin/terraform\"]", "instances": instances}]
+    }))
+    .unwrap()
+}
+
+#[test]
+fn a_large_write_is_recorded_with_its_diff_in_a_blob() {
+    // 1,000 instances created in one apply (about 0.3 MB of state): the record's values are
+    // far over a log entry's 64 KiB, so its state_diff must move to a blob (as for records
+    // over 4 KiB), not fail the write. Terraform gives up on a 500 ("Failed to save state").
+    let b = Backend::start(&[]);
+    let name = "raw/big";
+    let w = Cred::Bearer(&b.writer);
+    for (serial, tag) in [(1, "a"), (2, "b")] {
+        let doc = big_state(1000, serial, tag);
+        let (st, v) = b.post_state(name, "", w, &doc);
+        assert_eq!(st, 200, "a {}-byte state: {v}", doc.len());
+        assert_eq!(b.get_state(name).2.as_bytes(), doc.as_slice());
+    }
+    let raw: Vec<Value> = b
+        .server
+        .records(&b.admin)
+        .into_iter()
+        .filter(|r| r["record"]["kind"] == "terraform.state.write")
+        .collect();
+    assert_eq!(raw.len(), 2);
+    for r in &raw {
+        let stub = &r["record"]["payload"]["state_diff"]["in_blob"];
+        assert_eq!(stub["blob"], "state-diff.json", "{r:#}");
+        assert!(
+            r["record"]["blobs"]
+                .as_array()
+                .is_some_and(|bl| bl.iter().any(|x| x["sha256"] == stub["sha256"])),
+            "{r:#}"
+        );
+    }
+    // Put back, the diff is whole: 1,000 added, then 1,000 changed with their values.
+    let writes = of(&b.state_log(name), "write")
+        .into_iter()
+        .cloned()
+        .collect::<Vec<_>>();
+    assert_eq!(
+        strings(&writes[0].payload["state_diff"]["added"]).len(),
+        1000
+    );
+    let values = writes[1].payload["state_diff"]["values"]
+        .as_array()
+        .unwrap();
+    assert_eq!(values.len(), 1000);
+    let seventh = values
+        .iter()
+        .find(|v| v["address"] == "terraform_data.r[7]")
+        .unwrap_or_else(|| panic!("no terraform_data.r[7] in {:#}", values[0]));
+    let one = attribute(seventh, "input.name");
+    assert_eq!(one["before"], "resource-7-a", "{one}");
+    assert_eq!(one["after"], "resource-7-b", "{one}");
     b.env.ok(&["verify"], None);
 }
