@@ -106,8 +106,22 @@ echo "terraform.state.write records: $writes (for $((2 * REPS)) applies and dest
 size="$(stat -c %s "$(ls -S "$tmp/states/bench/apply/"*.tfstate | head -1)")"
 echo "largest state version: $size bytes" >&2
 
+# The server's own time for one write of that state as a create (parse, diff with the values of
+# N added instances, version stored, record and blob appended): POSTs of the last version,
+# each to a new name, timed by curl.
+last="$(ls -t "$tmp/states/bench/apply/"*.tfstate | head -1)"
+pw=()
+for ((i = 1; i <= 9; i++)); do
+  pw+=("$(curl -sf -o /dev/null -w '%{time_total}' -u "tftrail:$token" \
+    -H 'content-type: application/json' --data-binary @"$last" \
+    "http://$addr/state/bench/post-$i")") || { echo "failed: POST of $last" >&2; exit 1; }
+done
+echo "one POST /state of the $N-resource state ($(stat -c %s "$last") bytes) as a create: ${pw[*]} s" >&2
+
 echo "| resources | apply, local backend (s) | apply, http backend via tftrail serve (s) | added (pairs; medians) |"
 echo "|---:|---:|---:|---:|"
 printf '| %d | %.2f | %.2f | %+.0f %%; %+.0f %% |\n' "$N" "$ml" "$mh" \
   "$(pairs th tl)" "$(echo "($mh - $ml) / $ml * 100" | bc -l)"
+printf '\nThe server'"'"'s time for one write creating the %d resources (curl, median of 9): %.1f ms\n' "$N" \
+  "$(echo "$(median "${pw[@]}") * 1000" | bc -l)"
 echo >&2 "log: $("$TFTRAIL" verify 2>&1 | head -1)"
