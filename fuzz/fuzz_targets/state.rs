@@ -1,9 +1,10 @@
 //! State JSON: parsing, fingerprints, secrets and diffs never panic, and the fingerprint and
-//! the diff against an empty state hold no value the state marks sensitive.
+//! the diffs (with values, as the state backend records them) hold no value the state marks
+//! sensitive.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tftrail_terraform::state::diff_opt;
+use tftrail_terraform::state::{diff_opt, diff_values};
 use tftrail_terraform::StateSnapshot;
 
 fuzz_target!(|data: &[u8]| {
@@ -16,6 +17,8 @@ fuzz_target!(|data: &[u8]| {
     let after = StateSnapshot::from_state_json(b).ok();
     let d = diff_opt(before.as_ref(), after.as_ref());
     let diff = serde_json::to_string(&d).expect("the diff serialises");
+    let values = serde_json::to_string(&diff_values(before.as_ref(), after.as_ref()))
+        .expect("the diff with values serialises");
     for s in [&before, &after].into_iter().flatten() {
         let _ = s.addresses().count();
         let fp = s.fingerprint().to_string();
@@ -25,6 +28,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(
                 !fp.contains(secret.as_str()),
                 "fingerprint leaks {secret:?}"
+            );
+            assert!(
+                !values.contains(secret.as_str()),
+                "the diff with values leaks {secret:?}"
             );
         }
     }

@@ -356,9 +356,11 @@ fn fit(
             .and_then(|r| r.to_entry())
             .map_err(|e| ApiError::internal(format!("cannot build the {kind} record: {e}")))
     };
-    let entry = build(&payload, vec![])?;
-    if entry.len() <= INLINE_BUDGET {
-        return Ok((entry, vec![]));
+    // Too large for the budget, or even for an entry (a 64 KiB diff): the diff moves out.
+    if let Ok(entry) = build(&payload, vec![]) {
+        if entry.len() <= INLINE_BUDGET {
+            return Ok((entry, vec![]));
+        }
     }
     let envelope = build(&json!({}), vec![])?.len();
     // Room for the blob reference the record gains.
