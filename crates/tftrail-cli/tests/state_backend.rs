@@ -1934,3 +1934,159 @@ fn a_large_write_is_recorded_with_its_diff_in_a_blob() {
     assert_eq!(one["after"], "resource-7-b", "{one}");
     b.env.ok(&["verify"], None);
 }
+
+/// Appends one record through `POST /v1/records` as the writer; its index.
+fn append_record(b: &Backend, kind: &str, payload: Value, user: &str, host: &str) -> u64 {
+    let body = json!({"records": [{
+        "kind": kind,
+        "payload": payload,
+        "actor": {"user": user, "host": host},
+    }]})
+    .to_string();
+    let (st, _, out) = b.http(
+        "POST",
+        "/v1/records",
+        Cred::Bearer(&b.writer),
+        "content-type: application/json\r\n",
+        body.as_bytes(),
+    );
+    assert_eq!(st, 200, "append {kind}: {out}");
+    json_or_null(&out)["first"].as_u64().unwrap()
+}
+
+#[test]
+fn runs_link_writes_by_lock_host_and_by_workspace_until_their_outcome() {
+    let b = Backend::start(&[]);
+    let name = "link/ws";
+    let w = Cred::Bearer(&b.writer);
+    let intent = append_record(
+        &b,
+        "terraform.apply.intent",
+        json!({"context": {"state_address": b.address(name), "backend": "http"}}),
+        "alice",
+        "build-7",
+    );
+
+    // A write without a lock during the run: linked by workspace.
+    assert_eq!(b.post_state(name, "", w, &state_doc("L", 1, "a")).0, 200);
+    // A lock from another host while the run is open is not the run's, nor its writes.
+    let other = json!({"ID": "lock-other", "Operation": "OperationTypeApply", "Who": "bob@laptop",
+        "Version": "1.11.4", "Created": "2026-12-03T10:00:00Z", "Path": "", "Info": ""});
+    assert_eq!(b.lock_call("LOCK", name, &other).0, 200);
+    assert_eq!(
+        b.post_state(name, "?ID=lock-other", w, &state_doc("L", 2, "b"))
+            .0,
+        200
+    );
+    assert_eq!(b.lock_call("UNLOCK", name, &other).0, 200);
+    // A lock from the run's host (another user name: Terraform's may differ) is the run's.
+    let mine = json!({"ID": "lock-mine", "Operation": "OperationTypeApply", "Who": "root@build-7",
+        "Version": "1.11.4", "Created": "2026-12-03T10:01:00Z", "Path": "", "Info": ""});
+    assert_eq!(b.lock_call("LOCK", name, &mine).0, 200);
+    assert_eq!(
+        b.post_state(name, "?ID=lock-mine", w, &state_doc("L", 3, "c"))
+            .0,
+        200
+    );
+    assert_eq!(b.lock_call("UNLOCK", name, &mine).0, 200);
+    // The outcome closes the run: later writes are out of band.
+    append_record(
+        &b,
+        "terraform.apply.outcome",
+        json!({"intent_index": intent, "outcome": "success"}),
+        "alice",
+        "build-7",
+    );
+    assert_eq!(b.post_state(name, "", w, &state_doc("L", 4, "d")).0, 200);
+
+    let writes: Vec<Rec> = of(&b.state_log(name), "write")
+        .into_iter()
+        .cloned()
+        .collect();
+    let links: Vec<(Value, Value)> = writes
+        .iter()
+        .map(|r| (r.payload["run"].clone(), r.payload["out_of_band"].clone()))
+        .collect();
+    assert_eq!(
+        links,
+        vec![
+            (
+                json!({"intent_index": intent, "matched_by": "workspace"}),
+                json!(false)
+            ),
+            (Value::Null, json!(true)),
+            (
+                json!({"intent_index": intent, "matched_by": "lock"}),
+                json!(false)
+            ),
+            (Value::Null, json!(true)),
+        ],
+        "{writes:#?}"
+    );
+    let all = b.state_log(name);
+    let locks = of(&all, "lock");
+    assert_eq!(locks[0].payload["run"], Value::Null);
+    assert_eq!(locks[1].payload["run"], json!({"intent_index": intent}));
+
+    // A client cannot append the state backend's own kinds (a forged lock would hold after a
+    // restart).
+    for kind in ["terraform.state.lock", "terraform.state.write"] {
+        let body = json!({"records": [{"kind": kind, "payload": {"state": name,
+            "lock": {"id": "forged", "who": "x@y"}}}]})
+        .to_string();
+        let (st, _, out) = b.http(
+            "POST",
+            "/v1/records",
+            w,
+            "content-type: application/json\r\n",
+            body.as_bytes(),
+        );
+        assert_eq!(st, 400, "{kind}: {out}");
+        assert!(out.contains("only by the server"), "{out}");
+    }
+}
+
+#[test]
+fn the_state_store_can_be_an_object_lock_bucket() {
+    let moto = tftrail_store::testing::Moto::start();
+    let envs: Vec<(&str, String)> = moto.env();
+    moto.apply_env();
+    moto.create_audit_bucket("tfstates", 1);
+    let env = Env::new();
+    env.init();
+    let writer = env.token("writer", "ci");
+    let server = env.serve(&["--state-store", "s3://tfstates/teams"], &envs);
+    let s1 = state_doc("L", 1, "first");
+    let s2 = state_doc("L", 2, "second");
+    for s in [&s1, &s2] {
+        let (st, _, out) = server.exchange(
+            "POST",
+            "/state/team/prod",
+            &format!(
+                "authorization: Bearer {writer}\r\ncontent-md5: {}\r\n",
+                md5_base64(s)
+            ),
+            s,
+        );
+        assert_eq!(st, 200, "{out}\n{}", server.stderr.lock().unwrap());
+    }
+    let (st, _, got) = server.exchange(
+        "GET",
+        "/state/team/prod",
+        &format!("authorization: Bearer {writer}\r\n"),
+        b"",
+    );
+    assert_eq!((st, got.as_bytes()), (200, s2.as_slice()));
+    // Both versions are objects in the bucket, named by their hash.
+    let bucket = tftrail_store::open("s3://tfstates/teams").expect("open the bucket");
+    for s in [&s1, &s2] {
+        let path = format!("team/prod/{}.tfstate", sha256_hex(s));
+        assert_eq!(
+            bucket.get(&path).unwrap().as_deref(),
+            Some(s.as_slice()),
+            "{path}"
+        );
+    }
+    // The log holds neither state document (only fingerprints and the redacted diff).
+    assert!(files_containing(&env.store, "check_results").is_empty());
+}
