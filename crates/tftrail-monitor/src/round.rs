@@ -1,1 +1,554 @@
-//! (being written)
+//! One monitoring round: the checkpoint against the last one seen, the new entries verified
+//! incrementally, the rules on the new records, and delivery of what they raised.
+//!
+//! The order, and what each failure means:
+//! 1. Read and verify the signed checkpoint. Against the last checkpoint this monitor
+//!    verified: same size and root, nothing new; a smaller size, a rollback; the same size
+//!    with another root, or a consistency proof that fails, a fork.
+//! 2. Read the new entries in chunks, each authenticated against the new root
+//!    ([`Log::entries`]); parse every record; read every blob it references (hash and size
+//!    checked); put moved fragments back ([`tftrail_index::inflate`]); extract the resource
+//!    changes ([`tftrail_index::extract`]); hand them to the rules.
+//! 3. Raise the alerts whose keys were never raised before, queue one delivery per sink in
+//!    the outbox, save the memory, deliver the outbox (older deliveries first), save again.
+//!
+//! An integrity failure stops the round: the last good checkpoint and the rules' memory are
+//! kept as they were (the failure is found again next round, and its alert, having the same
+//! key, is not delivered twice), and only the `integrity` alert is raised. A failure to read
+//! the store is operational: nothing is raised for it, deliveries still owed are still tried.
+
+use std::collections::{HashMap, HashSet};
+
+use sha2::{Digest, Sha256};
+use tftrail_core::checkpoint::Checkpoint;
+use tftrail_core::merkle::{check_consistency, hash_b64};
+use tftrail_core::record::Record;
+use tftrail_core::TILE_WIDTH;
+use tftrail_log::{Log, LogError};
+
+use crate::alert::{Alert, Severity};
+use crate::memory::{Memory, Owed};
+use crate::rules::Event;
+use crate::sinks::{self, Context, Sender};
+use crate::MonitorConfig;
+
+/// Entries read (and handed to the rules) at a time: 16 entry bundles.
+pub const CHUNK: u64 = 16 * TILE_WIDTH;
+
+/// What one round did.
+#[derive(Debug, Default)]
+pub struct RoundReport {
+    /// The checkpoint read this round: origin, size, root (base64).
+    pub checkpoint: Option<(String, u64, String)>,
+    /// The size of the last checkpoint verified before this round.
+    pub previous_size: Option<u64>,
+    /// New records read, verified and evaluated.
+    pub records: u64,
+    /// Distinct blobs read and checked.
+    pub blobs: u64,
+    /// The alerts raised this round (never raised before).
+    pub alerts: Vec<Alert>,
+    /// The log failed an integrity check (an `integrity` alert was raised, or had been for the
+    /// same failure before).
+    pub integrity: bool,
+    /// What failed the integrity check.
+    pub integrity_message: Option<String>,
+    /// An operational failure (the store could not be read, memory not written).
+    pub failure: Option<String>,
+    /// Deliveries made.
+    pub delivered: u64,
+    /// Deliveries that failed this round (each after its retries): sink and why.
+    pub delivery_failures: Vec<String>,
+    /// Deliveries still owed after the round.
+    pub owed: usize,
+}
+
+impl RoundReport {
+    /// The exit code of `tftrail monitor --once`: 1 integrity failure, 4 an alert was
+    /// raised, 3 operational failure (store, delivery, memory), 0 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        if self.integrity {
+            1
+        } else if !self.alerts.is_empty() {
+            4
+        } else if self.failure.is_some() || !self.delivery_failures.is_empty() {
+            3
+        } else {
+            0
+        }
+    }
+}
+
+/// Why observing the log stopped.
+enum Stop {
+    /// The log failed a check: the alert to raise.
+    Integrity(Box<Alert>),
+    /// The store or the monitor's memory failed.
+    Failure(String),
+}
+
+fn stop(a: Alert) -> Stop {
+    Stop::Integrity(Box::new(a))
+}
+
+fn short_hash(s: &[u8]) -> String {
+    hex::encode(&Sha256::digest(s)[..8])
+}
+
+fn integrity_alert(
+    kind: &str,
+    key: String,
+    records: Vec<u64>,
+    summary: String,
+    why: &str,
+    details: serde_json::Value,
+) -> Alert {
+    let mut details = details;
+    details["check"] = kind.into();
+    Alert {
+        rule: "integrity".into(),
+        severity: Severity::Critical,
+        records,
+        summary,
+        why: why.into(),
+        details,
+        key,
+    }
+}
+
+/// A failure to read or check the log at `cp`: an integrity alert or an operational failure.
+fn classify(e: LogError, cp: &Checkpoint, what: &str) -> Stop {
+    if !e.is_integrity() {
+        return Stop::Failure(e.to_string());
+    }
+    let msg = e.to_string();
+    stop(integrity_alert(
+        "verification_failed",
+        format!(
+            "integrity:verify:{}:{}:{}",
+            cp.size,
+            hash_b64(&cp.root),
+            short_hash(msg.as_bytes())
+        ),
+        Vec::new(),
+        format!("the log failed verification ({what}): {msg}"),
+        "every new entry, tile and blob must match the signed checkpoint",
+        serde_json::json!({"error": msg, "size": cp.size, "root": hash_b64(&cp.root)}),
+    ))
+}
+
+/// The monitor's host name, for the alerts it sends.
+pub fn host_name() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn unix(t: time::OffsetDateTime) -> i64 {
+    t.unix_timestamp()
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// One round with a new [`Sender`] (the default retries).
+pub fn round(
+    log: &Log,
+    cfg: &MonitorConfig,
+    mem: &mut Memory,
+    now: time::OffsetDateTime,
+) -> RoundReport {
+    match Sender::new() {
+        Ok(s) => round_with(log, cfg, mem, now, &s),
+        Err(e) => RoundReport {
+            failure: Some(e),
+            ..RoundReport::default()
+        },
+    }
+}
+
+/// One round, delivering through `sender`.
+pub fn round_with(
+    log: &Log,
+    cfg: &MonitorConfig,
+    mem: &mut Memory,
+    now: time::OffsetDateTime,
+    sender: &Sender,
+) -> RoundReport {
+    let mut rep = RoundReport::default();
+    let rules_before = serde_json::to_vec(&mem.state.rules).unwrap_or_default();
+    let mut seen: Option<(Checkpoint, Vec<u8>)> = None;
+    let alerts = match observe(log, cfg, mem, now, &mut rep, &mut seen) {
+        Ok(alerts) => {
+            if let Some((_, note)) = &seen {
+                mem.state.checkpoint = Some(String::from_utf8_lossy(note).into_owned());
+            }
+            alerts
+        }
+        Err(stop) => {
+            if let Ok(r) = serde_json::from_slice(&rules_before) {
+                mem.state.rules = r;
+            }
+            match stop {
+                Stop::Integrity(a) => {
+                    rep.integrity = true;
+                    rep.integrity_message = Some(a.summary.clone());
+                    vec![*a]
+                }
+                Stop::Failure(e) => {
+                    rep.failure = Some(e);
+                    Vec::new()
+                }
+            }
+        }
+    };
+    // The context deliveries name: the checkpoint read, else the last one verified.
+    let (origin, size, root) = match (&rep.checkpoint, last_checkpoint(log, mem)) {
+        (Some(c), _) => c.clone(),
+        (None, Some(c)) => (c.origin.clone(), c.size, hash_b64(&c.root)),
+        (None, None) => (String::new(), 0, String::new()),
+    };
+    let cx = Context {
+        origin,
+        size,
+        root,
+        ui_url: cfg.ui_url.clone(),
+        host: host_name(),
+        time: rfc3339(now),
+    };
+    raise(cfg, mem, alerts, &cx, &mut rep);
+    if let Err(e) = mem.save() {
+        rep.failure.get_or_insert(e);
+    }
+    deliver(cfg, mem, sender, &mut rep);
+    if let Err(e) = mem.save() {
+        rep.failure.get_or_insert(e);
+    }
+    rep.owed = mem.state.outbox.len();
+    rep
+}
+
+fn last_checkpoint(log: &Log, mem: &Memory) -> Option<Checkpoint> {
+    let note = mem.state.checkpoint.as_ref()?;
+    log.key().open_checkpoint(note.as_bytes()).ok()
+}
+
+/// Steps 1 and 2: the alerts the new records raise, or why the round stopped. Sets `seen` to
+/// the checkpoint to remember when it returns `Ok`.
+fn observe(
+    log: &Log,
+    cfg: &MonitorConfig,
+    mem: &mut Memory,
+    now: time::OffsetDateTime,
+    rep: &mut RoundReport,
+    seen: &mut Option<(Checkpoint, Vec<u8>)>,
+) -> Result<Vec<Alert>, Stop> {
+    let prev = match &mem.state.checkpoint {
+        None => None,
+        Some(note) => Some(log.key().open_checkpoint(note.as_bytes()).map_err(|e| {
+            Stop::Failure(format!(
+                "the last checkpoint kept in {} does not verify with this log's key: {e}",
+                mem.dir().display()
+            ))
+        })?),
+    };
+    rep.previous_size = prev.as_ref().map(|p| p.size);
+    let head = match log.head() {
+        Ok(h) => h,
+        Err(e) if e.is_integrity() => {
+            let msg = e.to_string();
+            let note = log
+                .store()
+                .get_checkpoint()
+                .ok()
+                .flatten()
+                .map(|(n, _)| n)
+                .unwrap_or_default();
+            return Err(stop(integrity_alert(
+                "checkpoint",
+                format!("integrity:checkpoint:{}", short_hash(&note)),
+                Vec::new(),
+                format!("the log's checkpoint is not valid: {msg}"),
+                "the checkpoint must exist and be signed by the log's key",
+                serde_json::json!({"error": msg}),
+            )));
+        }
+        Err(e) => return Err(Stop::Failure(e.to_string())),
+    };
+    let cp = head.checkpoint.clone();
+    let root = hash_b64(&cp.root);
+    rep.checkpoint = Some((cp.origin.clone(), cp.size, root.clone()));
+    let mut alerts = Vec::new();
+    let start = match &prev {
+        None => 0,
+        Some(p) if p.size > cp.size => {
+            return Err(stop(integrity_alert(
+                "rollback",
+                format!("integrity:rollback:{}:{root}", cp.size),
+                Vec::new(),
+                format!(
+                    "the log was rolled back: its checkpoint has {} records, {} were verified before",
+                    cp.size, p.size
+                ),
+                "a log only grows: a smaller checkpoint means records were removed or an old checkpoint put back",
+                serde_json::json!({"size": cp.size, "root": root, "previous_size": p.size, "previous_root": hash_b64(&p.root)}),
+            )));
+        }
+        Some(p) if p.size == cp.size && p.root != cp.root => {
+            return Err(stop(fork(p, &cp, "the same size with another root")));
+        }
+        Some(p) => {
+            if p.size > 0 && p.size < cp.size {
+                let proof = log
+                    .consistency(&cp, p.size)
+                    .map_err(|e| classify(e, &cp, "consistency proof"))?;
+                if check_consistency(&proof, p.size, p.root, cp.size, cp.root).is_err() {
+                    return Err(stop(fork(
+                        p,
+                        &cp,
+                        "no consistency proof from the tree verified before",
+                    )));
+                }
+            }
+            p.size
+        }
+    };
+    // Staleness: the checkpoint's size did not grow for longer than `stale_after`.
+    if prev.is_none() || start < cp.size || mem.state.advanced_at.is_none() {
+        mem.state.advanced_at = Some(unix(now));
+    } else if let (true, Some(d), Some(since)) = (
+        cfg.rules.integrity().enabled,
+        cfg.rules.integrity().stale_after,
+        mem.state.advanced_at,
+    ) {
+        let idle = unix(now) - since;
+        if idle > d.as_secs() as i64 {
+            alerts.push(integrity_alert(
+                "stale",
+                format!("integrity:stale:{}:{root}", cp.size),
+                Vec::new(),
+                format!(
+                    "the log's checkpoint has not advanced for {idle} s (size {})",
+                    cp.size
+                ),
+                "[rules.integrity] stale_after: the checkpoint must advance while runs are expected",
+                serde_json::json!({"size": cp.size, "root": root, "idle_seconds": idle, "stale_after_seconds": d.as_secs()}),
+            ));
+        }
+    }
+    alerts.extend(read_new(log, cfg, mem, now, rep, &cp, start)?);
+    *seen = Some((cp, head.note));
+    Ok(alerts)
+}
+
+fn fork(p: &Checkpoint, cp: &Checkpoint, how: &str) -> Alert {
+    let root = hash_b64(&cp.root);
+    integrity_alert(
+        "fork",
+        format!("integrity:fork:{}:{root}", cp.size),
+        Vec::new(),
+        format!(
+            "the log forked: its checkpoint (size {}, root {root}) does not extend the one verified before (size {}, root {}): {how}",
+            cp.size,
+            p.size,
+            hash_b64(&p.root)
+        ),
+        "every checkpoint must extend the ones verified before",
+        serde_json::json!({"size": cp.size, "root": root, "previous_size": p.size, "previous_root": hash_b64(&p.root)}),
+    )
+}
+
+/// Reads entries `start..cp.size`, checks them and their blobs, and runs the rules.
+fn read_new(
+    log: &Log,
+    cfg: &MonitorConfig,
+    mem: &mut Memory,
+    now: time::OffsetDateTime,
+    rep: &mut RoundReport,
+    cp: &Checkpoint,
+    start: u64,
+) -> Result<Vec<Alert>, Stop> {
+    let mut alerts = Vec::new();
+    // Planned changes of intents, so an outcome's changes name a replace as a replace.
+    let mut plans: HashMap<u64, Vec<(String, String)>> = HashMap::new();
+    let mut blobs: HashSet<String> = HashSet::new();
+    let mut i = start;
+    while i < cp.size {
+        // Chunks end on bundle boundaries: each bundle is read once.
+        let end = ((i / CHUNK + 1) * CHUNK).min(cp.size);
+        let entries = log
+            .entries(cp, i, end)
+            .map_err(|e| classify(e, cp, "entries"))?;
+        let mut records = Vec::with_capacity(entries.len());
+        for (k, e) in entries.iter().enumerate() {
+            let index = i + k as u64;
+            records.push(read_record(log, cp, index, e, &mut blobs)?);
+        }
+        let mut changes = Vec::with_capacity(records.len());
+        for (k, r) in records.iter().enumerate() {
+            let index = i + k as u64;
+            let intent = r.payload.get("intent_index").and_then(|v| v.as_u64());
+            if let Some(ii) = intent.filter(|ii| *ii < index && !plans.contains_key(ii)) {
+                if r.kind.ends_with(".outcome") {
+                    let entry = log
+                        .entries(cp, ii, ii + 1)
+                        .map_err(|e| classify(e, cp, "an outcome's intent"))?;
+                    let ir = read_record(log, cp, ii, &entry[0], &mut blobs)?;
+                    plans.insert(ii, planned(ii, &ir));
+                }
+            }
+            let (_, ch) =
+                tftrail_index::extract(index, r, &|x| plans.get(&x).cloned().unwrap_or_default());
+            if r.kind.ends_with(".intent") {
+                plans.insert(index, planned_rows(&ch));
+            }
+            if let Some(ii) = intent.filter(|_| r.kind.ends_with(".outcome")) {
+                plans.remove(&ii);
+            }
+            changes.push(ch);
+        }
+        let events: Vec<Event> = records
+            .iter()
+            .zip(&changes)
+            .enumerate()
+            .map(|(k, (record, changes))| Event {
+                index: i + k as u64,
+                record,
+                changes,
+            })
+            .collect();
+        alerts.extend(cfg.rules.evaluate(&events, &mut mem.state.rules, now));
+        rep.records += records.len() as u64;
+        i = end;
+    }
+    rep.blobs = blobs.len() as u64;
+    Ok(alerts)
+}
+
+fn planned(index: u64, r: &Record) -> Vec<(String, String)> {
+    planned_rows(&tftrail_index::extract(index, r, &|_| Vec::new()).1)
+}
+
+fn planned_rows(ch: &[tftrail_index::ChangeRow]) -> Vec<(String, String)> {
+    ch.iter()
+        .filter(|c| c.source == "plan")
+        .map(|c| (c.address.clone(), c.action.clone()))
+        .collect()
+}
+
+/// Parses entry `index`, checks each blob it references (once per round), and puts moved
+/// fragments back.
+fn read_record(
+    log: &Log,
+    cp: &Checkpoint,
+    index: u64,
+    entry: &[u8],
+    blobs: &mut HashSet<String>,
+) -> Result<Record, Stop> {
+    let mut r = Record::from_entry(entry).map_err(|e| {
+        classify(
+            LogError::Integrity(format!("entry {index} is not a valid record: {e}")),
+            cp,
+            "records",
+        )
+    })?;
+    for b in &r.blobs {
+        if !blobs.insert(b.sha256.clone()) {
+            continue;
+        }
+        let data = log
+            .blob(&b.sha256)
+            .map_err(|e| classify(e, cp, &format!("blob {:?} of record {index}", b.name)))?;
+        if data.len() as u64 != b.size {
+            return Err(classify(
+                LogError::Integrity(format!(
+                    "blob {:?} of record {index} is {} bytes, the record says {}",
+                    b.name,
+                    data.len(),
+                    b.size
+                )),
+                cp,
+                "blobs",
+            ));
+        }
+    }
+    tftrail_index::inflate(log, &mut r.payload)
+        .map_err(|e| classify(e, cp, &format!("record {index}'s moved fragments")))?;
+    Ok(r)
+}
+
+/// Step 3a: raises the alerts never raised before and queues their deliveries.
+fn raise(
+    cfg: &MonitorConfig,
+    mem: &mut Memory,
+    alerts: Vec<Alert>,
+    cx: &Context,
+    rep: &mut RoundReport,
+) {
+    for a in alerts {
+        if !mem.state.raised.insert(a.key.clone()) {
+            continue;
+        }
+        for s in &cfg.sinks {
+            let id = s.id();
+            let done = mem
+                .state
+                .delivered
+                .get(&id)
+                .is_some_and(|d| d.contains(&a.key));
+            let queued = mem
+                .state
+                .outbox
+                .iter()
+                .any(|o| o.sink == id && o.key == a.key);
+            if !done && !queued {
+                mem.state.outbox.push(Owed {
+                    sink: id,
+                    key: a.key.clone(),
+                    body: sinks::body(s, &a, cx),
+                    attempts: 0,
+                    last_error: None,
+                });
+            }
+        }
+        rep.alerts.push(a);
+    }
+}
+
+/// Step 3b: delivers the outbox, oldest first; a sink that fails (after its retries) gets
+/// nothing more this round, so its deliveries keep their order.
+fn deliver(cfg: &MonitorConfig, mem: &mut Memory, sender: &Sender, rep: &mut RoundReport) {
+    let mut down: HashSet<String> = HashSet::new();
+    let mut k = 0;
+    while k < mem.state.outbox.len() {
+        let id = mem.state.outbox[k].sink.clone();
+        let Some(sink) = cfg.sinks.iter().find(|s| s.id() == id) else {
+            // A sink no longer configured: kept, never dropped silently.
+            k += 1;
+            continue;
+        };
+        if down.contains(&id) {
+            k += 1;
+            continue;
+        }
+        let owed = &mut mem.state.outbox[k];
+        owed.attempts += 1;
+        match sender.send(sink, &owed.body) {
+            Ok(_) => {
+                let o = mem.state.outbox.remove(k);
+                mem.state.delivered.entry(o.sink).or_default().insert(o.key);
+                rep.delivered += 1;
+            }
+            Err(e) => {
+                rep.delivery_failures
+                    .push(format!("{}: {e}", sink.describe()));
+                owed.last_error = Some(e);
+                down.insert(id);
+                k += 1;
+            }
+        }
+    }
+}
