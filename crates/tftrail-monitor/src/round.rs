@@ -552,3 +552,56 @@ fn deliver(cfg: &MonitorConfig, mem: &mut Memory, sender: &Sender, rep: &mut Rou
         }
     }
 }
+
+/// A round for a log that could not even be opened: when the reason is an integrity failure
+/// (its checkpoint was deleted while its objects remain), the `integrity` alert is raised and
+/// delivered; otherwise it is an operational failure. Deliveries still owed are tried either way.
+pub fn failed_open(
+    e: &LogError,
+    cfg: &MonitorConfig,
+    mem: &mut Memory,
+    now: time::OffsetDateTime,
+    sender: &Sender,
+) -> RoundReport {
+    let mut rep = RoundReport::default();
+    let msg = e.to_string();
+    let mut alerts = Vec::new();
+    if e.is_integrity() {
+        rep.integrity = true;
+        rep.integrity_message = Some(msg.clone());
+        alerts.push(integrity_alert(
+            "checkpoint",
+            format!("integrity:open:{}", short_hash(msg.as_bytes())),
+            Vec::new(),
+            format!("the log cannot be opened: {msg}"),
+            "the checkpoint must exist and be signed by the log's key",
+            serde_json::json!({"error": msg}),
+        ));
+    } else {
+        rep.failure = Some(msg);
+    }
+    let prev = mem
+        .state
+        .checkpoint
+        .as_deref()
+        .and_then(|n| n.find("\n\n").map(|k| &n[..k + 1]))
+        .and_then(|body| Checkpoint::parse_body(body.as_bytes()).ok());
+    let cx = Context {
+        origin: prev.as_ref().map(|c| c.origin.clone()).unwrap_or_default(),
+        size: prev.as_ref().map_or(0, |c| c.size),
+        root: prev.as_ref().map(|c| hash_b64(&c.root)).unwrap_or_default(),
+        ui_url: cfg.ui_url.clone(),
+        host: host_name(),
+        time: rfc3339(now),
+    };
+    raise(cfg, mem, alerts, &cx, &mut rep);
+    if let Err(e) = mem.save() {
+        rep.failure.get_or_insert(e);
+    }
+    deliver(cfg, mem, sender, &mut rep);
+    if let Err(e) = mem.save() {
+        rep.failure.get_or_insert(e);
+    }
+    rep.owed = mem.state.outbox.len();
+    rep
+}

@@ -334,9 +334,12 @@ impl Sender {
         self.rt.block_on(async {
             let resp = req.send().await.map_err(|e| {
                 // reqwest's message names the URL; its source says why.
-                let why = std::error::Error::source(&e)
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| e.to_string());
+                let mut why = e.to_string();
+                let mut src = std::error::Error::source(&e);
+                while let Some(s) = src {
+                    why = s.to_string();
+                    src = s.source();
+                }
                 format!("POST {url}: {why}")
             })?;
             let status = resp.status();
