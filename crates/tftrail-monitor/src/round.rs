@@ -196,7 +196,13 @@ pub fn round_with(
                 Stop::Integrity(a) => {
                     rep.integrity = true;
                     rep.integrity_message = Some(a.summary.clone());
-                    vec![*a]
+                    // `[rules.integrity] enabled = false`: still a failure (exit 1, the
+                    // checkpoint is not accepted), but no alert.
+                    if cfg.rules.integrity().enabled {
+                        vec![*a]
+                    } else {
+                        Vec::new()
+                    }
                 }
                 Stop::Failure(e) => {
                     rep.failure = Some(e);
@@ -319,13 +325,13 @@ fn observe(
     // Staleness: the checkpoint's size did not grow for longer than `stale_after`.
     if prev.is_none() || start < cp.size || mem.state.advanced_at.is_none() {
         mem.state.advanced_at = Some(unix(now));
-    } else if let (true, Some(d), Some(since)) = (
-        cfg.rules.integrity().enabled,
-        cfg.rules.integrity().stale_after,
-        mem.state.advanced_at,
-    ) {
-        let idle = unix(now) - since;
-        if idle > d.as_secs() as i64 {
+    } else if let Some(since) = mem.state.advanced_at {
+        let last = time::OffsetDateTime::from_unix_timestamp(since)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        let rule = cfg.rules.integrity();
+        if rule.is_stale(last, now) {
+            let idle = unix(now) - since;
+            let after = rule.stale_after.map_or(0, |d| d.as_secs());
             alerts.push(integrity_alert(
                 "stale",
                 format!("integrity:stale:{}:{root}", cp.size),
@@ -335,7 +341,7 @@ fn observe(
                     cp.size
                 ),
                 "[rules.integrity] stale_after: the checkpoint must advance while runs are expected",
-                serde_json::json!({"size": cp.size, "root": root, "idle_seconds": idle, "stale_after_seconds": d.as_secs()}),
+                serde_json::json!({"size": cp.size, "root": root, "idle_seconds": idle, "stale_after_seconds": after}),
             ));
         }
     }
@@ -569,6 +575,8 @@ pub fn failed_open(
     if e.is_integrity() {
         rep.integrity = true;
         rep.integrity_message = Some(msg.clone());
+    }
+    if e.is_integrity() && cfg.rules.integrity().enabled {
         alerts.push(integrity_alert(
             "checkpoint",
             format!("integrity:open:{}", short_hash(msg.as_bytes())),
@@ -577,7 +585,8 @@ pub fn failed_open(
             "the checkpoint must exist and be signed by the log's key",
             serde_json::json!({"error": msg}),
         ));
-    } else {
+    }
+    if !e.is_integrity() {
         rep.failure = Some(msg);
     }
     let prev = mem

@@ -25,14 +25,27 @@ pub struct RuleMemory {
 }
 
 /// The integrity rule's settings.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct IntegrityRule {
     /// On or off.
-    #[serde(default)]
+    #[serde(default = "yes")]
     pub enabled: bool,
     /// Stale after.
     #[serde(default, deserialize_with = "duration")]
     pub stale_after: Option<std::time::Duration>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for IntegrityRule {
+    fn default() -> Self {
+        IntegrityRule {
+            enabled: true,
+            stale_after: None,
+        }
+    }
 }
 
 fn duration<'de, D: serde::Deserializer<'de>>(
@@ -49,6 +62,17 @@ fn duration<'de, D: serde::Deserializer<'de>>(
         _ => return Err(serde::de::Error::custom("bad unit")),
     };
     Ok(Some(std::time::Duration::from_secs(n * k)))
+}
+
+impl IntegrityRule {
+    /// Whether a checkpoint last seen advancing at `last_advance` is stale at `now`.
+    pub fn is_stale(&self, last_advance: time::OffsetDateTime, now: time::OffsetDateTime) -> bool {
+        let Some(after) = self.stale_after.filter(|_| self.enabled) else {
+            return false;
+        };
+        let waited = now - last_advance;
+        waited.is_positive() && waited.unsigned_abs() > after
+    }
 }
 
 /// The rules' settings (`[rules.<name>]`).
