@@ -21,8 +21,12 @@
 //! instead of one and reports the median.
 //! `--server` measures group commit through `tftrail serve` against direct `tftrail append`
 //! processes, on a local store and on S3 (moto): see `server.rs`.
+//! `--monitor` measures one `tftrail monitor` round over 100,000 new records and a round with
+//! nothing new, with `verify` of the same log as the baseline, on a local store and on S3
+//! (moto): see `monitor.rs`.
 #![forbid(unsafe_code)]
 
+mod monitor;
 mod server;
 
 use std::path::PathBuf;
@@ -360,6 +364,13 @@ fn main() {
     let verify_only = std::env::args().any(|a| a == "--verify-only");
     let append_only = std::env::args().any(|a| a == "--append-only");
     let big_only = std::env::args().any(|a| a == "--big-batch");
+    if std::env::args().any(|a| a == "--monitor") {
+        monitor::run(quick);
+        if let Some(run) = RUN_DIR.get() {
+            let _ = std::fs::remove_dir_all(run.path());
+        }
+        return;
+    }
     if std::env::args().any(|a| a == "--server") {
         server::run(quick);
         if let Some(run) = RUN_DIR.get() {

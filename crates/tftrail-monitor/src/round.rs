@@ -399,11 +399,17 @@ fn read_new(
             let intent = r.payload.get("intent_index").and_then(|v| v.as_u64());
             if let Some(ii) = intent.filter(|ii| *ii < index && !plans.contains_key(ii)) {
                 if r.kind.ends_with(".outcome") {
-                    let entry = log
-                        .entries(cp, ii, ii + 1)
-                        .map_err(|e| classify(e, cp, "an outcome's intent"))?;
-                    let ir = read_record(log, cp, ii, &entry[0], &mut blobs)?;
-                    plans.insert(ii, planned(ii, &ir));
+                    // An intent in this chunk that is no `.intent` record has no plan; one
+                    // before it (an earlier round's) is read from the log.
+                    let plan = if ii >= i {
+                        planned(ii, &records[(ii - i) as usize])
+                    } else {
+                        let entry = log
+                            .entries(cp, ii, ii + 1)
+                            .map_err(|e| classify(e, cp, "an outcome's intent"))?;
+                        planned(ii, &read_record(log, cp, ii, &entry[0], &mut blobs)?)
+                    };
+                    plans.insert(ii, plan);
                 }
             }
             let (_, ch) =
