@@ -148,7 +148,7 @@ impl Memory {
 
     /// Writes the state when it changed: temporary file, fsync, rename, fsync of the directory.
     pub fn save(&mut self) -> Result<(), String> {
-        let bytes = serde_json::to_vec_pretty(&self.state).map_err(|e| e.to_string())?;
+        let bytes = serde_json::to_vec(&self.state).map_err(|e| e.to_string())?;
         if bytes == self.saved {
             return Ok(());
         }

@@ -179,8 +179,8 @@ pub fn round_with(
     sender: &Sender,
 ) -> RoundReport {
     let mut rep = RoundReport::default();
-    let rules_before = serde_json::to_vec(&mem.state.rules).unwrap_or_default();
     let mut seen: Option<(Checkpoint, Vec<u8>)> = None;
+    let before = (mem.state.checkpoint.clone(), mem.state.advanced_at);
     let alerts = match observe(log, cfg, mem, now, &mut rep, &mut seen) {
         Ok(alerts) => {
             if let Some((_, note)) = &seen {
@@ -189,9 +189,6 @@ pub fn round_with(
             alerts
         }
         Err(stop) => {
-            if let Ok(r) = serde_json::from_slice(&rules_before) {
-                mem.state.rules = r;
-            }
             match stop {
                 Stop::Integrity(a) => {
                     rep.integrity = true;
@@ -226,15 +223,33 @@ pub fn round_with(
         time: rfc3339(now),
     };
     raise(cfg, mem, alerts, &cx, &mut rep);
-    if let Err(e) = mem.save() {
-        rep.failure.get_or_insert(e);
+    // Nothing new, nothing raised, nothing owed (the steady state): nothing to write.
+    let changed =
+        (mem.state.checkpoint.clone(), mem.state.advanced_at) != before || !rep.alerts.is_empty();
+    finish(cfg, mem, sender, &mut rep, changed);
+    rep
+}
+
+/// Saves the memory when `changed` (the outbox must be durable before delivering), delivers,
+/// and saves again when a delivery was tried.
+fn finish(
+    cfg: &MonitorConfig,
+    mem: &mut Memory,
+    sender: &Sender,
+    rep: &mut RoundReport,
+    changed: bool,
+) {
+    if changed {
+        if let Err(e) = mem.save() {
+            rep.failure.get_or_insert(e);
+        }
     }
-    deliver(cfg, mem, sender, &mut rep);
-    if let Err(e) = mem.save() {
-        rep.failure.get_or_insert(e);
+    if deliver(cfg, mem, sender, rep) {
+        if let Err(e) = mem.save() {
+            rep.failure.get_or_insert(e);
+        }
     }
     rep.owed = mem.state.outbox.len();
-    rep
 }
 
 fn last_checkpoint(log: &Log, mem: &Memory) -> Option<Checkpoint> {
@@ -369,6 +384,29 @@ fn fork(p: &Checkpoint, cp: &Checkpoint, how: &str) -> Alert {
 
 /// Reads entries `start..cp.size`, checks them and their blobs, and runs the rules.
 fn read_new(
+    log: &Log,
+    cfg: &MonitorConfig,
+    mem: &mut Memory,
+    now: time::OffsetDateTime,
+    rep: &mut RoundReport,
+    cp: &Checkpoint,
+    start: u64,
+) -> Result<Vec<Alert>, Stop> {
+    if start >= cp.size {
+        return Ok(Vec::new());
+    }
+    // The rules' memory as it was, put back if the round stops on a failure.
+    let before = serde_json::to_vec(&mem.state.rules).unwrap_or_default();
+    let r = evaluate_new(log, cfg, mem, now, rep, cp, start);
+    if r.is_err() {
+        if let Ok(m) = serde_json::from_slice(&before) {
+            mem.state.rules = m;
+        }
+    }
+    r
+}
+
+fn evaluate_new(
     log: &Log,
     cfg: &MonitorConfig,
     mem: &mut Memory,
@@ -532,7 +570,8 @@ fn raise(
 
 /// Step 3b: delivers the outbox, oldest first; a sink that fails (after its retries) gets
 /// nothing more this round, so its deliveries keep their order.
-fn deliver(cfg: &MonitorConfig, mem: &mut Memory, sender: &Sender, rep: &mut RoundReport) {
+fn deliver(cfg: &MonitorConfig, mem: &mut Memory, sender: &Sender, rep: &mut RoundReport) -> bool {
+    let mut tried = false;
     let mut down: HashSet<String> = HashSet::new();
     let mut k = 0;
     while k < mem.state.outbox.len() {
@@ -546,6 +585,7 @@ fn deliver(cfg: &MonitorConfig, mem: &mut Memory, sender: &Sender, rep: &mut Rou
             k += 1;
             continue;
         }
+        tried = true;
         let owed = &mut mem.state.outbox[k];
         owed.attempts += 1;
         match sender.send(sink, &owed.body) {
@@ -563,6 +603,7 @@ fn deliver(cfg: &MonitorConfig, mem: &mut Memory, sender: &Sender, rep: &mut Rou
             }
         }
     }
+    tried
 }
 
 /// A round for a log that could not even be opened: when the reason is an integrity failure
@@ -610,13 +651,7 @@ pub fn failed_open(
         time: rfc3339(now),
     };
     raise(cfg, mem, alerts, &cx, &mut rep);
-    if let Err(e) = mem.save() {
-        rep.failure.get_or_insert(e);
-    }
-    deliver(cfg, mem, sender, &mut rep);
-    if let Err(e) = mem.save() {
-        rep.failure.get_or_insert(e);
-    }
-    rep.owed = mem.state.outbox.len();
+    let changed = !rep.alerts.is_empty();
+    finish(cfg, mem, sender, &mut rep, changed);
     rep
 }
