@@ -35,6 +35,9 @@ use crate::MonitorConfig;
 /// Entries read (and handed to the rules) at a time: 16 entry bundles.
 pub const CHUNK: u64 = 16 * TILE_WIDTH;
 
+/// Chunks read at once, each by a thread of its own.
+pub const PARALLEL: usize = 4;
+
 /// What one round did.
 #[derive(Debug, Default)]
 pub struct RoundReport {
@@ -419,63 +422,126 @@ fn evaluate_new(
     // Planned changes of intents, so an outcome's changes name a replace as a replace.
     let mut plans: HashMap<u64, Vec<(String, String)>> = HashMap::new();
     let mut blobs: HashSet<String> = HashSet::new();
-    let mut i = start;
-    while i < cp.size {
-        // Chunks end on bundle boundaries: each bundle is read once.
-        let end = ((i / CHUNK + 1) * CHUNK).min(cp.size);
-        let entries = log
-            .entries(cp, i, end)
-            .map_err(|e| classify(e, cp, "entries"))?;
-        let mut records = Vec::with_capacity(entries.len());
-        for (k, e) in entries.iter().enumerate() {
-            let index = i + k as u64;
-            records.push(read_record(log, cp, index, e, &mut blobs)?);
+    let mut next = start;
+    while next < cp.size {
+        // The next chunks, each read, authenticated and parsed by a thread of its own (the
+        // store's latency and the parsing overlap), then evaluated in log order.
+        let mut ranges = Vec::new();
+        while next < cp.size && ranges.len() < PARALLEL {
+            // Chunks end on bundle boundaries: each bundle is read once.
+            let end = ((next / CHUNK + 1) * CHUNK).min(cp.size);
+            ranges.push((next, end));
+            next = end;
         }
-        let mut changes = Vec::with_capacity(records.len());
-        for (k, r) in records.iter().enumerate() {
-            let index = i + k as u64;
-            let intent = r.payload.get("intent_index").and_then(|v| v.as_u64());
-            if let Some(ii) = intent.filter(|ii| *ii < index && !plans.contains_key(ii)) {
-                if r.kind.ends_with(".outcome") {
-                    // An intent in this chunk that is no `.intent` record has no plan; one
-                    // before it (an earlier round's) is read from the log.
-                    let plan = if ii >= i {
-                        planned(ii, &records[(ii - i) as usize])
-                    } else {
-                        let entry = log
-                            .entries(cp, ii, ii + 1)
-                            .map_err(|e| classify(e, cp, "an outcome's intent"))?;
-                        planned(ii, &read_record(log, cp, ii, &entry[0], &mut blobs)?)
-                    };
-                    plans.insert(ii, plan);
-                }
-            }
-            let (_, ch) =
-                tftrail_index::extract(index, r, &|x| plans.get(&x).cloned().unwrap_or_default());
-            if r.kind.ends_with(".intent") {
-                plans.insert(index, planned_rows(&ch));
-            }
-            if let Some(ii) = intent.filter(|_| r.kind.ends_with(".outcome")) {
-                plans.remove(&ii);
-            }
-            changes.push(ch);
+        let known = &blobs;
+        let fetched: Vec<Result<Fetched, Stop>> = std::thread::scope(|s| {
+            let hs: Vec<_> = ranges
+                .iter()
+                .map(|&(a, b)| s.spawn(move || fetch(log, cp, a, b, known)))
+                .collect();
+            hs.into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(Stop::Failure("a thread reading entries panicked".into()))
+                    })
+                })
+                .collect()
+        });
+        let mut chunks = Vec::with_capacity(ranges.len());
+        for ((a, _), f) in ranges.iter().zip(fetched) {
+            let (records, checked) = f?;
+            blobs.extend(checked);
+            chunks.push((*a, records));
         }
-        let events: Vec<Event> = records
-            .iter()
-            .zip(&changes)
-            .enumerate()
-            .map(|(k, (record, changes))| Event {
-                index: i + k as u64,
-                record,
-                changes,
-            })
-            .collect();
-        alerts.extend(cfg.rules.evaluate(&events, &mut mem.state.rules, now));
-        rep.records += records.len() as u64;
-        i = end;
+        for (i, records) in chunks {
+            alerts.extend(evaluate_chunk(
+                log, cfg, mem, now, cp, i, &records, &mut plans, &mut blobs,
+            )?);
+            rep.records += records.len() as u64;
+        }
     }
     rep.blobs = blobs.len() as u64;
     Ok(alerts)
+}
+
+/// The records of a chunk, and the blobs checked for them.
+type Fetched = (Vec<Record>, HashSet<String>);
+
+/// Entries `a..b` read, authenticated and parsed, with the blobs checked that `known` does not
+/// hold already.
+fn fetch(
+    log: &Log,
+    cp: &Checkpoint,
+    a: u64,
+    b: u64,
+    known: &HashSet<String>,
+) -> Result<Fetched, Stop> {
+    let entries = log
+        .entries(cp, a, b)
+        .map_err(|e| classify(e, cp, "entries"))?;
+    let mut checked = HashSet::new();
+    let mut records = Vec::with_capacity(entries.len());
+    for (k, e) in entries.iter().enumerate() {
+        let index = a + k as u64;
+        records.push(read_record(log, cp, index, e, known, &mut checked)?);
+    }
+    Ok((records, checked))
+}
+
+/// The changes of the records of one chunk (starting at `i`), and the rules' alerts on them.
+#[allow(clippy::too_many_arguments)]
+fn evaluate_chunk(
+    log: &Log,
+    cfg: &MonitorConfig,
+    mem: &mut Memory,
+    now: time::OffsetDateTime,
+    cp: &Checkpoint,
+    i: u64,
+    records: &[Record],
+    plans: &mut HashMap<u64, Vec<(String, String)>>,
+    blobs: &mut HashSet<String>,
+) -> Result<Vec<Alert>, Stop> {
+    let mut changes = Vec::with_capacity(records.len());
+    for (k, r) in records.iter().enumerate() {
+        let index = i + k as u64;
+        let intent = r.payload.get("intent_index").and_then(|v| v.as_u64());
+        if let Some(ii) = intent.filter(|ii| *ii < index && !plans.contains_key(ii)) {
+            if r.kind.ends_with(".outcome") {
+                // An intent in this chunk that is no `.intent` record has no plan; one
+                // before it (an earlier round's) is read from the log.
+                let plan = if ii >= i {
+                    planned(ii, &records[(ii - i) as usize])
+                } else {
+                    let entry = log
+                        .entries(cp, ii, ii + 1)
+                        .map_err(|e| classify(e, cp, "an outcome's intent"))?;
+                    let r = read_record(log, cp, ii, &entry[0], &HashSet::new(), blobs)?;
+                    planned(ii, &r)
+                };
+                plans.insert(ii, plan);
+            }
+        }
+        let (_, ch) =
+            tftrail_index::extract(index, r, &|x| plans.get(&x).cloned().unwrap_or_default());
+        if r.kind.ends_with(".intent") {
+            plans.insert(index, planned_rows(&ch));
+        }
+        if let Some(ii) = intent.filter(|_| r.kind.ends_with(".outcome")) {
+            plans.remove(&ii);
+        }
+        changes.push(ch);
+    }
+    let events: Vec<Event> = records
+        .iter()
+        .zip(&changes)
+        .enumerate()
+        .map(|(k, (record, changes))| Event {
+            index: i + k as u64,
+            record,
+            changes,
+        })
+        .collect();
+    Ok(cfg.rules.evaluate(&events, &mut mem.state.rules, now))
 }
 
 fn planned(index: u64, r: &Record) -> Vec<(String, String)> {
@@ -496,6 +562,7 @@ fn read_record(
     cp: &Checkpoint,
     index: u64,
     entry: &[u8],
+    known: &HashSet<String>,
     blobs: &mut HashSet<String>,
 ) -> Result<Record, Stop> {
     let mut r = Record::from_entry(entry).map_err(|e| {
@@ -506,7 +573,7 @@ fn read_record(
         )
     })?;
     for b in &r.blobs {
-        if !blobs.insert(b.sha256.clone()) {
+        if known.contains(&b.sha256) || !blobs.insert(b.sha256.clone()) {
             continue;
         }
         let data = log

@@ -290,9 +290,12 @@ fn print_report(r: &RoundReport, cfg: &MonitorConfig, once: bool) {
 
 pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
     if a.example_config {
+        g.refuse("monitor --example-config", true, true, true)?;
         print!("{}", MonitorConfig::example());
         return Ok(0);
     }
+    // Alerts are JSON already: a `jsonl` sink with path "-" writes them to stdout.
+    g.refuse("monitor", false, false, true)?;
     let path = a.config.as_ref().expect("clap requires --config");
     let mut cfg = MonitorConfig::load(path).map_err(|e| {
         CliError::usage(e).hint("`tftrail monitor --example-config` prints every setting")
