@@ -722,3 +722,179 @@ pub fn failed_open(
     finish(cfg, mem, sender, &mut rep, changed);
     rep
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tftrail_core::checkpoint::{Origin, SigningKey};
+    use tftrail_core::record::Actor;
+
+    fn entry(kind: &str, payload: serde_json::Value) -> Vec<u8> {
+        let actor = Actor {
+            authenticated: None,
+            user: "alice".into(),
+            host: "h".into(),
+            ci: None,
+        };
+        Record::new(kind, "2026-01-05T10:00:00Z", actor, payload, vec![])
+            .unwrap()
+            .to_entry()
+            .unwrap()
+    }
+
+    /// A new log at `dir` (replacing what was there) signed by `key`, holding `n` events
+    /// tagged `tag`.
+    fn log_at(dir: &std::path::Path, key: &SigningKey, n: u64, tag: &str) -> Log {
+        let _ = std::fs::remove_dir_all(dir);
+        let store = tftrail_store::LocalStore::create(dir).unwrap();
+        tftrail_log::init(&store, key).unwrap();
+        let log = Log::open(Box::new(store), key.verifier()).unwrap();
+        if n > 0 {
+            let entries = (0..n)
+                .map(|i| entry("event", serde_json::json!({"i": i, "tag": tag})))
+                .collect();
+            log.append(key, entries, &[], &mut |_, _| {}).unwrap();
+        }
+        log
+    }
+
+    fn cfg(text: &str) -> MonitorConfig {
+        MonitorConfig::parse(text).unwrap()
+    }
+
+    fn sender() -> Sender {
+        Sender::new().unwrap()
+    }
+
+    fn check(a: &RoundReport) -> Option<&str> {
+        a.alerts
+            .iter()
+            .find(|a| a.rule == "integrity")
+            .and_then(|a| a.details["check"].as_str())
+    }
+
+    #[test]
+    fn forks_are_found_at_the_same_size_and_beyond() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("log");
+        let key = SigningKey::generate(&Origin::new("test.example/m").unwrap());
+        let loc = dir.display().to_string();
+        let mut mem = Memory::open(&t.path().join("state"), &loc).unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        let c = cfg("");
+        let s = sender();
+
+        let log = log_at(&dir, &key, 5, "a");
+        let r = round_with(&log, &c, &mut mem, now, &s);
+        assert_eq!((r.records, r.exit_code()), (5, 0), "{r:?}");
+        let good = mem.state.checkpoint.clone();
+
+        // Another history of the same size, signed by the same key.
+        let log = log_at(&dir, &key, 5, "b");
+        let r = round_with(&log, &c, &mut mem, now, &s);
+        assert_eq!(r.exit_code(), 1, "{r:?}");
+        assert_eq!(check(&r), Some("fork"), "{r:?}");
+        assert_eq!(
+            mem.state.checkpoint, good,
+            "the last good checkpoint is kept"
+        );
+
+        // … and a longer one: no consistency proof from the tree seen before.
+        let log = log_at(&dir, &key, 9, "b");
+        let r = round_with(&log, &c, &mut mem, now, &s);
+        assert_eq!(r.exit_code(), 1, "{r:?}");
+        assert_eq!(check(&r), Some("fork"), "{r:?}");
+        assert_eq!(r.records, 0, "no record of a fork reaches the rules");
+        assert_eq!(mem.state.checkpoint, good);
+
+        // The original history, grown: consistent, the 3 new records read.
+        let log = log_at(&dir, &key, 5, "a");
+        log.append(
+            &key,
+            (5..8)
+                .map(|i| entry("event", serde_json::json!({"i": i, "tag": "a"})))
+                .collect(),
+            &[],
+            &mut |_, _| {},
+        )
+        .unwrap();
+        let r = round_with(&log, &c, &mut mem, now, &s);
+        assert_eq!((r.records, r.exit_code()), (3, 0), "{r:?}");
+        assert_eq!(r.previous_size, Some(5));
+    }
+
+    #[test]
+    fn a_stale_checkpoint_alerts_once_and_integrity_can_be_silenced() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("log");
+        let key = SigningKey::generate(&Origin::new("test.example/m").unwrap());
+        let loc = dir.display().to_string();
+        let mut mem = Memory::open(&t.path().join("state"), &loc).unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        let c = cfg("[rules.integrity]\nstale_after = \"1h\"\n");
+        let s = sender();
+        let log = log_at(&dir, &key, 2, "a");
+        assert_eq!(round_with(&log, &c, &mut mem, now, &s).exit_code(), 0);
+        let r = round_with(&log, &c, &mut mem, now + time::Duration::minutes(59), &s);
+        assert!(r.alerts.is_empty(), "{r:?}");
+        let later = now + time::Duration::minutes(61);
+        let r = round_with(&log, &c, &mut mem, later, &s);
+        assert_eq!(check(&r), Some("stale"), "{r:?}");
+        assert_eq!(
+            r.exit_code(),
+            4,
+            "stale is an alert, not a verification failure"
+        );
+        let r = round_with(&log, &c, &mut mem, later + time::Duration::minutes(5), &s);
+        assert!(r.alerts.is_empty(), "raised once per checkpoint: {r:?}");
+
+        // With the integrity rule off, a fork still fails the round, silently.
+        let off = cfg("[rules.integrity]\nenabled = false\n");
+        let log = log_at(&dir, &key, 2, "b");
+        let r = round_with(&log, &off, &mut mem, later, &s);
+        assert_eq!(r.exit_code(), 1, "{r:?}");
+        assert!(r.alerts.is_empty(), "{r:?}");
+    }
+
+    #[test]
+    fn a_missing_blob_is_an_integrity_failure() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("log");
+        let key = SigningKey::generate(&Origin::new("test.example/m").unwrap());
+        let loc = dir.display().to_string();
+        let mut mem = Memory::open(&t.path().join("state"), &loc).unwrap();
+        let log = log_at(&dir, &key, 0, "a");
+        let data = b"plan bytes".to_vec();
+        let blob = tftrail_log::Blob {
+            name: "plan.json".into(),
+            data: data.clone(),
+        };
+        let actor = Actor {
+            authenticated: None,
+            user: "alice".into(),
+            host: "h".into(),
+            ci: None,
+        };
+        let e = Record::new(
+            "event",
+            "2026-01-05T10:00:00Z",
+            actor,
+            serde_json::json!({}),
+            vec![blob.reference()],
+        )
+        .unwrap()
+        .to_entry()
+        .unwrap();
+        log.append(&key, vec![e], &[blob], &mut |_, _| {}).unwrap();
+        let p = dir.join(tftrail_core::layout::blob_path(&hex::encode(
+            Sha256::digest(&data),
+        )));
+        std::fs::remove_file(&p).unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        let r = round_with(&log, &cfg(""), &mut mem, now, &sender());
+        assert_eq!(r.exit_code(), 1, "{r:?}");
+        assert_eq!(check(&r), Some("verification_failed"), "{r:?}");
+        assert!(r.alerts[0].summary.contains("blob"), "{r:?}");
+        assert_eq!(mem.state.checkpoint, None, "nothing accepted");
+    }
+}
