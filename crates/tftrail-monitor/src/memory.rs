@@ -70,6 +70,8 @@ pub struct State {
 #[derive(Debug)]
 pub struct Memory {
     dir: PathBuf,
+    /// `lock`, held (flock) while this memory is open: one monitor per state directory.
+    _lock: fs::File,
     /// What is remembered.
     pub state: State,
     /// The bytes last read or written: nothing is written while they are unchanged.
@@ -99,6 +101,22 @@ impl Memory {
     /// Refuses a directory that remembers another log, or a damaged file, naming it.
     pub fn open(dir: &Path, location: &str) -> Result<Memory, String> {
         fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let lp = dir.join("lock");
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lp)
+            .map_err(|e| format!("cannot open {}: {e}", lp.display()))?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
+            |_| {
+                format!(
+                    "another monitor is using {} (it holds {})",
+                    dir.display(),
+                    lp.display()
+                )
+            },
+        )?;
         let p = dir.join(FILE);
         let (state, saved) = match fs::read(&p) {
             Ok(b) => {
@@ -136,6 +154,7 @@ impl Memory {
         };
         Ok(Memory {
             dir: dir.to_path_buf(),
+            _lock: lock,
             state,
             saved,
         })
@@ -176,11 +195,14 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let mut m = Memory::open(d.path(), "/log").unwrap();
         m.save().unwrap();
-        let first = fs::metadata(d.path().join(FILE))
-            .unwrap()
-            .modified()
-            .unwrap();
+        // Unchanged: not written again.
+        fs::remove_file(d.path().join(FILE)).unwrap();
+        m.save().unwrap();
+        assert!(!d.path().join(FILE).exists());
         m.state.raised.insert("destroy:3".into());
+        // One monitor per state directory.
+        let e = Memory::open(d.path(), "/log").unwrap_err();
+        assert!(e.contains("another monitor is using"), "{e}");
         m.state.outbox.push(Owed {
             sink: "jsonl:x".into(),
             key: "destroy:3".into(),
@@ -189,22 +211,18 @@ mod tests {
             last_error: Some("down".into()),
         });
         m.save().unwrap();
+        let outbox = m.state.outbox.clone();
+        drop(m);
         let again = Memory::open(d.path(), "/log").unwrap();
         assert!(again.state.raised.contains("destroy:3"));
-        assert_eq!(again.state.outbox, m.state.outbox);
+        assert_eq!(again.state.outbox, outbox);
         // No temporary file left behind.
-        let names: Vec<_> = fs::read_dir(d.path())
+        let mut names: Vec<_> = fs::read_dir(d.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
-        assert_eq!(names, vec![FILE.to_string()]);
-        assert!(
-            first
-                <= fs::metadata(d.path().join(FILE))
-                    .unwrap()
-                    .modified()
-                    .unwrap()
-        );
+        names.sort();
+        assert_eq!(names, vec!["lock".to_string(), FILE.to_string()]);
     }
 
     #[test]
@@ -212,6 +230,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let mut m = Memory::open(d.path(), "/log").unwrap();
         m.save().unwrap();
+        drop(m);
         let e = Memory::open(d.path(), "/other").unwrap_err();
         assert!(e.contains("not of /other"), "{e}");
         fs::write(d.path().join(FILE), b"{").unwrap();
