@@ -29,6 +29,8 @@ mod storage;
 
 mod token;
 
+mod export;
+
 /// Options every command accepts before or after its name (`tftrail --store S log` and
 /// `tftrail log --store S` are the same). The environment variables are read by
 /// [`Global::location`] and [`Global::signing_key`], not by clap, so that a value from the
@@ -237,6 +239,8 @@ pub enum Command {
     Serve(serve::Args),
     /// Manage the team server's tokens: create, list, revoke.
     Token(token::Args),
+    /// Write the records for a SIEM or data lake: JSON Lines that each prove, or OCSF events.
+    Export(export::Args),
 }
 
 /// Runs a command; returns the exit code.
@@ -261,5 +265,6 @@ pub fn run(cmd: Command, g: &Global) -> Result<i32, CliError> {
         Command::Bootstrap(a) => bootstrap::run(a, g),
         Command::Serve(a) => serve::run(a, g),
         Command::Token(a) => token::run(a, g),
+        Command::Export(a) => export::run(a, g),
     }
 }
