@@ -248,7 +248,7 @@ fn runs_export_as_proven_lines_and_ocsf_events() {
         .iter()
         .filter(|e| {
             e["resources"][0]["name"] == "terraform_data.db"
-                && e["metadata"]["correlation_uid"] == change[1].to_string()
+                && e["metadata"]["correlation_uid"].as_str() == Some(&change[1].to_string())
         })
         .collect();
     assert_eq!(

@@ -432,11 +432,9 @@ impl Exporter {
             consistent(log, last, cp)?;
         }
         let mut lines = 0;
-        if cp.size > self.next || self.last.is_none() {
-            if self.format == Format::Jsonl {
-                writeln!(out, "{}", checkpoint_line(note))?;
-                lines += 1;
-            }
+        if (cp.size > self.next || self.last.is_none()) && self.format == Format::Jsonl {
+            writeln!(out, "{}", checkpoint_line(note))?;
+            lines += 1;
         }
         while self.next < cp.size {
             let end = cp.size.min(self.next + CHUNK);
