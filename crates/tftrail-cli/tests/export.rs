@@ -39,6 +39,17 @@ resource "terraform_data" "db" {
   input            = "db"
   triggers_replace = [var.trigger]
 }
+variable "fail" {
+  type    = bool
+  default = false
+}
+# Created, then its provisioner fails: the apply fails and leaves it (tainted) in the state.
+resource "terraform_data" "broken" {
+  count = var.fail ? 1 : 0
+  provisioner "local-exec" {
+    command = "exit 1"
+  }
+}
 "#;
 
 fn lines(s: &str) -> Vec<Value> {
@@ -164,6 +175,23 @@ fn runs_export_as_proven_lines_and_ocsf_events() {
             "trigger=b",
         ],
     );
+    let (out, failed) = env.tf_run(
+        &dir,
+        &[
+            "apply",
+            "-input=false",
+            "-auto-approve",
+            "-var",
+            "ver=2",
+            "-var",
+            "trigger=b",
+            "-var",
+            "fail=true",
+        ],
+        &[],
+    );
+    assert_eq!(code(&out), 1, "the provisioner fails\n{}", describe(&out));
+    assert_eq!(failed.len(), 2, "{}", describe(&out));
     let destroy = run_ok(&env, &dir, &["destroy", "-input=false", "-auto-approve"]);
     let size = destroy[1] + 1;
 
@@ -229,6 +257,8 @@ fn runs_export_as_proven_lines_and_ocsf_events() {
         (change[1], 1, s("terraform_data.db")),
         (change[1], 4, s("terraform_data.db")),
         (change[1], 3, s("terraform_data.web")),
+        (failed[1], 1, s("terraform_data.broken[0]")),
+        (destroy[1], 4, s("terraform_data.broken[0]")),
         (destroy[1], 4, s("terraform_data.db")),
         (destroy[1], 4, s("terraform_data.keep")),
         (destroy[1], 4, s("terraform_data.web")),
@@ -270,7 +300,13 @@ fn runs_export_as_proven_lines_and_ocsf_events() {
         assert_eq!(e["unmapped"]["tftrail"]["index"], i);
         assert_eq!(e["unmapped"]["tftrail"]["leaf_hash"], leaf_of(i));
         assert_eq!(e["actor"]["user"]["name"], "tester");
-        assert_eq!(e["status"], "Success");
+        let (status, severity) = match (i == failed[1], e["activity_id"].as_u64()) {
+            (true, _) => ("Failure", 3),
+            (false, Some(4)) => ("Success", 2),
+            _ => ("Success", 1),
+        };
+        assert_eq!(e["status"], status, "{e}");
+        assert_eq!(e["severity_id"], severity, "{e}");
         assert_eq!(e["resources"][0]["type"], "terraform_data");
         let r = &all[i as usize + 1]["record"];
         let ms = tftrail_index::time_ns(r["time"].as_str().unwrap()).unwrap() / 1_000_000;
@@ -299,10 +335,10 @@ fn runs_export_as_proven_lines_and_ocsf_events() {
     assert_eq!(picked(&["--kind", "destroy"]), destroy);
     assert_eq!(
         picked(&["--kind", "terraform.apply.outcome"]),
-        [create[1], change[1]]
+        [create[1], change[1], failed[1]]
     );
     let ocsf_destroy = lines(&env.ok(&["export", "--format", "ocsf", "--kind", "destroy"], None));
-    assert_eq!(activities(&ocsf_destroy).len(), 3);
+    assert_eq!(activities(&ocsf_destroy).len(), 4);
     assert!(picked(&["--kind", "no.such.kind"]).is_empty());
 
     // --since is inclusive, --until exclusive, both on the record's time.
