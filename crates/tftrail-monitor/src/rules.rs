@@ -13,7 +13,7 @@
 //! `oidc:SUBJECT`), else the self-asserted `user`. Records the server wrote for itself
 //! (`actor.authenticated.by = "server"`) are never an unknown actor.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -127,14 +127,30 @@ struct RunSeen {
 }
 
 impl RuleMemory {
-    fn has_fired(&self, key: &str) -> bool {
-        self.fired.iter().any(|k| k == key)
+    /// Remembers a fired key (`seen` mirrors `fired` for lookups).
+    fn remember(&mut self, key: &str, seen: &mut HashSet<String>) {
+        self.fired.push_back(key.to_string());
+        seen.insert(key.to_string());
+        while self.fired.len() > MAX_FIRED {
+            if let Some(old) = self.fired.pop_front() {
+                seen.remove(&old);
+            }
+        }
     }
 
-    fn remember(&mut self, key: &str) {
-        self.fired.push_back(key.to_string());
-        while self.fired.len() > MAX_FIRED {
-            self.fired.pop_front();
+    /// Adds a refusal count at `t` and drops those an hour older than `until` (and beyond
+    /// [`MAX_DENIED`]), keeping `total` the sum of the counts kept.
+    fn denied_window(&mut self, add: Option<(i128, u64, String)>, until: i128, total: &mut u64) {
+        if let Some(d) = add {
+            *total += d.1;
+            self.denied.push_back(d);
+        }
+        while self.denied.len() > MAX_DENIED
+            || self.denied.front().is_some_and(|d| d.0 <= until - HOUR_NS)
+        {
+            if let Some(d) = self.denied.pop_front() {
+                *total -= d.1;
+            }
         }
     }
 
@@ -694,6 +710,8 @@ impl RulesConfig {
         now: time::OffsetDateTime,
     ) -> Vec<Alert> {
         let mut out = Vec::new();
+        let mut seen: HashSet<String> = memory.fired.iter().cloned().collect();
+        let mut denied_total: u64 = memory.denied.iter().map(|d| d.1).sum();
         for e in events {
             let mut fired = Vec::new();
             let f = Facts::of(e);
@@ -718,7 +736,7 @@ impl RulesConfig {
                 self.actor(e, &f, &mut fired);
             }
             if self.denied.enabled {
-                self.denied_rate(e, &f, memory, &mut fired);
+                self.denied_rate(e, &f, memory, &mut denied_total, &mut fired);
             }
             // A finished run is forgotten (its writes are linked no more).
             if f.is_outcome {
@@ -727,17 +745,14 @@ impl RulesConfig {
                 }
             }
             for a in fired {
-                if !memory.has_fired(&a.key) {
-                    memory.remember(&a.key);
+                if !seen.contains(&a.key) {
+                    memory.remember(&a.key, &mut seen);
                     out.push(a);
                 }
             }
         }
         // The sliding hour ends now at the latest.
-        let cutoff = now.unix_timestamp_nanos() - HOUR_NS;
-        while memory.denied.front().is_some_and(|d| d.0 <= cutoff) {
-            memory.denied.pop_front();
-        }
+        memory.denied_window(None, now.unix_timestamp_nanos(), &mut denied_total);
         out
     }
 }
@@ -1368,7 +1383,14 @@ impl RulesConfig {
         });
     }
 
-    fn denied_rate(&self, e: &Event, f: &Facts, memory: &mut RuleMemory, fired: &mut Vec<Alert>) {
+    fn denied_rate(
+        &self,
+        e: &Event,
+        f: &Facts,
+        memory: &mut RuleMemory,
+        total: &mut u64,
+        fired: &mut Vec<Alert>,
+    ) {
         if f.kind != "server.access.denied" {
             return;
         }
@@ -1376,14 +1398,8 @@ impl RulesConfig {
         let p = &e.record.payload;
         let count = p.get("count").and_then(Value::as_u64).unwrap_or(1);
         let source = text(p, "/source").unwrap_or("?").to_string();
-        memory.denied.push_back((t, count, source));
-        while memory.denied.len() > MAX_DENIED {
-            memory.denied.pop_front();
-        }
-        while memory.denied.front().is_some_and(|d| d.0 <= t - HOUR_NS) {
-            memory.denied.pop_front();
-        }
-        let total: u64 = memory.denied.iter().map(|d| d.1).sum();
+        memory.denied_window(Some((t, count, source)), t, total);
+        let total = *total;
         let max = self.denied.max_per_hour;
         if total <= max {
             memory.denied_over = false;
