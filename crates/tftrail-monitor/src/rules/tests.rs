@@ -1194,6 +1194,25 @@ fn denied_above_the_rate_once_per_crossing() {
 }
 
 #[test]
+fn denied_with_no_refusal_allowed() {
+    let c = rules("[rules.denied]\nmax_per_hour = 0");
+    let mut l = Log::default();
+    let i = l.denied(WED_10, 1, "127.0.0.1");
+    let a = l.eval(&c);
+    assert_eq!(names(&a), ["denied"]);
+    assert_eq!(a[0].records, [i]);
+    // An hour before the round's time is out of the window: nothing to say.
+    let mut l = Log::default();
+    l.denied("2026-12-02T09:00:00Z", 1, "127.0.0.1");
+    let mut mem = RuleMemory::default();
+    assert_eq!(names(&l.eval_from(&c, 0, &mut mem)), ["denied"]);
+    assert!(mem.denied.is_empty(), "{mem:?}");
+    // Off: silent.
+    let c = rules("[rules.denied]\nenabled = false\nmax_per_hour = 0");
+    assert!(l.eval(&c).is_empty());
+}
+
+#[test]
 fn memory_carries_across_rounds_and_restarts() {
     let mut l = clean_log();
     let c = strict();
