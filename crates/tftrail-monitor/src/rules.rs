@@ -142,14 +142,14 @@ impl RuleMemory {
     /// [`MAX_DENIED`]), keeping `total` the sum of the counts kept.
     fn denied_window(&mut self, add: Option<(i128, u64, String)>, until: i128, total: &mut u64) {
         if let Some(d) = add {
-            *total += d.1;
+            *total = total.saturating_add(d.1);
             self.denied.push_back(d);
         }
         while self.denied.len() > MAX_DENIED
             || self.denied.front().is_some_and(|d| d.0 <= until - HOUR_NS)
         {
             if let Some(d) = self.denied.pop_front() {
-                *total -= d.1;
+                *total = total.saturating_sub(d.1);
             }
         }
     }
@@ -711,7 +711,10 @@ impl RulesConfig {
     ) -> Vec<Alert> {
         let mut out = Vec::new();
         let mut seen: HashSet<String> = memory.fired.iter().cloned().collect();
-        let mut denied_total: u64 = memory.denied.iter().map(|d| d.1).sum();
+        let mut denied_total: u64 = memory
+            .denied
+            .iter()
+            .fold(0u64, |t, d| t.saturating_add(d.1));
         for e in events {
             let mut fired = Vec::new();
             let f = Facts::of(e);
@@ -998,7 +1001,10 @@ fn out_of_band(e: &Event, f: &Facts, memory: &RuleMemory, fired: &mut Vec<Alert>
                 .or(s.sha256.as_deref())
                 .unwrap_or("?");
             let serial = s.serial.map_or(String::new(), |n| format!("serial {n}, "));
-            format!("{serial}sha256 {}", &sha[..sha.len().min(12)])
+            format!(
+                "{serial}sha256 {}",
+                sha.chars().take(12).collect::<String>()
+            )
         }
     };
     let mut d = f.base_details(e);
@@ -1069,7 +1075,11 @@ impl RulesConfig {
                 (None, _) => "its intent says nothing of the plan it applied".to_string(),
             }
         } else if f.is_outcome && f.intent.is_none() {
-            "its intent (and the plan it applied) was not recorded (--fail-open)".to_string()
+            if p.pointer("/fail_open/intent_stored") == Some(&Value::Bool(false)) {
+                "its intent (and the plan it applied) was not recorded (--fail-open)".to_string()
+            } else {
+                "names no intent record, so the plan it applied is unknown".to_string()
+            }
         } else {
             return;
         };
@@ -1411,7 +1421,8 @@ impl RulesConfig {
         memory.denied_over = true;
         let mut by_source: BTreeMap<&str, u64> = BTreeMap::new();
         for (_, c, s) in &memory.denied {
-            *by_source.entry(s.as_str()).or_default() += c;
+            let n = by_source.entry(s.as_str()).or_default();
+            *n = n.saturating_add(*c);
         }
         let mut top: Vec<(&str, u64)> = by_source.iter().map(|(s, c)| (*s, *c)).collect();
         top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));

@@ -1259,3 +1259,74 @@ fn deterministic() {
     assert_eq!(m1, m2);
     assert_eq!(names(&a1), ["out_of_band", "unreviewed_apply", "actors"]);
 }
+
+/// Writers choose payloads: odd shapes and values are no reason to panic, and say nothing.
+#[test]
+fn odd_payloads_neither_panic_nor_alert_wrongly() {
+    let c = strict();
+    let mut l = Log::default();
+    let odd = [
+        json!({}),
+        json!({"state_before": {"present": true, "sha256": "é".repeat(40)}, "context": {"dir": 7}}),
+        json!({"plan": "yes", "outcome": ["failed"], "intent_index": "3", "state_diff": {"removed": "x"}}),
+        json!({"count": u64::MAX, "source": {"a": 1}}),
+        json!({"state": 1, "out_of_band": "true", "run": {"intent_index": -1}, "after": {"present": "yes"}}),
+    ];
+    for kind in [
+        "terraform.apply.intent",
+        "terraform.apply.outcome",
+        "terraform.state.write",
+        "server.access.denied",
+        "tofu.destroy.outcome",
+        "x",
+    ] {
+        for p in &odd {
+            l.push(kind, WED_10, server(), p.clone());
+        }
+    }
+    // Twice over, with the first pass's memory: huge counts and multibyte hashes included.
+    let mut mem = RuleMemory::default();
+    let first = l.eval_from(&c, 0, &mut mem);
+    let again = l.eval_from(&c, 0, &mut mem);
+    assert!(again.is_empty(), "{again:#?}");
+    for a in &first {
+        assert!(!a.key.is_empty() && !a.summary.is_empty(), "{a:#?}");
+    }
+    // An apply intent that says nothing of its plan is unreviewed (deny by default), the
+    // huge count is over the rate; nothing else has grounds.
+    let mut fired: Vec<&str> = names(&first);
+    fired.dedup();
+    assert_eq!(fired, ["unreviewed_apply", "denied"], "{first:#?}");
+    assert!(
+        first[5].summary.contains("names no intent record"),
+        "{}",
+        first[5].summary
+    );
+    // A multibyte "hash" shown in a summary.
+    let mut l = Log::default();
+    let mut weird = fingerprint("a1", 1, 1);
+    weird["content_sha256"] = json!("é".repeat(40));
+    l.outcome(
+        "apply",
+        WED_10,
+        user("alice"),
+        None,
+        "success",
+        absent(),
+        weird,
+        diff(&[], &[], &[]),
+        None,
+    );
+    let mut other = fingerprint("a1", 1, 1);
+    other["content_sha256"] = json!("ü".repeat(40));
+    l.intent(
+        "apply",
+        WED_10,
+        user("alice"),
+        recorded_plan(0),
+        other,
+        None,
+    );
+    let a = l.eval(&c);
+    assert!(names(&a).contains(&"out_of_band"), "{a:#?}");
+}
