@@ -60,7 +60,15 @@ pub fn parse_time(s: &str, end_of_day: bool) -> Result<i64, CliError> {
     } else {
         d
     };
-    Ok(d.midnight().assume_utc().unix_timestamp() * 1_000_000_000)
+    // Nanoseconds in an i64 reach the year 2262.
+    d.midnight()
+        .assume_utc()
+        .unix_timestamp()
+        .checked_mul(1_000_000_000)
+        .ok_or_else(|| {
+            CliError::usage(format!("time {s:?} is out of range"))
+                .hint("give a date between 1678 and 2262")
+        })
 }
 
 fn print(index: u64, r: &Record, json: bool) {

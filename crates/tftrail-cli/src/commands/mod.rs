@@ -29,6 +29,7 @@ mod storage;
 
 mod token;
 
+mod export;
 mod monitor;
 
 /// Options every command accepts before or after its name (`tftrail --store S log` and
@@ -242,6 +243,8 @@ pub enum Command {
     /// Watch the log: verify each new checkpoint and entry, evaluate alert rules, deliver
     /// alerts to webhooks, Slack or JSON Lines.
     Monitor(monitor::Args),
+    /// Write the records for a SIEM or data lake: JSON Lines that each prove, or OCSF events.
+    Export(export::Args),
 }
 
 /// Runs a command; returns the exit code.
@@ -267,5 +270,6 @@ pub fn run(cmd: Command, g: &Global) -> Result<i32, CliError> {
         Command::Serve(a) => serve::run(a, g),
         Command::Token(a) => token::run(a, g),
         Command::Monitor(a) => monitor::run(a, g),
+        Command::Export(a) => export::run(a, g),
     }
 }
