@@ -314,7 +314,10 @@ impl Sender {
                         Ok(()) => return Ok(tries),
                         Err(e) => match self.retry_delays.get(tries as usize - 1) {
                             Some(d) => std::thread::sleep(*d),
-                            None => return Err(format!("{} ({tries} tries)", e)),
+                            None => {
+                                let n = if tries == 1 { "try" } else { "tries" };
+                                return Err(format!("{e} ({tries} {n})"));
+                            }
                         },
                     }
                 }
@@ -468,6 +471,130 @@ mod tests {
     fn example_parses() {
         let s = parse(EXAMPLE).unwrap();
         assert_eq!(s.len(), 1);
+    }
+
+    fn alert() -> Alert {
+        Alert {
+            rule: "destroy".into(),
+            severity: crate::Severity::Critical,
+            records: vec![7, 9],
+            summary: "2 resources deleted by token:ci".into(),
+            why: "deletes of *.prod_* are watched".into(),
+            details: json!({"addresses": ["terraform_data.prod_db"]}),
+            key: "destroy:7".into(),
+        }
+    }
+
+    fn cx(ui: Option<&str>) -> Context {
+        Context {
+            origin: "o.example/log".into(),
+            size: 10,
+            root: "cm9vdA==".into(),
+            ui_url: ui.map(String::from),
+            host: "watcher".into(),
+            time: "2026-01-05T10:00:00Z".into(),
+        }
+    }
+
+    /// One HTTP request received on loopback: (request head, body); answers `status`.
+    fn receive_one(status: u16) -> (String, std::thread::JoinHandle<(String, String)>) {
+        use std::io::{BufRead, BufReader, Read};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/slack", l.local_addr().unwrap());
+        let h = std::thread::spawn(move || {
+            let (s, _) = l.accept().unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                if line.trim().is_empty() {
+                    break;
+                }
+                head.push_str(&line.to_ascii_lowercase());
+            }
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .map(|v| v.trim().parse().unwrap())
+                .unwrap_or(0);
+            let mut body = vec![0; len];
+            r.read_exact(&mut body).unwrap();
+            let mut s = s;
+            write!(s, "HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n").unwrap();
+            (head, String::from_utf8(body).unwrap())
+        });
+        (url, h)
+    }
+
+    #[test]
+    fn slack_gets_text_with_links_and_no_signature() {
+        let (url, h) = receive_one(200);
+        let sink = SinkConfig::Slack(Slack { url: url.clone() });
+        let b = body(&sink, &alert(), &cx(Some("https://ui.example/")));
+        Sender::new().unwrap().send(&sink, &b).unwrap();
+        let (head, got) = h.join().unwrap();
+        assert!(head.starts_with("post /slack "), "{head}");
+        assert!(head.contains("content-type: application/json"), "{head}");
+        assert!(!head.contains("x-tftrail-signature-256"), "{head}");
+        let v: Value = serde_json::from_str(&got).unwrap();
+        let text = v["text"].as_str().unwrap();
+        assert_eq!(v.as_object().unwrap().len(), 1, "{v}");
+        for want in [
+            "*[critical] destroy*: 2 resources deleted by token:ci",
+            "deletes of *.prod_* are watched",
+            "<https://ui.example/records/7|#7>, <https://ui.example/records/9|#9>",
+            "log o.example/log at size 10",
+        ] {
+            assert!(text.contains(want), "{want:?} not in {text}");
+        }
+        // Without a UI, the records by index.
+        let b = body(&sink, &alert(), &cx(None));
+        assert!(b.contains("records: #7, #9"), "{b}");
+    }
+
+    #[test]
+    fn a_webhook_answering_500_fails_after_its_tries() {
+        let (url, h) = receive_one(500);
+        let sink = SinkConfig::Webhook(Webhook {
+            url,
+            secret: Some(Secret("s".into())),
+            secret_env: None,
+        });
+        let mut sender = Sender::new().unwrap();
+        sender.retry_delays = vec![];
+        let e = sender.send(&sink, "{}").unwrap_err();
+        assert!(e.contains("answered 500") && e.contains("(1 try)"), "{e}");
+        let (head, _) = h.join().unwrap();
+        assert!(
+            head.contains(&format!(
+                "x-tftrail-signature-256: {}",
+                signature("s", b"{}")
+            )),
+            "{head}"
+        );
+    }
+
+    #[test]
+    fn the_document_carries_the_alert_and_where_it_comes_from() {
+        let d = document(&alert(), &cx(Some("https://ui.example")));
+        assert_eq!(d["rule"], "destroy");
+        assert_eq!(d["severity"], "critical");
+        assert_eq!(d["records"], json!([7, 9]));
+        assert_eq!(d["key"], "destroy:7");
+        assert_eq!(
+            d["log"],
+            json!({"origin": "o.example/log", "size": 10, "root": "cm9vdA=="})
+        );
+        assert_eq!(
+            d["links"],
+            json!([
+                "https://ui.example/records/7",
+                "https://ui.example/records/9"
+            ])
+        );
+        assert_eq!(d["monitor"]["host"], "watcher");
+        assert_eq!(d["time"], "2026-01-05T10:00:00Z");
     }
 
     #[test]
