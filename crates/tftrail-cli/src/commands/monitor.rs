@@ -50,28 +50,10 @@ pub struct Args {
     example_config: bool,
 }
 
-/// Parses `90s`, `30m`, `2h`, `1d` (or a number of seconds).
+/// Parses `90s`, `30m`, `2h`, `1d`, as the config file's durations.
 pub fn parse_duration(s: &str) -> Result<Duration, CliError> {
-    let bad = || {
-        CliError::usage(format!("invalid duration {s:?}"))
-            .hint("use a number with s, m, h or d: 90s, 30m, 2h, 1d")
-    };
-    let (n, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
-        Some(k) => s.split_at(k),
-        None => (s, "s"),
-    };
-    let n: u64 = n.parse().map_err(|_| bad())?;
-    let k = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => return Err(bad()),
-    };
-    match n.checked_mul(k) {
-        Some(0) | None => Err(bad()),
-        Some(secs) => Ok(Duration::from_secs(secs)),
-    }
+    tftrail_monitor::rules::parse_duration(s)
+        .map_err(|e| CliError::usage(e).hint("use a number with s, m, h or d: 90s, 30m, 2h, 1d"))
 }
 
 /// What /metrics shows.
