@@ -124,8 +124,8 @@ impl SinkConfig {
     /// Where it delivers, for messages (no secret in it).
     pub fn describe(&self) -> String {
         match self {
-            SinkConfig::Webhook(w) => format!("webhook {}", w.url),
-            SinkConfig::Slack(s) => format!("slack {}", s.url),
+            SinkConfig::Webhook(w) => format!("webhook {}", shown(&w.url)),
+            SinkConfig::Slack(s) => format!("slack {}", shown(&s.url)),
             SinkConfig::Jsonl(j) if j.path == "-" => "jsonl stdout".into(),
             SinkConfig::Jsonl(j) => format!("jsonl {}", j.path),
         }
@@ -343,16 +343,28 @@ impl Sender {
                     why = s.to_string();
                     src = s.source();
                 }
-                format!("POST {url}: {why}")
+                format!("POST {}: {why}", shown(url))
             })?;
             let status = resp.status();
             if status.is_success() {
                 Ok(())
             } else {
-                Err(format!("POST {url}: answered {status}"))
+                Err(format!("POST {}: answered {status}", shown(url)))
             }
         })
     }
+}
+
+/// A sink's URL as messages show it: scheme and host only. The path and query of an incoming
+/// webhook are its secret (`https://hooks.slack.com/services/T…/B…/<token>`), and messages
+/// reach logs.
+pub fn shown(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let host_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let host = &rest[..host_end];
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    let more = if host_end < rest.len() { "/…" } else { "" };
+    format!("{scheme}://{host}{more}")
 }
 
 fn write_line(path: &str, body: &str) -> Result<(), String> {
@@ -404,6 +416,24 @@ secret = "shared-hmac-secret"
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn messages_show_no_webhook_secret() {
+        assert_eq!(
+            super::shown("https://hooks.slack.com/services/T000/B000/XXXXsecret"),
+            "https://hooks.slack.com/…"
+        );
+        assert_eq!(
+            super::shown("http://u:pw@127.0.0.1:8080"),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(super::shown("https://h?token=abc"), "https://h/…");
+        let c = crate::MonitorConfig::parse(
+            "[[sink]]\ntype = \"slack\"\nurl = \"https://hooks.slack.com/services/T/B/topsecret\"\n",
+        )
+        .unwrap();
+        assert!(!c.sinks[0].describe().contains("topsecret"));
+    }
+
     use super::*;
 
     #[test]
