@@ -40,7 +40,14 @@ pub struct StoreTiles<'a> {
     store: &'a dyn Store,
     /// The first failure, for messages (`tlog_tiles` errors carry no path).
     pub failure: RefCell<Option<String>>,
+    /// Tiles already read through this reader, by path: reading many bundles authenticates
+    /// each against the same upper tiles. The bytes are re-authenticated on every use (the
+    /// cache saves reads, not checks). Bounded by [`MAX_CACHED_TILES`].
+    cache: RefCell<std::collections::HashMap<String, Vec<u8>>>,
 }
+
+/// The most tiles one [`StoreTiles`] keeps (8 KiB each: 32 MiB).
+const MAX_CACHED_TILES: usize = 4096;
 
 impl<'a> StoreTiles<'a> {
     /// Reads tiles from `store`.
@@ -48,6 +55,7 @@ impl<'a> StoreTiles<'a> {
         StoreTiles {
             store,
             failure: RefCell::new(None),
+            cache: RefCell::new(std::collections::HashMap::new()),
         }
     }
 }
@@ -61,8 +69,19 @@ impl TileReader for StoreTiles<'_> {
         let mut out = Vec::with_capacity(tiles.len());
         for t in tiles {
             let p = tile_path(t.level(), t.level_index(), u64::from(t.width()));
+            if let Some(d) = self.cache.borrow().get(&p) {
+                out.push(d.clone());
+                continue;
+            }
             match self.store.get(&p) {
-                Ok(Some(d)) if d.len() == t.width() as usize * 32 => out.push(d),
+                Ok(Some(d)) if d.len() == t.width() as usize * 32 => {
+                    let mut cache = self.cache.borrow_mut();
+                    if cache.len() >= MAX_CACHED_TILES {
+                        cache.clear();
+                    }
+                    cache.insert(p, d.clone());
+                    out.push(d)
+                }
                 Ok(Some(d)) => {
                     self.failure.replace(Some(format!(
                         "hash tile {p} has {} bytes, want {}",

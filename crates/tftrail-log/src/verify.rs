@@ -973,6 +973,31 @@ mod tests {
         key
     }
 
+    #[test]
+    fn reading_many_bundles_reads_each_tile_once() {
+        let d = tempfile::tempdir().unwrap();
+        // 20 full bundles and a partial one: every bundle is authenticated against the same
+        // level-1 tile and the tree's edge.
+        let key = build(d.path(), &[256 * 20 + 17]);
+        let reads = Arc::new(Mutex::new(BTreeMap::new()));
+        let store = Counting {
+            inner: LocalStore::open(d.path()).unwrap(),
+            reads: reads.clone(),
+        };
+        let log = Log::open(Box::new(store), key.verifier()).unwrap();
+        let cp = log.head().unwrap().checkpoint;
+        let all = log.entries(&cp, 0, cp.size).unwrap();
+        assert_eq!(all.len() as u64, cp.size);
+        assert_eq!(all[5], entry(5));
+        let reads = reads.lock().unwrap();
+        let tiles: Vec<_> = reads
+            .iter()
+            .filter(|(p, _)| p.starts_with("tile/") && !p.starts_with("tile/entries"))
+            .collect();
+        assert!(tiles.iter().all(|(_, n)| **n == 1), "{tiles:?}");
+        assert!(tiles.len() <= 24, "{} tiles read: {tiles:?}", tiles.len());
+    }
+
     fn verify(dir: &Path, key: &SigningKey) -> VerifyReport {
         let log = Log::open(Box::new(LocalStore::open(dir).unwrap()), key.verifier()).unwrap();
         log.verify(&VerifyOptions::default(), &mut |_, _| {})
