@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tftrail_monitor::export::{ExportError, Exporter, Format, Selection};
 
-use super::log::parse_time;
+use super::log::time_bounds;
 use super::Global;
 use crate::context;
 use crate::error::CliError;
@@ -60,17 +60,10 @@ pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
         "jsonl" => Format::Jsonl,
         _ => Format::Ocsf,
     };
+    let (since_ns, until_ns) = time_bounds(a.since.as_deref(), a.until.as_deref())?;
     let selection = Selection {
-        since_ns: a
-            .since
-            .as_deref()
-            .map(|s| parse_time(s, false))
-            .transpose()?,
-        until_ns: a
-            .until
-            .as_deref()
-            .map(|s| parse_time(s, true))
-            .transpose()?,
+        since_ns,
+        until_ns,
         kind: a.kind.clone(),
     };
     if let (Some(s), Some(u)) = (selection.since_ns, selection.until_ns) {

@@ -44,6 +44,17 @@ pub struct Args {
     outcome: Option<String>,
 }
 
+/// `--since` and `--until` as Unix nanoseconds (`--until` of a date is the end of that day).
+pub fn time_bounds(
+    since: Option<&str>,
+    until: Option<&str>,
+) -> Result<(Option<i64>, Option<i64>), CliError> {
+    Ok((
+        since.map(|s| parse_time(s, false)).transpose()?,
+        until.map(|s| parse_time(s, true)).transpose()?,
+    ))
+}
+
 /// Parses RFC 3339 or YYYY-MM-DD (UTC) into Unix nanoseconds; `end_of_day` turns a date into
 /// the start of the next day.
 pub fn parse_time(s: &str, end_of_day: bool) -> Result<i64, CliError> {
@@ -92,21 +103,14 @@ pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
         || a.until.is_some()
         || a.outcome.is_some();
     if filtered {
+        let (since_ns, until_ns) = time_bounds(a.since.as_deref(), a.until.as_deref())?;
         let f = Filter {
             kind: a.kind.clone(),
             actor: a.actor.clone(),
             authenticated: a.authenticated.as_deref().map(|y| y == "yes"),
             outcome: a.outcome.clone(),
-            since_ns: a
-                .since
-                .as_deref()
-                .map(|s| parse_time(s, false))
-                .transpose()?,
-            until_ns: a
-                .until
-                .as_deref()
-                .map(|s| parse_time(s, true))
-                .transpose()?,
+            since_ns,
+            until_ns,
             resource: a.resource.clone(),
             limit: a.limit,
         };
