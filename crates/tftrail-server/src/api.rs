@@ -32,6 +32,11 @@ pub fn now_utc() -> String {
         .expect("a UTC time formats")
 }
 
+/// The current time, Unix nanoseconds.
+pub(crate) fn now_ns() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64
+}
+
 /// Reads a request body of at most `limit` bytes, answering 413 beyond.
 pub(crate) async fn read_body(body: Body, limit: usize, what: &str) -> Result<Vec<u8>, ApiError> {
     let mut out = Vec::new();
@@ -178,11 +183,6 @@ pub async fn append(
     for (i, r) in req.records.into_iter().enumerate() {
         let n = i + 1;
         let a = r.actor.unwrap_or_default();
-        let said =
-            (!a.user.is_empty() && !a.host.is_empty()).then(|| format!("{}@{}", a.user, a.host));
-        if let Some(ev) = crate::tfstate::run_event(&r.kind, &r.payload, said) {
-            runs.push((i as u64, ev));
-        }
         if is_state_backend_kind(&r.kind) {
             return Err(ApiError::bad_request(format!(
                 "record {n}: kind {} is written only by the server's state backend (/state/); a client cannot append it",
@@ -201,6 +201,10 @@ pub async fn append(
             ci: a.ci,
             authenticated: Some(who.authenticated.clone()),
         };
+        let said = crate::tfstate::who_of(&actor);
+        if let Some(ev) = crate::tfstate::run_event(&r.kind, &r.payload, said) {
+            runs.push((i as u64, ev));
+        }
         let entry = Record::new(&r.kind, &time, actor, r.payload, r.blobs)
             .and_then(|r| r.to_entry())
             .map_err(|e| ApiError::bad_request(format!("record {n}: {e}")))?;
@@ -215,7 +219,7 @@ pub async fn append(
         .await
         .map_err(ApiError::unavailable)?;
     // Runs of `tftrail run` open on a state of this server link its writes (tfstate).
-    let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64;
+    let now = now_ns();
     for (i, ev) in runs {
         st.tfstate.note_run(ev, landed.first + i, now);
     }
@@ -405,7 +409,7 @@ pub(crate) fn with_index<T>(
     f(&ix, &cp)
 }
 
-fn index_err(e: tftrail_index::IndexError) -> ApiError {
+pub(crate) fn index_err(e: tftrail_index::IndexError) -> ApiError {
     ApiError::internal(e.to_string())
 }
 

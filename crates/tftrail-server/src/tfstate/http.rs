@@ -23,7 +23,7 @@ use tokio::sync::OwnedMutexGuard;
 
 use super::lock::{LockInfo, Unlock};
 use super::{check_name, Current, Held, Slot};
-use crate::api::{now_utc, read_body, with_index};
+use crate::api::{index_err, now_ns, now_utc, read_body, with_index};
 use crate::auth::{Need, Principal, Role};
 use crate::error::ApiError;
 use crate::state::{peer_of, AppState};
@@ -189,14 +189,6 @@ fn load(st: &AppState, name: &str) -> Result<Slot, ApiError> {
         }
         Ok(slot)
     })
-}
-
-fn index_err(e: tftrail_index::IndexError) -> ApiError {
-    ApiError::internal(e.to_string())
-}
-
-fn now_ns() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64
 }
 
 fn json_response(status: StatusCode, body: Vec<u8>) -> Response {

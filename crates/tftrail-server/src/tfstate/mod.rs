@@ -27,6 +27,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tftrail_store::{NewObject, Store};
 
+pub(crate) use http::who_of;
 pub use http::{state, v1_state, v1_states};
 pub use lock::LockInfo;
 
