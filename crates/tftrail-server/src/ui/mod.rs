@@ -575,6 +575,9 @@ pub fn value(v: &serde_json::Value) -> Markup {
         serde_json::Value::String(s) if s == tftrail_terraform::REDACTED => {
             html! { span.redacted title="sensitive: never recorded" { "(sensitive value)" } }
         }
+        serde_json::Value::String(s) if s == pages::KNOWN_AFTER_APPLY => {
+            html! { span.unknown { (s) } }
+        }
         serde_json::Value::Null => html! { span.null { "null" } },
         serde_json::Value::String(s) => {
             html! { code { (serde_json::to_string(s).unwrap_or_default()) } }

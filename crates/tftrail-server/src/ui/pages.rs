@@ -484,6 +484,77 @@ fn arr<'a>(v: &'a Value, ptr: &str) -> &'a [Value] {
         .unwrap_or(&[])
 }
 
+/// What a planned value unknown until apply is shown as.
+pub const KNOWN_AFTER_APPLY: &str = "(known after apply)";
+
+/// Terminal colour and cursor sequences (`ESC [ … letter`) taken out of output for display
+/// (the download keeps the bytes as recorded).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut it = s.chars().peekable();
+    while let Some(c) = it.next() {
+        if c == '\u{1b}' {
+            if it.peek() == Some(&'[') {
+                it.next();
+                for d in it.by_ref() {
+                    if d.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The value at an attribute path (`a.b`, `a[0].b`, `a.0`) of a planned object.
+fn at_path<'v>(v: &'v Value, path: &str) -> Option<&'v Value> {
+    let mut cur = v;
+    for part in path
+        .replace('[', ".")
+        .replace(']', "")
+        .split('.')
+        .filter(|p| !p.is_empty())
+    {
+        cur = match cur {
+            Value::Object(m) => m.get(part)?,
+            Value::Array(a) => a.get(part.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(cur)
+}
+
+/// A planned change's values as `attributes` (`[{path, before, after}]`), from its redacted
+/// `before` and `after` objects and its changed paths, when the record has no `attributes`.
+fn planned_values(c: &Value) -> Vec<Value> {
+    let (before, after) = (c.get("before"), c.get("after"));
+    if before.is_none() && after.is_none() {
+        return vec![];
+    }
+    arr(c, "/changed_paths")
+        .iter()
+        .filter_map(Value::as_str)
+        .map(|p| {
+            let get = |o: Option<&Value>| {
+                o.and_then(|o| at_path(o, p))
+                    .cloned()
+                    .unwrap_or(Value::Null)
+            };
+            let after = match get(after) {
+                // Unknown until apply: absent from the redacted `after`.
+                Value::Null if after.is_some_and(|a| !a.is_null()) => {
+                    Value::String(KNOWN_AFTER_APPLY.into())
+                }
+                v => v,
+            };
+            serde_json::json!({"path": p, "before": get(before), "after": after})
+        })
+        .collect()
+}
+
 fn changes(p: &Value) -> Markup {
     let planned = arr(p, "/plan/summary/resource_changes");
     let values = arr(p, "/state_diff/values");
@@ -511,7 +582,8 @@ fn changes(p: &Value) -> Markup {
                             @if !paths.is_empty() {
                                 p.paths { "Changed: " @for (i, x) in paths.iter().enumerate() { @if i > 0 { ", " } code { (x.as_str().unwrap_or("")) } } }
                             }
-                            (attributes(arr(c, "/attributes")))
+                            @let attrs = arr(c, "/attributes");
+                            @if attrs.is_empty() { (attributes(&planned_values(c))) } @else { (attributes(attrs)) }
                         }
                     }
                 }
@@ -666,7 +738,7 @@ fn record_page(v: &Viewer, n: u64, r: &Record, l: &Links, output: Option<&[u8]>)
                 section aria-labelledby="output" {
                     h2 #output { "Output" }
                     p.help { "Terraform's output as recorded, secrets scrubbed." }
-                    pre.output tabindex="0" { (String::from_utf8_lossy(out)) }
+                    pre.output tabindex="0" { (strip_ansi(&String::from_utf8_lossy(out))) }
                 }
             }
             @if !r.blobs.is_empty() {
