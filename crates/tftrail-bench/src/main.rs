@@ -24,10 +24,13 @@
 //! `--monitor` measures one `tftrail monitor` round over 100,000 new records and a round with
 //! nothing new, with `verify` of the same log as the baseline, on a local store and on S3
 //! (moto): see `monitor.rs`.
+//! `--ui` measures the web UI's timeline and record pages at 1,000,000 records against
+//! `/healthz` and `/v1/records/N`: see `ui.rs`.
 #![forbid(unsafe_code)]
 
 mod monitor;
 mod server;
+mod ui;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -366,6 +369,13 @@ fn main() {
     let big_only = std::env::args().any(|a| a == "--big-batch");
     if std::env::args().any(|a| a == "--monitor") {
         monitor::run(quick);
+        if let Some(run) = RUN_DIR.get() {
+            let _ = std::fs::remove_dir_all(run.path());
+        }
+        return;
+    }
+    if std::env::args().any(|a| a == "--ui") {
+        ui::run(quick);
         if let Some(run) = RUN_DIR.get() {
             let _ = std::fs::remove_dir_all(run.path());
         }
