@@ -435,7 +435,13 @@ impl Client {
     }
 
     /// Sends one request, reads its answer: (status, body).
-    pub(crate) fn request(&mut self, method: &str, path: &str, token: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    pub(crate) fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: &[u8],
+    ) -> (u16, Vec<u8>) {
         let mut req = format!(
             "{method} {path} HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {token}\r\n",
             self.host

@@ -78,7 +78,10 @@ fn record(i: u64) -> Vec<u8> {
                 }),
             )
         }
-        _ => ("bench.event", serde_json::json!({"i": i, "pad": "x".repeat(200)})),
+        _ => (
+            "bench.event",
+            serde_json::json!({"i": i, "pad": "x".repeat(200)}),
+        ),
     };
     Record::new(kind, &time_of(i), actor, payload, vec![])
         .unwrap()
@@ -93,10 +96,11 @@ fn median_p95(mut v: Vec<f64>) -> (f64, f64) {
 }
 
 pub fn run(quick: bool) {
-    let exe = std::env::current_exe()
-        .unwrap()
-        .with_file_name("tftrail");
-    assert!(exe.exists(), "build the tftrail binary first: cargo build --release -p tftrail-cli");
+    let exe = std::env::current_exe().unwrap().with_file_name("tftrail");
+    assert!(
+        exe.exists(),
+        "build the tftrail binary first: cargo build --release -p tftrail-cli"
+    );
     let count: u64 = std::env::var("TFTRAIL_BENCH_UI_RECORDS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -124,7 +128,10 @@ pub fn run(quick: bool) {
         }
     }
     let built = t.elapsed();
-    eprintln!("ui: built a log of {count} records in {:.0} s", built.as_secs_f64());
+    eprintln!(
+        "ui: built a log of {count} records in {:.0} s",
+        built.as_secs_f64()
+    );
 
     let server = Server::start(&exe, &home, &store);
     let mut client = Client::connect(&server.addr);
@@ -136,7 +143,10 @@ pub fn run(quick: bool) {
         if s == 200 {
             break;
         }
-        assert!(t.elapsed() < Duration::from_secs(1800), "the index was not built in 30 min ({s})");
+        assert!(
+            t.elapsed() < Duration::from_secs(1800),
+            "the index was not built in 30 min ({s})"
+        );
         client = Client::connect(&server.addr);
     }
     let indexed = t.elapsed();
@@ -151,21 +161,45 @@ pub fn run(quick: bool) {
             assert!(body.contains("intact"), "the log verifies");
             break;
         }
-        assert!(t.elapsed() < Duration::from_secs(1800), "not verified in 30 min");
+        assert!(
+            t.elapsed() < Duration::from_secs(1800),
+            "not verified in 30 min"
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
-    eprintln!("ui: verified at start ({:.0} s more)", t.elapsed().as_secs_f64());
+    eprintln!(
+        "ui: verified at start ({:.0} s more)",
+        t.elapsed().as_secs_f64()
+    );
 
     let mid = count / 2 + 9;
     let targets: Vec<(&str, String)> = vec![
         ("`GET /healthz` (baseline)", "/healthz".into()),
-        ("`GET /v1/records/N` (baseline)", format!("/v1/records/{mid}")),
+        (
+            "`GET /v1/records/N` (baseline)",
+            format!("/v1/records/{mid}"),
+        ),
         ("timeline `/`, no filter", "/".into()),
-        ("timeline, page at `?before=N/2`", format!("/?before={}", count / 2)),
-        ("timeline, rare resource (1 in 100,000)", "/?resource=aws_instance.rare".into()),
-        ("timeline, actor + kind", "/?actor=deploy-9&kind=apply".into()),
-        ("timeline, workspace + outcome", "/?workspace=qa&outcome=failed".into()),
-        ("record page `/records/N` (outcome)", format!("/records/{mid}")),
+        (
+            "timeline, page at `?before=N/2`",
+            format!("/?before={}", count / 2),
+        ),
+        (
+            "timeline, rare resource (1 in 100,000)",
+            "/?resource=aws_instance.rare".into(),
+        ),
+        (
+            "timeline, actor + kind",
+            "/?actor=deploy-9&kind=apply".into(),
+        ),
+        (
+            "timeline, workspace + outcome",
+            "/?workspace=qa&outcome=failed".into(),
+        ),
+        (
+            "record page `/records/N` (outcome)",
+            format!("/records/{mid}"),
+        ),
     ];
     let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); targets.len()];
     let mut sizes = vec![0usize; targets.len()];
