@@ -541,16 +541,87 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// The record indexes a timeline page lists, and its older/newer links.
+fn listed(page: &str) -> (Vec<u64>, Option<String>, Option<String>) {
+    let rows = page
+        .split("<th scope=\"row\" data-label=\"#\"><a href=\"/records/")
+        .skip(1)
+        .map(|r| r[..r.find('"').unwrap()].parse().unwrap())
+        .collect();
+    let link = |rel: &str| {
+        let k = format!("rel=\"{rel}\" href=\"");
+        page.find(&k).map(|i| {
+            let r = &page[i + k.len()..];
+            r[..r.find('"').unwrap()].replace("&amp;", "&")
+        })
+    };
+    (rows, link("next"), link("prev"))
+}
+
 #[test]
 fn public_read_shows_the_pages_without_login() {
     let ui = start(&["--public-read"]);
     ui.append(json!([{"kind": "test.event", "payload": {"n": 1}}]));
+    // Keyset paging, 50 a page: records 0..=121, newest first, with and without a filter.
+    for _ in 0..2 {
+        let batch: Vec<Value> = (0..60)
+            .map(|n| json!({"kind": "test.page", "payload": {"n": n}}))
+            .collect();
+        ui.append(Value::Array(batch));
+    }
+    let (s, _, page) = ui.exchange("GET", "/", "", b"");
+    assert_eq!(s, 200);
+    let (rows, older, newer) = listed(&page);
+    assert_eq!(rows, (72..=121).rev().collect::<Vec<u64>>());
+    assert_eq!((older.as_deref(), newer), (Some("/?before=72"), None));
+    let (_, _, page) = ui.exchange("GET", "/?before=72", "", b"");
+    let (rows, older, newer) = listed(&page);
+    assert_eq!(rows, (22..=71).rev().collect::<Vec<u64>>());
+    assert_eq!(
+        (older.as_deref(), newer.as_deref()),
+        (Some("/?before=22"), Some("/?after=71"))
+    );
+    let (_, _, page) = ui.exchange("GET", "/?after=71", "", b"");
+    assert_eq!(listed(&page).0, (72..=121).rev().collect::<Vec<u64>>());
+    let (_, _, page) = ui.exchange("GET", "/?kind=test.page&before=30", "", b"");
+    let (rows, older, _) = listed(&page);
+    assert_eq!(rows, (2..=29).rev().collect::<Vec<u64>>());
+    assert_eq!(older, None, "the last page");
+    let (s, _, page) = ui.exchange("GET", "/?before=x&since=yesterday", "", b"");
+    assert_eq!(s, 400);
+    assert!(
+        page.contains("before=&quot;x&quot; is not a record index"),
+        "{page}"
+    );
+
     let (s, _, b) = ui.exchange("GET", "/", "", b"");
     assert_eq!(s, 200, "{b}");
-    assert!(b.contains("Public read") && b.contains("test.event"), "{b}");
+    assert!(b.contains("Public read") && b.contains("test.page"), "{b}");
+    // The status page: the full verification at start, then the grown log checked against it.
+    wait_until(|| {
+        let (_, _, b) = ui.exchange("GET", "/status", "", b"");
+        (b.contains("Last verification") && !b.contains("is running")).then_some(())
+    });
+    ui.append(json!([{"kind": "test.event", "payload": {"n": 2}}]));
+    let (s, b) = ui.server.request("GET", "/v1/checkpoint", None, b"");
+    assert_eq!(s, 200);
+    let size = serde_json::from_str::<Value>(&b).unwrap()["size"]
+        .as_u64()
+        .unwrap();
     let (s, _, b) = ui.exchange("GET", "/status", "", b"");
     assert_eq!(s, 200, "{b}");
-    assert!(b.contains("Log size"), "{b}");
+    assert!(
+        b.contains(&format!("<dd id=\"log-size\">{size} records")),
+        "{b}"
+    );
+    assert!(
+        b.contains("intact") && b.contains("<dd>incremental</dd>"),
+        "{b}"
+    );
+    assert!(
+        b.contains(&format!("<dt>Tree size</dt><dd>{size}</dd>")),
+        "{b}"
+    );
     // Still no admin action without an admin's session.
     let (s, _, _) = ui.exchange(
         "POST",

@@ -1040,7 +1040,15 @@ fn cosignatures(note: &str, log_key_name: &str) -> Vec<(String, String)> {
 
 /// `GET /status`.
 pub async fn status(State(st): State<Arc<AppState>>, v: Viewer) -> Response {
-    let head = match st.blocking(|st| Ok(st.log.head()?)).await {
+    // The checkpoint shown is checked against the last verified one first (cheap: a
+    // consistency proof), so the page never shows an unverified growth as verified.
+    let head = match st
+        .blocking(|st| {
+            super::verify::incremental(st);
+            Ok(st.log.head()?)
+        })
+        .await
+    {
         Ok(h) => h,
         Err(e) => return failure(&v, e),
     };
@@ -1156,4 +1164,50 @@ pub async fn verify_now(State(st): State<Arc<AppState>>, v: Viewer, req: Request
     let st2 = st.clone();
     tokio::task::spawn_blocking(move || super::verify::full(&st2, &by));
     super::redirect("/status")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cosignatures_are_the_other_signature_lines() {
+        let note = "log.example/a\n3\nROOT=\n\n\u{2014} log.example/a AAAAAAAA\n\u{2014} witness.example/w 3q2+7wAAAA==\n\u{2014} bad-sig !!\n";
+        assert_eq!(
+            cosignatures(note, "log.example/a"),
+            [
+                ("witness.example/w".to_string(), "deadbeef".to_string()),
+                ("bad-sig".to_string(), "(unreadable)".to_string())
+            ]
+        );
+        assert!(cosignatures("no signatures", "x").is_empty());
+    }
+
+    #[test]
+    fn planned_values_come_from_the_redacted_objects() {
+        let c = serde_json::json!({
+            "changed_paths": ["input", "tags.Name", "list[1]", "output"],
+            "before": {"input": "small", "tags": {"Name": "a"}, "list": [1, 2], "output": "small"},
+            "after": {"input": "(sensitive value)", "tags": {"Name": "b"}, "list": [1, 3]},
+        });
+        let v = planned_values(&c);
+        let after: Vec<Value> = v.iter().map(|a| a["after"].clone()).collect();
+        assert_eq!(
+            after,
+            [
+                serde_json::json!("(sensitive value)"),
+                serde_json::json!("b"),
+                serde_json::json!(3),
+                serde_json::json!(KNOWN_AFTER_APPLY)
+            ]
+        );
+        assert_eq!(v[1]["before"], "a");
+        assert_eq!(strip_ansi("\u{1b}[1mbold\u{1b}[0m x"), "bold x");
+        assert_eq!(
+            counts(
+                &serde_json::json!({"state_diff": {"added": ["a"], "changed": [], "removed": ["b", "c"]}})
+            ),
+            "+1 ~0 -2"
+        );
+    }
 }
