@@ -813,6 +813,30 @@ fn in_a_real_browser_an_auditor_logs_in_filters_reads_values_and_downloads_a_rec
         "{}",
         describe(&out)
     );
+    // No page of any record, nor any blob it names, holds the secret.
+    let (_, b) = ui
+        .server
+        .request("GET", "/v1/checkpoint", Some(&ui.reader), b"");
+    let size = serde_json::from_str::<Value>(&b).unwrap()["size"]
+        .as_u64()
+        .unwrap();
+    let bearer = format!("authorization: Bearer {}\r\n", ui.reader);
+    for n in 0..size {
+        let (s, _, page) = ui.exchange("GET", &format!("/records/{n}"), &bearer, b"");
+        assert_eq!(s, 200);
+        assert!(!page.contains(SECRET), "record {n}");
+        for part in page.split(&format!("href=\"/records/{n}/blobs/")).skip(1) {
+            let sha = &part[..64];
+            let (s, _, blob) =
+                ui.exchange("GET", &format!("/records/{n}/blobs/{sha}"), &bearer, b"");
+            assert_eq!(s, 200);
+            assert!(!blob.contains(SECRET), "record {n}, blob {sha}");
+        }
+    }
+    for path in ["/", "/resources/terraform_data.db", "/status"] {
+        let (_, _, page) = ui.exchange("GET", path, &bearer, b"");
+        assert!(!page.contains(SECRET), "{path}");
+    }
     // What the browser saw held no secret.
     for page in result["pages"].as_array().unwrap() {
         assert!(!page.as_str().unwrap().contains(SECRET));

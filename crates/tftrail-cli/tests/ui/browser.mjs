@@ -116,7 +116,6 @@ try {
     check(new URL(page.url()).pathname === `/records/${changed}`, `on the record: ${page.url()}`);
     const before = await page.locator("td.before").allTextContents();
     const after = await page.locator("td.after").allTextContents();
-    if (!before.some((t) => t.includes('"small"'))) console.error(await page.locator("main").innerText());
     check(before.some((t) => t.includes('"small"')), `old value shown: ${before}`);
     check(after.some((t) => t.includes('"large"')), `new value shown: ${after}`);
     await html(page);
@@ -142,6 +141,8 @@ try {
     await page.goto(`${base}/resources/${resource}`);
     check((await page.textContent("h1")).includes(resource), "the resource page");
     check(await page.locator("table.records tbody tr").count() > 0, "its history");
+    const last = await page.locator("td.after").allTextContents();
+    check(last.some((t) => t.includes('"large"')), `its last change's new value: ${last}`);
     await html(page);
     await shot("resource");
     await page.goto(`${base}/status`);

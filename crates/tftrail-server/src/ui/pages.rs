@@ -930,15 +930,54 @@ async fn resource_page(State(st): State<Arc<AppState>>, v: Viewer, addr: String)
     let got = st
         .blocking(move |st| {
             with_index(st, |ix, cp| {
-                tftrail_index::describe_history(ix, &st.log, cp, &a).map_err(read_err)
+                let changes =
+                    tftrail_index::describe_history(ix, &st.log, cp, &a).map_err(read_err)?;
+                let last = tftrail_index::last_applied(changes.clone());
+                // The values of each last change, from its record (read authenticated).
+                let idx: Vec<u64> = last.iter().filter_map(|c| c["index"].as_u64()).collect();
+                let recs = tftrail_index::read_records(&st.log, cp, &idx).map_err(read_err)?;
+                let mut values = Vec::new();
+                let read = |i: u64| -> Result<Record, ApiError> {
+                    let (_, mut r) = tftrail_index::read_records(&st.log, cp, &[i])
+                        .map_err(read_err)?
+                        .pop()
+                        .ok_or_else(|| ApiError::internal(format!("record {i} is missing")))?;
+                    tftrail_index::inflate(&st.log, &mut r.payload)
+                        .map_err(|e| read_err(IndexError::Log(e)))?;
+                    Ok(r)
+                };
+                for (c, (i, _)) in last.iter().zip(recs) {
+                    let address = c["address"].as_str().unwrap_or("");
+                    let r = read(i)?;
+                    let mut vals = (values_of(&r.payload, address), None);
+                    // An outcome without values: the plan it applied (through its intent).
+                    let plan = r
+                        .payload
+                        .get("intent_index")
+                        .and_then(Value::as_u64)
+                        .filter(|&n| n < cp.size)
+                        .map(read)
+                        .transpose()?
+                        .and_then(|intent| {
+                            intent
+                                .payload
+                                .pointer("/plan/plan_index")
+                                .and_then(Value::as_u64)
+                        })
+                        .filter(|&n| n < cp.size);
+                    if let (true, Some(pi)) = (vals.0.is_empty(), plan) {
+                        vals = (values_of(&read(pi)?.payload, address), Some(pi));
+                    }
+                    values.push(vals);
+                }
+                Ok((changes, last, values))
             })
         })
         .await;
-    let changes = match got {
+    let (changes, last, values) = match got {
         Ok(c) => c,
         Err(e) => return failure(&v, e),
     };
-    let last = tftrail_index::last_applied(changes.clone());
     html_response(
         StatusCode::OK,
         layout(
@@ -953,7 +992,13 @@ async fn resource_page(State(st): State<Arc<AppState>>, v: Viewer, addr: String)
                     section aria-labelledby="last" {
                         h2 #last { "Last change" }
                         @if last.is_empty() { p { "No applied change." } }
-                        @for c in &last { (change_summary(c)) }
+                        @for (c, (vals, planned)) in last.iter().zip(&values) {
+                            (change_summary(c))
+                            @if let (Some(pi), false) = (planned, vals.is_empty()) {
+                                p.help { "The values as planned in " (link(*pi)) " (the outcome records the changed attributes only):" }
+                            }
+                            (attributes(vals))
+                        }
                     }
                     section aria-labelledby="history" {
                         h2 #history { "History" }
@@ -989,6 +1034,23 @@ async fn resource_page(State(st): State<Arc<AppState>>, v: Viewer, addr: String)
             },
         ),
     )
+}
+
+/// The changed attributes of `address` in a record: its state diff's values, else its plan's.
+fn values_of(p: &Value, address: &str) -> Vec<Value> {
+    let of = |list: &[Value]| {
+        list.iter()
+            .find(|c| c.get("address").and_then(Value::as_str) == Some(address))
+            .cloned()
+    };
+    if let Some(c) = of(arr(p, "/state_diff/values")) {
+        return arr(&c, "/attributes").to_vec();
+    }
+    match of(arr(p, "/plan/summary/resource_changes")) {
+        Some(c) if !arr(&c, "/attributes").is_empty() => arr(&c, "/attributes").to_vec(),
+        Some(c) => planned_values(&c),
+        None => vec![],
+    }
 }
 
 fn actor_of_json(a: &Value) -> Markup {

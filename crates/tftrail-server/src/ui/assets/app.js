@@ -10,6 +10,10 @@ document.addEventListener("DOMContentLoaded", function () {
   });
   // Empty filter fields are left out of the URL, so shared links stay short.
   var f = document.querySelector("form.filters");
+  // Coming back to the page (history), the fields are usable again.
+  window.addEventListener("pageshow", function () {
+    document.querySelectorAll("form.filters [disabled]").forEach(function (i) { i.disabled = false; });
+  });
   if (f) {
     f.addEventListener("submit", function () {
       f.querySelectorAll("input, select").forEach(function (i) {
