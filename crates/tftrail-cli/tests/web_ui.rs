@@ -861,3 +861,36 @@ fn in_a_real_browser_an_auditor_logs_in_filters_reads_values_and_downloads_a_rec
     );
     assert_eq!(result["public"], true, "{result}");
 }
+
+#[test]
+fn a_state_write_outside_a_recorded_run_shows_as_out_of_band() {
+    let ui = start(&[]);
+    let state = json!({"version": 4, "terraform_version": "1.11.4", "serial": 3,
+        "lineage": "6a4f0e2c-lineage", "outputs": {}, "resources": []});
+    let (s, _, b) = ui.exchange(
+        "POST",
+        "/state/team/prod",
+        &format!(
+            "authorization: Bearer {}\r\ncontent-type: application/json\r\n",
+            ui.writer
+        ),
+        state.to_string().as_bytes(),
+    );
+    assert_eq!(s, 200, "{b}");
+    let n = serde_json::from_str::<Value>(&b).unwrap()["index"]
+        .as_u64()
+        .unwrap();
+    let session = ui.login(&ui.reader);
+    let (s, _, page) = ui.get(&format!("/records/{n}"), &session);
+    assert_eq!(s, 200, "{page}");
+    assert!(page.contains("terraform.state.write"), "{page}");
+    assert!(
+        page.contains("<dt>State</dt><dd><code>team/prod</code></dd>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("out of band</span> no recorded run"),
+        "{page}"
+    );
+    assert!(page.contains("<dt>Serial</dt><dd>3</dd>"), "{page}");
+}

@@ -725,10 +725,13 @@ fn record_page(v: &Viewer, n: u64, r: &Record, l: &Links, output: Option<&[u8]>)
                     dl {
                         (dl_row("State", text(s(p, "/state")).map(|m| html! { code { (m) } })))
                         (dl_row("Lock", p.get("lock").filter(|x| !x.is_null()).map(|x| html! { code { (serde_json::to_string(x).unwrap_or_default()) } })))
-                        (dl_row("Run", Some(match l.run_intent {
-                            Some(i) => html! { "within the recorded run " (link(i)) },
-                            None => html! { span.badge.warn { "out of band" } " no recorded run (" code { "tftrail run" } ") held this state" },
-                        })))
+                        (dl_row("Run", match (l.run_intent, p.get("out_of_band").and_then(Value::as_bool)) {
+                            (Some(i), _) => Some(html! { "within the recorded run " (link(i)) }),
+                            (None, Some(true)) => Some(html! { span.badge.warn { "out of band" } " no recorded run (" code { "tftrail run" } ") made this change" }),
+                            _ => None,
+                        }))
+                        (dl_row("Serial", p.pointer("/after/serial").and_then(Value::as_u64).map(|n| html! { (n) })))
+                        (dl_row("Forced", p.get("forced").and_then(Value::as_bool).filter(|f| *f).map(|_| html! { span.badge.warn { "forced" } })))
                         (dl_row("Reason", text(s(p, "/reason"))))
                     }
                 }
