@@ -894,3 +894,49 @@ fn a_state_write_outside_a_recorded_run_shows_as_out_of_band() {
     );
     assert!(page.contains("<dt>Serial</dt><dd>3</dd>"), "{page}");
 }
+
+/// `GET path` over TLS with node's https client trusting `ca`; the response's headers as
+/// JSON (node is there wherever the browser test runs; CI has it).
+fn tls_get_headers(url: &str, path: &str, ca: &str) -> Option<Value> {
+    if Command::new("node").arg("--version").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "node is needed in CI");
+        eprintln!("\n*** SKIPPED: the TLS cookie check: node not found ***\n");
+        return None;
+    }
+    let script = r#"
+const https = require("node:https");
+const fs = require("node:fs");
+const [url, path, ca] = process.argv.slice(1);
+https.get(url + path, { ca: fs.readFileSync(ca) }, (r) => {
+  r.resume();
+  console.log(JSON.stringify({ status: r.statusCode, headers: r.headers }));
+}).on("error", (e) => { console.error(e.message); process.exit(1); });
+"#;
+    let mut c = Command::new("node");
+    c.args(["-e", script, url, path, ca]);
+    let out = common::run(c, None);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    Some(serde_json::from_str(common::stdout(&out).trim()).unwrap())
+}
+
+#[test]
+fn over_tls_the_cookies_are_secure() {
+    let dir = format!("{}/../tftrail-server/testdata", env!("CARGO_MANIFEST_DIR"));
+    let (cert, key, ca) = (
+        format!("{dir}/tls-cert.pem"),
+        format!("{dir}/tls-key.pem"),
+        format!("{dir}/tls-ca.pem"),
+    );
+    let ui = start(&["--tls-cert", &cert, "--tls-key", &key]);
+    let url = ui.server.url.replace("http://", "https://");
+    let Some(r) = tls_get_headers(&url, "/login", &ca) else {
+        return;
+    };
+    assert_eq!(r["status"], 200, "{r}");
+    let cookie = r["headers"]["set-cookie"][0].as_str().unwrap();
+    assert!(cookie.starts_with("tftrail_login_csrf="), "{cookie}");
+    assert!(
+        cookie.contains("; HttpOnly; SameSite=Strict; Path=/; Secure"),
+        "{cookie}"
+    );
+}
