@@ -26,11 +26,14 @@
 //! (moto): see `monitor.rs`.
 //! `--witness` measures one add-checkpoint to `tftrail witness serve` against the disk's floor
 //! for the same durable write: see `witness.rs`.
+//! `--ui` measures the web UI's timeline and record pages at 1,000,000 records against
+//! `/healthz` and `/v1/records/N`: see `ui.rs`.
 #![forbid(unsafe_code)]
 
 mod monitor;
 mod server;
 mod witness;
+mod ui;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -376,6 +379,13 @@ fn main() {
     }
     if std::env::args().any(|a| a == "--witness") {
         witness::run(quick);
+        if let Some(run) = RUN_DIR.get() {
+            let _ = std::fs::remove_dir_all(run.path());
+        }
+        return;
+    }
+    if std::env::args().any(|a| a == "--ui") {
+        ui::run(quick);
         if let Some(run) = RUN_DIR.get() {
             let _ = std::fs::remove_dir_all(run.path());
         }

@@ -124,7 +124,7 @@ impl Stores {
 
 /// A `tftrail` command in `home` (its own config, state and cache directories) for `store`,
 /// signing with `home/key`.
-fn tftrail(exe: &Path, home: &Path, store: &str) -> Command {
+pub(crate) fn tftrail(exe: &Path, home: &Path, store: &str) -> Command {
     let mut c = Command::new(exe);
     c.env("HOME", home)
         .env("TFTRAIL_STORE", store)
@@ -140,7 +140,7 @@ fn tftrail(exe: &Path, home: &Path, store: &str) -> Command {
 }
 
 /// Runs `c` to completion; panics with its stderr when it fails.
-fn must(mut c: Command, what: &str) -> String {
+pub(crate) fn must(mut c: Command, what: &str) -> String {
     let out = c
         .stdin(Stdio::null())
         .output()
@@ -291,16 +291,16 @@ fn finish(
 }
 
 /// A running `tftrail serve`, stopped with SIGTERM on drop.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    addr: String,
-    token: String,
+    pub(crate) addr: String,
+    pub(crate) token: String,
     /// Its stderr after the `listening on` line (for failures).
     log: Arc<Mutex<String>>,
 }
 
 impl Server {
-    fn start(exe: &Path, home: &Path, store: &str) -> Server {
+    pub(crate) fn start(exe: &Path, home: &Path, store: &str) -> Server {
         let tokens = home.join("tokens");
         let token = writer_token(exe, home, store, &tokens);
         let mut c = tftrail(exe, home, store);
@@ -367,7 +367,7 @@ impl Server {
     }
 
     /// SIGTERM, then waits (SIGKILL after 30 s).
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
@@ -414,14 +414,14 @@ fn writer_token(exe: &Path, home: &Path, store: &str, tokens: &Path) -> String {
 }
 
 /// A minimal HTTP/1.1 client on one keep-alive connection (Content-Length bodies only).
-struct Client {
+pub(crate) struct Client {
     stream: TcpStream,
     buf: Vec<u8>,
     host: String,
 }
 
 impl Client {
-    fn connect(addr: &str) -> Client {
+    pub(crate) fn connect(addr: &str) -> Client {
         let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
         stream.set_nodelay(true).unwrap();
         stream
@@ -435,7 +435,13 @@ impl Client {
     }
 
     /// Sends one request, reads its answer: (status, body).
-    fn request(&mut self, method: &str, path: &str, token: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    pub(crate) fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: &[u8],
+    ) -> (u16, Vec<u8>) {
         let mut req = format!(
             "{method} {path} HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {token}\r\n",
             self.host

@@ -33,7 +33,7 @@ use tftrail_core::record::{authenticated_label, Record};
 use tftrail_log::{Log, LogError};
 
 /// Schema version kept in `meta`; another value means "rebuild".
-pub const SCHEMA_VERSION: &str = "3";
+pub const SCHEMA_VERSION: &str = "4";
 
 /// Entries read from the log per step while indexing.
 const CHUNK: u64 = 4096;
@@ -666,8 +666,26 @@ pub struct Filter {
     pub until_ns: Option<i64>,
     /// Records that plan or make a change to this address (or to its instances `ADDR[…]`).
     pub resource: Option<String>,
+    /// `context.workspace`, exactly.
+    pub workspace: Option<String>,
+    /// Keyset paging: only records with a smaller index than this.
+    pub before: Option<u64>,
+    /// Keyset paging backwards: only records with a greater index than this; the `limit`
+    /// closest to it (still answered newest first).
+    pub after: Option<u64>,
     /// At most this many (0: all).
     pub limit: u64,
+}
+
+/// Records [`Index::find`] looks at in its first pass (see there); few in unit tests, so that
+/// their small logs take both passes.
+const FIRST_PASS_ROWS: u64 = if cfg!(test) { 3 } else { 20_000 };
+
+/// The smallest string greater than every string that starts with `prefix` (valid UTF-8
+/// holds no character above U+10FFFF), so that `prefix <= x < prefix_end(prefix)` is "x starts
+/// with prefix", answered by an index.
+fn prefix_end(prefix: &str) -> String {
+    format!("{prefix}\u{10FFFF}")
 }
 
 /// An open, up-to-date index.
@@ -683,7 +701,13 @@ CREATE TABLE records (
   user TEXT NOT NULL, host TEXT NOT NULL, ci_actor TEXT, outcome TEXT, operation TEXT,
   dir TEXT, workspace TEXT, backend TEXT, plan_sha256 TEXT, plan_index INTEGER,
   intent_index INTEGER, auth_by TEXT, auth_label TEXT, auth_role TEXT);
-CREATE INDEX records_kind ON records(kind);
+CREATE INDEX records_kind ON records(kind, idx);
+CREATE INDEX records_user ON records(user, idx);
+CREATE INDEX records_ci_actor ON records(ci_actor, idx);
+CREATE INDEX records_auth_label ON records(auth_label, idx);
+CREATE INDEX records_outcome ON records(outcome, idx);
+CREATE INDEX records_workspace ON records(workspace, idx);
+CREATE INDEX records_time ON records(time_ns);
 CREATE INDEX records_plan ON records(plan_sha256);
 CREATE INDEX records_intent ON records(intent_index);
 CREATE INDEX records_ctx ON records(dir, workspace, backend);
@@ -927,6 +951,8 @@ impl Index {
         )
         .map_err(db)?;
         extend_in(&tx, &path, log, cp, 0)?;
+        // Statistics, so that the planner picks the index a filter's rarity asks for.
+        tx.execute_batch("ANALYZE").map_err(db)?;
         tx.commit().map_err(db)
     }
 
@@ -953,18 +979,29 @@ impl Index {
         };
         if let Some(k) = &f.kind {
             // A prefix of the kind, or of a Terraform kind without its `terraform.`
-            // (`apply` matches `terraform.apply.intent`), see [`kind_matches`].
-            let a = p(k.clone().into());
-            let b = p(format!("terraform.{k}").into());
+            // (`apply` matches `terraform.apply.intent`), see [`kind_matches`]: as ranges,
+            // which `records(kind, idx)` answers.
+            let (a, a2) = (p(k.clone().into()), p(prefix_end(k).into()));
+            let t = format!("terraform.{k}");
+            let (b, b2) = (p(prefix_end(&t).into()), p(t.into()));
             clauses.push(format!(
-                "(substr(kind, 1, length({a})) = {a} OR substr(kind, 1, length({b})) = {b})"
+                "((kind >= {a} AND kind < {a2}) OR (kind >= {b2} AND kind < {b}))"
             ));
         }
         if let Some(a) = &f.actor {
-            let a = p(a.clone().into());
-            clauses.push(format!(
-                "(user = {a} OR ci_actor = {a} OR user || '@' || host = {a} OR auth_label = {a})"
-            ));
+            // `user@host` split at its last `@` (host names hold none), so that every term
+            // has an index.
+            let x = p(a.clone().into());
+            let mut terms = vec![
+                format!("user = {x}"),
+                format!("ci_actor = {x}"),
+                format!("auth_label = {x}"),
+            ];
+            if let Some((u, h)) = a.rsplit_once('@') {
+                let (u, h) = (p(u.to_string().into()), p(h.to_string().into()));
+                terms.push(format!("(user = {u} AND host = {h})"));
+            }
+            clauses.push(format!("({})", terms.join(" OR ")));
         }
         match f.authenticated {
             Some(true) => clauses.push("auth_by IS NOT NULL".into()),
@@ -980,29 +1017,98 @@ impl Index {
         if let Some(t) = f.until_ns {
             clauses.push(format!("time_ns < {}", p(t.into())));
         }
-        if let Some(addr) = &f.resource {
-            let (a, b) = (p(addr.clone().into()), p(format!("{addr}[").into()));
+        if let Some(w) = &f.workspace {
+            clauses.push(format!("workspace = {}", p(w.clone().into())));
+        }
+        // The keyset bounds, kept apart: the first pass below applies them before the rest.
+        let filters = clauses.len();
+        if let Some(b) = f.before {
             clauses.push(format!(
-                "EXISTS (SELECT 1 FROM resource_changes c WHERE c.idx = r.idx AND \
-                 (c.address = {a} OR substr(c.address, 1, length({b})) = {b}))"
+                "idx < {}",
+                p((b.min(i64::MAX as u64) as i64).into())
             ));
         }
-        let mut sql = String::from("SELECT idx FROM records r");
-        if !clauses.is_empty() {
-            sql.push_str(" WHERE ");
-            sql.push_str(&clauses.join(" AND "));
+        if let Some(a) = f.after {
+            clauses.push(format!(
+                "idx > {}",
+                p((a.min(i64::MAX as u64) as i64).into())
+            ));
         }
-        sql.push_str(" ORDER BY idx DESC");
-        if f.limit > 0 {
-            sql.push_str(&format!(" LIMIT {}", f.limit));
+        if let Some(addr) = &f.resource {
+            // The instances `ADDR[…]` as a range of `resource_changes(address, idx)`.
+            let inst = format!("{addr}[");
+            let (a, b, b2) = (
+                p(addr.clone().into()),
+                p(prefix_end(&inst).into()),
+                p(inst.into()),
+            );
+            clauses.push(format!(
+                "r.idx IN (SELECT c.idx FROM resource_changes c WHERE \
+                 c.address = {a} OR (c.address >= {b2} AND c.address < {b}))"
+            ));
         }
-        let mut st = self.db(self.conn.prepare(&sql))?;
-        let rows = self.db(st
-            .query_map(rusqlite::params_from_iter(args.iter()), |r| {
-                r.get::<_, i64>(0)
-            })
-            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>()))?;
-        Ok(rows.into_iter().map(|i| i as u64).collect())
+        let order = if f.after.is_some() { "ASC" } else { "DESC" };
+        let limit = if f.limit > 0 {
+            format!(" LIMIT {}", f.limit)
+        } else {
+            String::new()
+        };
+        let run = |sql: &str| -> Result<Vec<i64>, IndexError> {
+            let mut st = self.db(self.conn.prepare_cached(sql))?;
+            self.db(st
+                .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                    r.get::<_, i64>(0)
+                })
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>()))
+        };
+        let (filter, bounds) = clauses.split_at(filters);
+        let bounds = if bounds.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", bounds.join(" AND "))
+        };
+        // First pass, for filters that match often: the newest FIRST_PASS_ROWS records (in the
+        // page's bounds), filtered. A full page there is the answer (the rows are in index
+        // order), and so is a short one when those rows were all there are. Otherwise the
+        // matches are rare: the planner's indexes find them.
+        let mut rows = None;
+        if f.limit > 0 && !filter.is_empty() {
+            let sql = format!(
+                "SELECT idx, (SELECT count(*) FROM (SELECT 1 FROM records{bounds} LIMIT {FIRST_PASS_ROWS})) \
+                 FROM (SELECT * FROM records{bounds} ORDER BY idx {order} LIMIT {FIRST_PASS_ROWS}) r \
+                 WHERE {} ORDER BY idx {order}{limit}",
+                filter.join(" AND ")
+            );
+            let mut st = self.db(self.conn.prepare_cached(&sql))?;
+            let got = self.db(st
+                .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                })
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>()))?;
+            let scanned_all = got
+                .first()
+                .is_some_and(|(_, n)| (*n as u64) < FIRST_PASS_ROWS);
+            if got.len() as u64 == f.limit || scanned_all {
+                rows = Some(got.into_iter().map(|(i, _)| i).collect());
+            }
+        }
+        let rows = match rows {
+            Some(r) => r,
+            None => {
+                let mut sql = String::from("SELECT idx FROM records r");
+                if !clauses.is_empty() {
+                    sql.push_str(" WHERE ");
+                    sql.push_str(&clauses.join(" AND "));
+                }
+                sql.push_str(&format!(" ORDER BY idx {order}{limit}"));
+                run(&sql)?
+            }
+        };
+        let mut out: Vec<u64> = rows.into_iter().map(|i| i as u64).collect();
+        if f.after.is_some() {
+            out.reverse();
+        }
+        Ok(out)
     }
 
     /// Changes seen in the state (and attempts that failed) for `address` or its instances,

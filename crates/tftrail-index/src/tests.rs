@@ -169,6 +169,43 @@ fn filters() {
         }),
         vec![3, 2]
     );
+    // Keyset paging: the page after index 2, and a filter on top of it.
+    assert_eq!(
+        q(Filter {
+            before: Some(2),
+            ..Default::default()
+        }),
+        vec![1, 0]
+    );
+    assert_eq!(
+        q(Filter {
+            resource: Some("terraform_data.a".into()),
+            before: Some(3),
+            limit: 1,
+            ..Default::default()
+        }),
+        vec![2]
+    );
+    // Backwards: the page before index 1 (newer records), newest first.
+    assert_eq!(
+        q(Filter {
+            after: Some(1),
+            limit: 2,
+            ..Default::default()
+        }),
+        vec![3, 2]
+    );
+    // A prefix that only looks like one: `terraform_data.a` is not an instance of `terraform_d`.
+    assert!(q(Filter {
+        resource: Some("terraform_d".into()),
+        ..Default::default()
+    })
+    .is_empty());
+    assert!(q(Filter {
+        kind: Some("applyx".into()),
+        ..Default::default()
+    })
+    .is_empty());
 }
 
 #[test]
@@ -344,6 +381,7 @@ fn an_index_of_the_previous_schema_is_rebuilt() {
     ix.conn
         .execute_batch(
             "UPDATE meta SET v = '1' WHERE k = 'schema';
+             DROP INDEX records_auth_label;
              ALTER TABLE records DROP COLUMN auth_label;",
         )
         .unwrap();

@@ -386,6 +386,10 @@ pub struct RecordQuery {
     since: Option<String>,
     until: Option<String>,
     limit: Option<u64>,
+    /// `context.workspace`, exactly.
+    workspace: Option<String>,
+    /// Keyset paging: records before this index.
+    before: Option<u64>,
     /// `yes`: only records whose writer the server authenticated; `no`: only others.
     authenticated: Option<String>,
 }
@@ -441,6 +445,9 @@ pub async fn list_records(
         since_ns: time_filter("since", q.since.as_deref())?,
         until_ns: time_filter("until", q.until.as_deref())?,
         resource: q.address,
+        workspace: q.workspace,
+        before: q.before,
+        after: None,
         limit: q.limit.unwrap_or(100).min(10_000),
     };
     let out = st

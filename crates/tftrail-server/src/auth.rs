@@ -260,12 +260,32 @@ impl Authenticator {
         )))
     }
 
+    /// The caller holding the tftrail token whose SHA-256 is `hash`, checked now (revoked,
+    /// expired and removed tokens are denials): the web UI's sessions re-check their token on
+    /// every request this way.
+    pub fn token_by_hash(&self, hash: &[u8; 32]) -> Result<Principal, Denial> {
+        self.token_with(|set| set.lookup_hash_at(hash, time::OffsetDateTime::now_utc()))
+    }
+
     fn token(&self, token: &str) -> Result<Principal, Denial> {
+        let fp = fingerprint(token);
+        self.token_with(|set| set.lookup(token)).map_err(|mut d| {
+            if d.reason.contains("accepts no tokens") {
+                d.credential = Some(format!("token:{fp}"));
+            }
+            d
+        })
+    }
+
+    fn token_with(
+        &self,
+        lookup: impl FnOnce(&TokenSet) -> Result<crate::tokens::TokenMatch, Denial>,
+    ) -> Result<Principal, Denial> {
         let Some(set) = &self.tokens else {
             return Err(Denial {
                 status: 401,
                 reason: "this server accepts no tokens (it has no token file)".into(),
-                credential: Some(format!("token:{}", fingerprint(token))),
+                credential: None,
             });
         };
         match set.check() {
@@ -273,7 +293,7 @@ impl Authenticator {
             Ok(_) => {}
             Err(e) => lock(&self.errors).push(e.to_string()),
         }
-        let m = set.lookup(token)?;
+        let m = lookup(set)?;
         Ok(Principal {
             role: m.role,
             label: m.name.clone(),

@@ -15,6 +15,7 @@
 //! - `serve.rs`: the listener (TLS, connection and request limits, graceful shutdown)
 //! - `metrics.rs`: `/metrics`
 //! - `tfstate/`: Terraform's http state backend at `/state/` (every state change recorded)
+//! - `ui/`: the web UI at `/` (server-rendered pages over the same log and index)
 
 mod api;
 pub mod auth;
@@ -32,6 +33,7 @@ mod state;
 pub mod testing;
 mod tfstate;
 pub mod tokens;
+mod ui;
 
 pub use config::{Limits, ServerConfig};
 pub use error::ServerError;

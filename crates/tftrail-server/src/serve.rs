@@ -103,6 +103,7 @@ pub fn run(config: ServerConfig) -> Result<(), ServerError> {
         uploaded: Mutex::new(HashMap::new()),
         server_actor,
         tfstate,
+        ui: crate::ui::UiState::default(),
     });
     let result = rt.block_on(serve(state.clone(), tls, head.checkpoint.size));
     // Everything queued (refusals counted, token changes) is appended before the end.
@@ -237,6 +238,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/state/{*name}", any(tfstate::state))
         .route("/v1/state", get(tfstate::v1_states))
         .route("/v1/state/{*rest}", get(tfstate::v1_state))
+        .merge(crate::ui::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint (see docs/API.md)") })
         .with_state(state)
 }
@@ -291,6 +293,27 @@ async fn serve(
                     st2.denied.flush(false);
                 })
                 .await;
+            }
+        })
+    };
+
+    // Background: the server verifies its own log for the status page (ui/verify.rs): in
+    // full now, then incrementally.
+    let verifier = {
+        let st = state.clone();
+        tokio::spawn(async move {
+            let st2 = st.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                crate::ui::verify::full(&st2, "the server (at start)")
+            })
+            .await;
+            let mut tick = tokio::time::interval(crate::ui::verify::INCREMENTAL_EVERY);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let st2 = st.clone();
+                let _ =
+                    tokio::task::spawn_blocking(move || crate::ui::verify::incremental(&st2)).await;
             }
         })
     };
@@ -364,6 +387,7 @@ async fn serve(
         eprintln!("tftrail serve: some connections did not finish within {grace:?}");
     }
     bg.abort();
+    verifier.abort();
     Ok(())
 }
 
@@ -459,7 +483,12 @@ async fn as_json_error(r: Response<Body>) -> Response<Body> {
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if r.status().as_u16() < 400 || is_json {
+    // The web UI's pages (`ui/`) answer errors as HTML.
+    let is_html = r
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if r.status().as_u16() < 400 || is_json || is_html {
         return r;
     }
     let status = r.status();

@@ -41,6 +41,8 @@ pub struct AppState {
     pub server_actor: Actor,
     /// Terraform's http state backend (`/state/`).
     pub tfstate: crate::tfstate::StateBackend,
+    /// The web UI's sessions and the server's verifications of its log (`ui/`).
+    pub ui: crate::ui::UiState,
 }
 
 /// The most blobs remembered in [`AppState::uploaded`].
@@ -114,7 +116,7 @@ impl AppState {
     }
 
     /// Counts and records a refusal; the answer to send.
-    fn refuse(
+    pub(crate) fn refuse(
         &self,
         peer: SocketAddr,
         method: &Method,

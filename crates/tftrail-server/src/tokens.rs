@@ -681,8 +681,18 @@ impl TokenSet {
     /// constant time. Unknown, revoked and expired tokens are denials (401).
     pub fn lookup_at(&self, token: &str, now: OffsetDateTime) -> Result<TokenMatch, Denial> {
         let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        self.lookup_hash_at(&hash, now)
+    }
+
+    /// Looks up a token by its SHA-256 at time `now`, as [`TokenSet::lookup_at`] (the web
+    /// UI's sessions keep the hash of the token they were opened with, never the token).
+    pub fn lookup_hash_at(
+        &self,
+        hash: &[u8; 32],
+        now: OffsetDateTime,
+    ) -> Result<TokenMatch, Denial> {
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(i) = find(&state.entries, &hash) else {
+        let Some(i) = find(&state.entries, hash) else {
             return Err(Denial {
                 status: 401,
                 reason: "unknown token".into(),

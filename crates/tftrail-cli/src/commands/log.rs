@@ -113,6 +113,7 @@ pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
             until_ns,
             resource: a.resource.clone(),
             limit: a.limit,
+            ..Default::default()
         };
         let ix = reindex::open_index(&log, &location, &head.checkpoint)?;
         let found = ix.find(&f).map_err(reindex::index_err)?;
