@@ -32,8 +32,8 @@
 
 mod monitor;
 mod server;
-mod witness;
 mod ui;
+mod witness;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
