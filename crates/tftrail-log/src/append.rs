@@ -597,6 +597,54 @@ impl Log {
     }
 }
 
+impl Log {
+    /// Adds signature lines (witness cosignatures, already verified by the caller) to the
+    /// stored checkpoint, by compare-and-swap, when the stored checkpoint still has the body
+    /// `text` (the note text the lines sign): a cosignature for an older checkpoint is never
+    /// attached to a newer one. The signatures already there (the log's first, and any other
+    /// server's cosignatures) are kept. Returns the note now stored, or `None` when the
+    /// checkpoint has moved on. This log's cached edge follows the rewritten note.
+    pub fn add_cosignatures(
+        &self,
+        text: &[u8],
+        lines: &[Vec<u8>],
+    ) -> Result<Option<Vec<u8>>, LogError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            let head = self.head()?;
+            if self.key.open_note(&head.note)? != text {
+                return Ok(None);
+            }
+            let merged = tftrail_core::cosignature::add_signatures(&head.note, lines)
+                .map_err(|e| LogError::Input(format!("cannot add the cosignatures: {e}")))?;
+            if merged == head.note {
+                return Ok(Some(merged));
+            }
+            // The merged note must still be this log's, with the same body.
+            if self.key.open_note(&merged)? != text {
+                return Err(LogError::Input(
+                    "adding the cosignatures changed the checkpoint".into(),
+                ));
+            }
+            match self.store.swap_checkpoint(Some(&head.version), &merged)? {
+                Swap::Done => {
+                    if let Ok(mut last) = self.last_edge.lock() {
+                        if let Some((note, _)) = last.as_mut().filter(|(n, _)| *n == head.note) {
+                            *note = merged.clone();
+                        }
+                    }
+                    return Ok(Some(merged));
+                }
+                Swap::Lost => {
+                    if attempt > 0 {
+                        backoff(attempt);
+                    }
+                }
+            }
+        }
+        Err(LogError::Contention(MAX_ATTEMPTS))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,13 @@ pub struct MonitorConfig {
     /// The web UI's base URL, for links to records in alerts (default: the `--server` URL).
     #[serde(default)]
     pub ui_url: Option<String>,
+    /// A C2SP tlog-policy file: each round's checkpoint must carry its quorum of witness
+    /// cosignatures, else a `witness` alert (`--witness-policy` overrides it).
+    #[serde(default)]
+    pub witness_policy: Option<std::path::PathBuf>,
+    /// The policy in effect (from `witness_policy` or the command line), set by the caller.
+    #[serde(skip)]
+    pub policy: Option<tftrail_core::policy::Policy>,
 }
 
 impl MonitorConfig {
