@@ -818,3 +818,58 @@ mod edge_cache_tests {
         assert!(rep.ok(), "{:?}", rep.problems);
     }
 }
+
+#[cfg(test)]
+mod cosignature_tests {
+    use super::*;
+    use tftrail_core::checkpoint::Origin;
+    use tftrail_core::cosignature::{cosignatures, WitnessKey};
+    use tftrail_store::LocalStore;
+
+    #[test]
+    fn cosignatures_are_attached_only_to_the_checkpoint_they_sign() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::generate(&Origin::new("test.example/log").unwrap());
+        init(&LocalStore::open(dir.path()).unwrap(), &key).unwrap();
+        let log = Log::open(
+            Box::new(LocalStore::open(dir.path()).unwrap()),
+            key.verifier(),
+        )
+        .unwrap();
+        let w = WitnessKey::generate("w.example/witness").unwrap();
+        let entry = |n: u64| super::tests::record(serde_json::json!({ "n": n }), vec![]);
+        let out = log
+            .append(&key, vec![entry(0)], &[], &mut |_, _| {})
+            .unwrap();
+        let text = key.verifier().open_note(&out.checkpoint).unwrap();
+        let line = w.cosign(&text, 1_764_000_000);
+        let stored = log
+            .add_cosignatures(&text, std::slice::from_ref(&line))
+            .unwrap()
+            .expect("same body: attached");
+        assert_eq!(log.head().unwrap().note, stored);
+        assert_eq!(cosignatures(&stored, &[w.verifier()]).len(), 1);
+        // The log's signature stays first and still verifies.
+        assert!(stored.starts_with(&out.checkpoint[..out.checkpoint.len() - 1]));
+        assert_eq!(log.head().unwrap().checkpoint.size, 1);
+        // Attaching again changes nothing.
+        assert_eq!(
+            log.add_cosignatures(&text, std::slice::from_ref(&line))
+                .unwrap()
+                .unwrap(),
+            stored
+        );
+        // The next append starts from the cached edge and publishes past the cosigned note;
+        // the old cosignature is then never attached to the newer checkpoint.
+        log.append(&key, vec![entry(1)], &[], &mut |_, _| {})
+            .unwrap();
+        let newer = log.head().unwrap().note;
+        assert!(log.add_cosignatures(&text, &[line]).unwrap().is_none());
+        assert_eq!(log.head().unwrap().note, newer);
+        assert!(cosignatures(&newer, &[w.verifier()]).is_empty());
+        let rep = log
+            .verify(&crate::VerifyOptions::default(), &mut |_, _| {})
+            .unwrap();
+        assert!(rep.ok(), "{:?}", rep.problems);
+    }
+}
