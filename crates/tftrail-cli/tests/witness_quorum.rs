@@ -410,7 +410,10 @@ fn two_witnesses_cosign_and_clients_require_the_quorum() {
     let out = client(&env, &s, &reader, &mon);
     assert_eq!(code(&out), 4, "{}", describe(&out));
     let said = stdout(&out);
-    assert!(said.contains("witness:") && said.contains("missing w2"), "{said}");
+    assert!(
+        said.contains("witness:") && said.contains("missing w2"),
+        "{said}"
+    );
 
     // The witness is back: it catches up from the size it had (a consistency proof) and the
     // next append is cosigned by both again.
