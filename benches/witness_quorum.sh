@@ -29,14 +29,14 @@ export HOME="$tmp/home" XDG_DATA_HOME="$tmp/data" XDG_CONFIG_HOME="$tmp/config" 
   XDG_STATE_HOME="$tmp/state" XDG_CACHE_HOME="$tmp/cache"
 mkdir -p "$HOME"
 
-# Starts a process writing its stderr to $2; waits for "listening on http://ADDR"; prints ADDR.
+# Starts a process with its stderr in $1.err; waits for "listening on http://ADDR"; sets $addr.
 start() {
-  local err="$1"; shift
-  "$@" 2>"$err" &
+  local err="$1.err"; shift
+  "$@" >/dev/null 2>"$err" &
   pids+=($!)
   for _ in $(seq 1 300); do
     if grep -q "listening on http://" "$err"; then
-      grep -o "listening on http://[^ ]*" "$err" | head -1 | sed 's|listening on http://||'
+      addr=$(grep -o "listening on http://[^ ]*" "$err" | head -1 | sed 's|listening on http://||')
       return
     fi
     sleep 0.1
@@ -44,25 +44,26 @@ start() {
   echo "error: did not start: $*" >&2; cat "$err" >&2; exit 1
 }
 
-vkeys=()
 for side in base wit; do
-  "$TFTRAIL" --store "$tmp/$side-log" --key "$tmp/$side.key" init --origin "bench.example/$side" >"$tmp/$side.vkey"
-  "$TFTRAIL" token create --tokens "$tmp/$side-tokens.toml" --role writer --name bench >"$tmp/$side.token"
+  "$TFTRAIL" --store "$tmp/$side-log" --key "$tmp/$side.key" init --origin "bench.example/$side" >"$tmp/$side.vkey" 2>/dev/null
+  "$TFTRAIL" token create --tokens "$tmp/$side-tokens.toml" --role writer --name bench >"$tmp/$side.token" 2>/dev/null
 done
 wvk=$(cat "$tmp/wit.vkey")
 policy="$tmp/policy.txt"
 echo "log $wvk" >"$policy"
 for w in w1 w2; do
-  "$TFTRAIL" witness init --origin "$w.bench.example" --dir "$tmp/$w" >"$tmp/$w.vkey"
-  addr=$(start "$tmp/$w.err" "$TFTRAIL" witness serve --listen 127.0.0.1:0 --dir "$tmp/$w" --log "$wvk")
+  "$TFTRAIL" witness init --origin "$w.bench.example" --dir "$tmp/$w" >"$tmp/$w.vkey" 2>/dev/null
+  start "$tmp/$w" "$TFTRAIL" witness serve --listen 127.0.0.1:0 --dir "$tmp/$w" --log "$wvk"
   echo "witness $w $(cat "$tmp/$w.vkey") http://$addr" >>"$policy"
 done
 echo "group both all w1 w2" >>"$policy"
 echo "quorum both" >>"$policy"
-base=$(start "$tmp/base.err" "$TFTRAIL" --store "$tmp/base-log" --key "$tmp/base.key" serve \
-  --listen 127.0.0.1:0 --tokens "$tmp/base-tokens.toml")
-wit=$(start "$tmp/wit.err" "$TFTRAIL" --store "$tmp/wit-log" --key "$tmp/wit.key" serve \
-  --listen 127.0.0.1:0 --tokens "$tmp/wit-tokens.toml" --witness-policy "$policy")
+start "$tmp/base" "$TFTRAIL" --store "$tmp/base-log" --key "$tmp/base.key" serve \
+  --listen 127.0.0.1:0 --tokens "$tmp/base-tokens.toml"
+base=$addr
+start "$tmp/wit" "$TFTRAIL" --store "$tmp/wit-log" --key "$tmp/wit.key" serve \
+  --listen 127.0.0.1:0 --tokens "$tmp/wit-tokens.toml" --witness-policy "$policy"
+wit=$addr
 
 "$PYTHON" - "$base" "$(cat "$tmp/base.token")" "$wit" "$(cat "$tmp/wit.token")" "$N" <<'EOF'
 import http.client, json, sys, time, statistics
