@@ -511,3 +511,56 @@ fn bad_policies_are_refused_with_the_line() {
     let out = env.tftrail(&["verify", "--witness", &vkey], None);
     assert_eq!(code(&out), 2, "{}", describe(&out));
 }
+
+#[test]
+fn a_cosignature_by_another_key_than_the_policys_is_not_used() {
+    let env = Env::new();
+    let vkey = env.init();
+    let w1 = Witness::new(&env, "w1.example/witness", &vkey);
+    let w2 = Witness::new(&env, "w2.example/witness", &vkey);
+    // The policy expects another key at w2's URL (same name): what w2 returns must not count,
+    // nor be attached to the checkpoint.
+    let impostor = env
+        .ok(
+            &[
+                "witness",
+                "init",
+                "--origin",
+                "w2.example/witness",
+                "--dir",
+                env.path("impostor").to_str().unwrap(),
+            ],
+            None,
+        )
+        .trim()
+        .to_string();
+    assert_ne!(impostor, w2.vkey);
+    let policy = write(
+        &env,
+        "policy.txt",
+        &format!(
+            "witness w1 {} {}\nwitness w2 {impostor} {}\ngroup both all w1 w2\nquorum both\n",
+            w1.vkey,
+            w1.url(),
+            w2.url()
+        ),
+    );
+    let writer = env.token("writer", "ci");
+    let s = env.serve(&["--witness-policy", policy.to_str().unwrap()], &[]);
+    let (st, h, v) = append(&s, &writer, 1, false);
+    assert_eq!(st, 200, "{v}");
+    assert!(h.contains("tftrail-witness-quorum: not-met"), "{h}");
+    assert_eq!(v["witnesses"]["missing"], json!(["w2"]), "{v}");
+    let (_, cp) = log_checkpoint(&s, &writer);
+    assert!(spec_cosignature(&cp, &w1.vkey).is_some(), "{cp}");
+    assert!(
+        spec_cosignature(&cp, &w2.vkey).is_none(),
+        "an unverified line was attached:\n{cp}"
+    );
+    assert_eq!(cp.matches("\n\u{2014} ").count(), 2, "{cp}");
+    let (_, m) = s.request("GET", "/metrics", Some(&writer), b"");
+    assert!(
+        m.contains("tftrail_witness_failures_total{witness=\"w2\",reason=\"bad-cosignature\"}"),
+        "{m}"
+    );
+}

@@ -179,7 +179,8 @@ impl Witnesses {
                 current = self.attach(log, &text, &lines, current).await;
                 attached = lines.len();
             }
-            self.publish_gathered(cp.size, &current, pending.is_empty());
+            // "Settled" only once the late cosignatures are attached too (below).
+            self.publish_gathered(cp.size, &current, false);
         }
         if lines.len() > attached {
             current = self.attach(log, &text, &lines, current).await;
