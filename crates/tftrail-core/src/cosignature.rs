@@ -9,8 +9,8 @@
 //!   without signature lines).
 //!
 //! Verifier keys are vkeys with signature type 0x04: `name+<8 hex key ID>+base64(0x04 ||
-//! pubkey)`. The private key text mirrors the log's (`PRIVATE+KEY+name+id+base64(0x04 ||
-//! seed)`), the form transparency-dev's note package reads for cosigners.
+//! pubkey)`. The private key text is the standard Ed25519 signer key (`PRIVATE+KEY+name+id+
+//! base64(0x01 || seed)`), as Go's transparency-dev/formats/note reads it for cosigners.
 //!
 //! Out of scope: the ML-DSA-44 subtree cosignatures of the same spec, and any clock (callers
 //! pass the time).
@@ -69,6 +69,14 @@ pub fn key_id(name: &str, public_key: &[u8; 32]) -> u32 {
     signed_note::key_id(name, &material)
 }
 
+/// The signed-note key ID of the same key as a type 0x01 (checkpoint) key.
+fn standard_key_id(name: &str, public_key: &[u8; 32]) -> u32 {
+    let mut material = Vec::with_capacity(33);
+    material.push(1);
+    material.extend_from_slice(public_key);
+    signed_note::key_id(name, &material)
+}
+
 /// The message a cosignature/v1 signs: header line, time line, then the note body.
 pub fn signed_message(note_text: &[u8], time: u64) -> Vec<u8> {
     let mut msg = format!("cosignature/v1\ntime {time}\n").into_bytes();
@@ -116,7 +124,10 @@ impl WitnessKey {
         }
     }
 
-    /// Parses `PRIVATE+KEY+<name>+<8 hex key ID>+base64(0x04 || 32-byte seed)`.
+    /// Parses a private key: the standard Ed25519 signer key
+    /// `PRIVATE+KEY+<name>+<8 hex key ID>+base64(0x01 || 32-byte seed)` (what [`Self::to_text`]
+    /// writes, and what Go's `transparency-dev/formats/note.NewSignerForCosignatureV1` reads), or
+    /// the same with type byte 0x04 and the cosignature key ID. The key ID must match.
     pub fn parse(text: &str) -> Result<Self, CosignatureError> {
         let text = text.trim();
         let rest = text
@@ -137,24 +148,24 @@ impl WitnessKey {
         let raw = B64
             .decode(b64)
             .map_err(|_| CosignatureError::BadSigningKey("key material is not base64"))?;
-        match raw.first() {
-            Some(&COSIGNATURE_V1_TYPE) => {}
-            Some(&1) => {
-                return Err(CosignatureError::BadSigningKey(
-                    "this is a log (checkpoint) key, type 0x01; a witness key has type 0x04",
-                ))
-            }
+        let ty = match raw.first() {
+            Some(&t @ (1 | COSIGNATURE_V1_TYPE)) => t,
             _ => {
                 return Err(CosignatureError::BadSigningKey(
-                    "unknown key type; a witness key has type 0x04",
+                    "unknown key type: a witness key is an Ed25519 key, type 0x01 (or 0x04)",
                 ))
             }
-        }
+        };
         let seed: [u8; 32] = raw[1..]
             .try_into()
             .map_err(|_| CosignatureError::BadSigningKey("key material is not 33 bytes"))?;
         let key = Self::from_parts(name, ed25519_dalek::SigningKey::from_bytes(&seed));
-        if key.id != id {
+        let want = if ty == 1 {
+            standard_key_id(name, key.key.verifying_key().as_bytes())
+        } else {
+            key.id
+        };
+        if want != id {
             return Err(CosignatureError::BadSigningKey(
                 "the key ID does not match the key (altered key file?)",
             ));
@@ -162,14 +173,16 @@ impl WitnessKey {
         Ok(key)
     }
 
-    /// The private key in its text form (to be stored with mode 0600).
+    /// The private key in its text form (to be stored with mode 0600): the standard Ed25519
+    /// signer key (type 0x01 and its key ID), the form Go witnesses read too. The
+    /// cosignature key ID (type 0x04) is derived from it.
     pub fn to_text(&self) -> String {
-        let mut raw = vec![COSIGNATURE_V1_TYPE];
+        let mut raw = vec![1u8];
         raw.extend_from_slice(&self.key.to_bytes());
         format!(
             "PRIVATE+KEY+{}+{:08x}+{}",
             self.name,
-            self.id,
+            standard_key_id(&self.name, self.key.verifying_key().as_bytes()),
             B64.encode(raw)
         )
     }
@@ -666,6 +679,25 @@ mod tests {
     }
 
     #[test]
+    fn reads_go_witness_keys() {
+        // A test key of transparency-dev/witness (Apache-2.0), read there by Go's
+        // formats/note.NewSignerForCosignatureV1: a standard type 0x01 signer key.
+        let k = WitnessKey::parse(
+            "PRIVATE+KEY+witness+f13a86db+AaLa/dfyBhyo/m0Z7WCi98ENVZWtrP8pxgRNrx7tIWiA",
+        )
+        .unwrap();
+        assert_eq!(k.name(), "witness");
+        assert!(k.to_text().starts_with("PRIVATE+KEY+witness+f13a86db+"));
+        assert_ne!(
+            k.key_id(),
+            0xf13a86db,
+            "the cosignature key ID is the 0x04 one"
+        );
+        let vk = k.verifier_key();
+        assert_eq!(WitnessVerifier::parse(&vk).unwrap().key_id(), k.key_id());
+    }
+
+    #[test]
     fn keys_refuse_bad_input() {
         assert!(WitnessKey::generate("a b").is_err());
         assert!(WitnessKey::generate("a+b").is_err());
@@ -674,8 +706,42 @@ mod tests {
         let log = SigningKey::generate(&Origin::new("example.com/log").unwrap());
         let e = WitnessVerifier::parse(log.verifier_key()).unwrap_err();
         assert!(e.to_string().contains("0x04"), "{e}");
-        let e = WitnessKey::parse(log.to_text()).unwrap_err();
-        assert!(e.to_string().contains("0x04"), "{e}");
+        // Go's convention: a standard Ed25519 signer key is usable as a witness key; its
+        // cosignature key ID is the 0x04 one, not the log key's.
+        let as_witness = WitnessKey::parse(log.to_text()).unwrap();
+        assert_ne!(
+            as_witness.verifier_key().split('+').nth(1),
+            log.verifier_key().split('+').nth(1)
+        );
+        // Both private forms parse to the same key; a wrong key ID in either is refused.
+        let w0 = WitnessKey::generate("w.example").unwrap();
+        let t1 = w0.to_text();
+        let parts: Vec<&str> = t1.splitn(5, '+').collect();
+        assert_eq!(B64.decode(parts[4]).unwrap()[0], 0x01, "{t1}");
+        let mut raw4 = vec![0x04u8];
+        raw4.extend_from_slice(&w0.key.to_bytes());
+        let t4 = format!(
+            "PRIVATE+KEY+w.example+{:08x}+{}",
+            w0.key_id(),
+            B64.encode(&raw4)
+        );
+        assert_eq!(
+            WitnessKey::parse(&t4).unwrap().verifier_key(),
+            w0.verifier_key()
+        );
+        let bad4 = format!(
+            "PRIVATE+KEY+w.example+{:08x}+{}",
+            w0.key_id() ^ 1,
+            B64.encode(&raw4)
+        );
+        assert!(WitnessKey::parse(&bad4).is_err());
+        let bad1 = format!(
+            "PRIVATE+KEY+{}+{:08x}+{}",
+            parts[2],
+            u32::from_str_radix(parts[3], 16).unwrap() ^ 1,
+            parts[4]
+        );
+        assert!(WitnessKey::parse(&bad1).is_err());
         // An altered key ID.
         let w = WitnessKey::generate("w.example").unwrap();
         let vk = w.verifier_key();
@@ -694,6 +760,6 @@ mod tests {
         let text = w.to_text();
         assert!(WitnessKey::parse(&text.replace("PRIVATE", "PUBLIC")).is_err());
         // Debug never shows the private key.
-        assert!(!format!("{w:?}").contains(text.rsplit_once('+').unwrap().1));
+        assert!(!format!("{w:?}").contains(text.splitn(5, '+').nth(4).unwrap()));
     }
 }

@@ -33,6 +33,8 @@ mod token;
 mod export;
 mod monitor;
 
+mod witness;
+
 /// Options every command accepts before or after its name (`tftrail --store S log` and
 /// `tftrail log --store S` are the same). The environment variables are read by
 /// [`Global::location`] and [`Global::signing_key`], not by clap, so that a value from the
@@ -246,6 +248,8 @@ pub enum Command {
     Monitor(monitor::Args),
     /// Write the records for a SIEM or data lake: JSON Lines that each prove, or OCSF events.
     Export(export::Args),
+    /// Run a transparency-log witness: cosign checkpoints consistent with those it saw (init, serve).
+    Witness(witness::Args),
 }
 
 /// Runs a command; returns the exit code.
@@ -272,5 +276,6 @@ pub fn run(cmd: Command, g: &Global) -> Result<i32, CliError> {
         Command::Token(a) => token::run(a, g),
         Command::Monitor(a) => monitor::run(a, g),
         Command::Export(a) => export::run(a, g),
+        Command::Witness(a) => witness::run(a, g),
     }
 }
