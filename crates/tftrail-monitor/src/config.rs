@@ -47,7 +47,7 @@ impl MonitorConfig {
     /// A commented config holding every setting with its default (`--example-config`).
     pub fn example() -> String {
         format!(
-            "# tftrail monitor --config FILE\n\n{}\n{}",
+            "# tftrail monitor --config FILE\n\n# A C2SP tlog-policy file: each checkpoint must carry its witnesses' quorum, else a\n# `witness` alert (--witness-policy, --witness and --min-witnesses override it).\n# witness_policy = \"/etc/tftrail/witnesses.policy\"\n\n{}\n{}",
             crate::sinks::EXAMPLE,
             crate::rules::EXAMPLE
         )
