@@ -414,6 +414,30 @@ fn two_witnesses_cosign_and_clients_require_the_quorum() {
         said.contains("witness:") && said.contains("missing w2"),
         "{said}"
     );
+    // The same from the config file's `witness_policy` (its own state directory).
+    let with_key = write(
+        &env,
+        "monitor-policy.toml",
+        &format!("witness_policy = {:?}\n", policy_arg),
+    );
+    let sd = env.path("monitor-2");
+    let out = client(
+        &env,
+        &s,
+        &reader,
+        &[
+            "monitor",
+            "--config",
+            with_key.to_str().unwrap(),
+            "--once",
+            "--key",
+            &vkey,
+            "--state-dir",
+            sd.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code(&out), 4, "{}", describe(&out));
+    assert!(stdout(&out).contains("missing w2"), "{}", describe(&out));
 
     // The witness is back: it catches up from the size it had (a consistency proof) and the
     // next append is cosigned by both again.
