@@ -100,5 +100,17 @@ print(f"| server, no witnesses (baseline) | {bm*1e3:.2f} ms | {bp*1e3:.2f} ms |"
 print(f"| server, 2 witnesses, quorum 2 | {wm*1e3:.2f} ms | {wp*1e3:.2f} ms |")
 print(f"| ratio (witnessed / baseline) | {wm/bm:.2f}x | {wp/bp:.2f}x |")
 print(f"| added | {(wm-bm)*1e3:.2f} ms | {(wp-bp)*1e3:.2f} ms |")
+c, tok, _ = sides["wit"]
+c.request("GET", "/metrics", headers={"authorization": "Bearer " + tok})
+m = c.getresponse().read().decode()
+vals = {}
+for line in m.splitlines():
+    for k in ("witness_seconds_sum", "witness_seconds_count"):
+        if line.startswith("tftrail_" + k + "{"):
+            w = line.split('witness="')[1].split('"')[0]
+            vals.setdefault(w, {})[k] = float(line.rsplit(" ", 1)[1])
+for w, v in sorted(vals.items()):
+    mean = v["witness_seconds_sum"] / v["witness_seconds_count"]
+    print(f"| mean add-checkpoint answer, {w} (server's /metrics) | {mean*1e3:.2f} ms | |")
 print(f"({n} appends to each, alternating, after 20 untimed)", file=sys.stderr)
 EOF
