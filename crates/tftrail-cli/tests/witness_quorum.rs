@@ -588,3 +588,67 @@ fn a_cosignature_by_another_key_than_the_policys_is_not_used() {
         "{m}"
     );
 }
+
+#[test]
+fn concurrent_writers_with_witnesses_all_land_and_the_last_checkpoint_is_cosigned() {
+    let env = Env::new();
+    let vkey = env.init();
+    let w1 = Witness::new(&env, "w1.example/witness", &vkey);
+    let w2 = Witness::new(&env, "w2.example/witness", &vkey);
+    let policy = write(
+        &env,
+        "policy.txt",
+        &format!(
+            "log {vkey}\nwitness w1 {} {}\nwitness w2 {} {}\ngroup both all w1 w2\nquorum both\n",
+            w1.vkey,
+            w1.url(),
+            w2.vkey,
+            w2.url()
+        ),
+    );
+    let writer = env.token("writer", "ci");
+    let s = env.serve(&["--witness-policy", policy.to_str().unwrap()], &[]);
+    // 8 writers × 10 appends: group commits and submission rounds coalesce; every answer
+    // covers its record and carries the quorum (each waits for a cosigned checkpoint).
+    let firsts: Vec<u64> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..8u64)
+            .map(|t| {
+                let (s, writer) = (&s, &writer);
+                sc.spawn(move || {
+                    (0..10u64)
+                        .map(|i| {
+                            let (st, h, v) = append(s, writer, t * 100 + i, false);
+                            assert_eq!(st, 200, "{v}");
+                            assert!(h.contains("tftrail-witness-quorum: met"), "{h}\n{v}");
+                            let first = v["first"].as_u64().unwrap();
+                            assert!(v["size"].as_u64().unwrap() > first, "{v}");
+                            first
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let mut sorted = firsts.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 80, "every record has its own index");
+    let (_, cp) = log_checkpoint(&s, &writer);
+    assert!(
+        spec_cosignature(&cp, &w1.vkey).is_some() && spec_cosignature(&cp, &w2.vkey).is_some(),
+        "{cp}"
+    );
+    // The log verifies, with the quorum, from the store itself.
+    let out = env.tftrail(
+        &[
+            "verify",
+            "--key",
+            &vkey,
+            "--witness-policy",
+            policy.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+}
