@@ -9,6 +9,7 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
+use std::time::Duration;
 
 use base64::Engine;
 use common::server::Server;
@@ -651,4 +652,91 @@ fn concurrent_writers_with_witnesses_all_land_and_the_last_checkpoint_is_cosigne
         None,
     );
     assert_eq!(code(&out), 0, "{}", describe(&out));
+}
+
+#[test]
+fn a_witness_that_never_answers_delays_appends_by_the_wait_only() {
+    let env = Env::new();
+    let vkey = env.init();
+    let w1 = Witness::new(&env, "w1.example/witness", &vkey);
+    // A peer that accepts connections and never answers (a hung witness).
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hung_addr = hung.local_addr().unwrap();
+    let held = std::thread::spawn(move || {
+        let mut conns = Vec::new();
+        for c in hung.incoming().take(4) {
+            conns.push(c);
+        }
+        std::thread::sleep(Duration::from_secs(30));
+    });
+    let w2 = env
+        .ok(
+            &[
+                "witness",
+                "init",
+                "--origin",
+                "w2.example/witness",
+                "--dir",
+                env.path("w2").to_str().unwrap(),
+            ],
+            None,
+        )
+        .trim()
+        .to_string();
+    let policy = write(
+        &env,
+        "policy.txt",
+        &format!(
+            "witness w1 {} {}\nwitness w2 {w2} http://{hung_addr}\ngroup both all w1 w2\nquorum both\n",
+            w1.vkey,
+            w1.url()
+        ),
+    );
+    let config = write(
+        &env,
+        "server.toml",
+        "[limits]\nquorum_wait_millis = 300\nwitness_timeout_millis = 1000\n",
+    );
+    let writer = env.token("writer", "ci");
+    let s = env.serve(
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--witness-policy",
+            policy.to_str().unwrap(),
+        ],
+        &[],
+    );
+    for n in 0..3 {
+        let (st, h, v) = append(&s, &writer, n, false);
+        assert_eq!(st, 200, "{v}");
+        assert!(h.contains("tftrail-witness-quorum: not-met"), "{h}");
+        assert_eq!(v["witnesses"]["missing"], json!(["w2"]), "{v}");
+        // w1 is not held back by w2: its cosignature is in the answer.
+        let note = v["checkpoint"].as_str().unwrap();
+        assert!(spec_cosignature(note, &w1.vkey).is_some(), "{note}");
+    }
+    // The hung witness's requests end in its timeout, counted per witness.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, m) = s.request("GET", "/metrics", Some(&writer), b"");
+        if m.contains("tftrail_witness_failures_total{witness=\"w2\",reason=\"timeout\"}") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{m}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Without the quorum, the cosignatures gathered are attached to the stored checkpoint
+    // once every witness has answered or timed out for it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, cp) = log_checkpoint(&s, &writer);
+        if spec_cosignature(&cp, &w1.vkey).is_some() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{cp}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(s);
+    drop(held);
 }

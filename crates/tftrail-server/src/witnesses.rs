@@ -5,15 +5,16 @@
 //! valid ones are attached to the stored checkpoint by compare-and-swap, only while the stored
 //! checkpoint still has the body they sign ([`Log::add_cosignatures`]).
 //!
-//! Submissions coalesce: while a round runs, newer checkpoints replace each other and the
-//! latest is submitted next (one submission per group commit at most, fewer under load).
+//! Each witness has its own task, so a slow or hung witness holds back no other. Submissions
+//! coalesce: while a witness is busy, newer checkpoints replace each other and the latest is
+//! submitted next (one submission per group commit at most, fewer under load). One task
+//! gathers the answers for the newest checkpoint answered for.
 //! Appends are never stopped by a witness: an append waits at most `limits.quorum_wait_millis`
 //! for the quorum and then answers, saying whether it was met.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::{json, Value};
 use tftrail_core::checkpoint::Checkpoint;
 use tftrail_core::cosignature::{add_signatures, cosignatures, WitnessVerifier};
@@ -34,6 +35,28 @@ struct Target {
     endpoint: String,
     /// The size of the last checkpoint this witness cosigned or told us it holds.
     size: Mutex<Option<u64>>,
+}
+
+/// One witness's answer for a checkpoint.
+struct Answer {
+    witness: usize,
+    size: u64,
+    note: Arc<Vec<u8>>,
+    line: Option<Vec<u8>>,
+}
+
+/// The cosignatures gathered for the newest checkpoint answered for.
+struct Current {
+    size: u64,
+    text: Vec<u8>,
+    note: Vec<u8>,
+    lines: Vec<Vec<u8>>,
+    attached: usize,
+    answered: Vec<bool>,
+    /// The quorum was reached.
+    quorum: bool,
+    /// Its miss was counted.
+    missed: bool,
 }
 
 /// The newest checkpoint a round has gathered cosignatures for.
@@ -106,24 +129,61 @@ impl Witnesses {
         self.input.send_replace(Some(note));
     }
 
-    /// Starts the submission task on the current runtime.
+    /// Starts the submission tasks on the current runtime: one per witness, so that a slow
+    /// or hung witness never holds back the others, and one that gathers their answers.
     pub fn spawn(self: &Arc<Self>, log: Arc<Log>, metrics: Arc<Metrics>) {
+        let (tx, mut answers) = tokio::sync::mpsc::unbounded_channel::<Answer>();
+        for (i, t) in self.targets.iter().enumerate() {
+            let (me, t, log, metrics, tx) = (
+                self.clone(),
+                t.clone(),
+                log.clone(),
+                metrics.clone(),
+                tx.clone(),
+            );
+            tokio::spawn(async move {
+                let mut rx = me.input.subscribe();
+                while rx.changed().await.is_ok() {
+                    let note = rx.borrow_and_update().clone();
+                    let Some(note) = note else { continue };
+                    let Ok(cp) = log.key().open_checkpoint(&note) else {
+                        continue;
+                    };
+                    let size = cp.size;
+                    let line = me
+                        .submit_one(t.clone(), log.clone(), note.clone(), cp, &metrics)
+                        .await;
+                    if tx
+                        .send(Answer {
+                            witness: i,
+                            size,
+                            note,
+                            line,
+                        })
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
         let me = self.clone();
         tokio::spawn(async move {
-            let mut rx = me.input.subscribe();
-            while rx.changed().await.is_ok() {
-                let note = rx.borrow_and_update().clone();
-                if let Some(note) = note {
-                    me.round(&log, &metrics, note).await;
-                }
+            let mut cur: Option<Current> = None;
+            while let Some(a) = answers.recv().await {
+                me.gather(&log, &metrics, &mut cur, a).await;
             }
         });
     }
 
     /// Waits (at most [`Witnesses::wait`]) until a checkpoint of at least `size` has the
-    /// quorum, or its round has settled without it. Returns that checkpoint with what it
-    /// gathered, or `None` when no round reached `size` in time.
+    /// quorum, or every witness has answered for it without. Returns that checkpoint with what
+    /// it gathered (at the deadline, what it has so far), or `None` when no witness answered
+    /// for a checkpoint that large in time.
     pub async fn wait_for(&self, size: u64) -> Option<Arc<Gathered>> {
+        if self.targets.is_empty() {
+            return None;
+        }
         let mut rx = self.gathered.subscribe();
         let deadline = tokio::time::sleep(self.wait);
         tokio::pin!(deadline);
@@ -147,48 +207,58 @@ impl Witnesses {
         }
     }
 
-    /// One round: `note` to every witness at once; the cosignatures attached as they come
-    /// (at once when the quorum is reached, then the late ones at the end).
-    async fn round(&self, log: &Arc<Log>, metrics: &Arc<Metrics>, note: Arc<Vec<u8>>) {
-        let Ok(cp) = log.key().open_checkpoint(&note) else {
-            return;
-        };
-        let Ok(text) = log.key().open_note(&note) else {
-            return;
-        };
-        let mut pending: FuturesUnordered<_> = self
-            .targets
-            .iter()
-            .map(|t| self.submit_one(t.clone(), log.clone(), note.clone(), cp.clone(), metrics))
-            .collect();
-        let mut current = note.to_vec();
-        let mut lines: Vec<Vec<u8>> = Vec::new();
-        let mut attached = 0usize;
-        self.publish_gathered(cp.size, &current, pending.is_empty());
-        let mut quorum = self.policy.check(&current).satisfied;
-        while let Some(line) = pending.next().await {
-            if let Some(line) = line {
-                if let Ok(n) = add_signatures(&current, std::slice::from_ref(&line)) {
-                    current = n;
-                    lines.push(line);
-                }
+    /// Takes one witness's answer into the newest checkpoint's cosignatures: attached to the
+    /// stored checkpoint as soon as the quorum is reached, and the late ones once every
+    /// witness has answered for it. Answers for an older checkpoint than the newest one
+    /// answered for are dropped (never attached to a newer one).
+    async fn gather(
+        &self,
+        log: &Arc<Log>,
+        metrics: &Metrics,
+        cur: &mut Option<Current>,
+        a: Answer,
+    ) {
+        if cur.as_ref().is_none_or(|c| a.size > c.size) {
+            let Ok(text) = log.key().open_note(&a.note) else {
+                return;
+            };
+            if cur.as_ref().is_some_and(|c| !c.quorum && !c.missed) {
+                metrics.quorum_missed();
             }
-            let now = self.policy.check(&current).satisfied;
-            if now && !quorum {
-                quorum = true;
-                current = self.attach(log, &text, &lines, current).await;
-                attached = lines.len();
+            *cur = Some(Current {
+                size: a.size,
+                text,
+                note: a.note.to_vec(),
+                lines: Vec::new(),
+                attached: 0,
+                answered: vec![false; self.targets.len()],
+                quorum: self.policy.check(&a.note).satisfied,
+                missed: false,
+            });
+        }
+        let c = cur.as_mut().expect("set above");
+        if a.size < c.size || c.answered[a.witness] {
+            return;
+        }
+        c.answered[a.witness] = true;
+        if let Some(line) = a.line {
+            if let Ok(n) = add_signatures(&c.note, std::slice::from_ref(&line)) {
+                c.note = n;
+                c.lines.push(line);
             }
-            // "Settled" only once the late cosignatures are attached too (below).
-            self.publish_gathered(cp.size, &current, false);
         }
-        if lines.len() > attached {
-            current = self.attach(log, &text, &lines, current).await;
+        let settled = c.answered.iter().all(|x| *x);
+        let reached = !c.quorum && self.policy.check(&c.note).satisfied;
+        if reached || (settled && c.lines.len() > c.attached) {
+            c.quorum |= reached;
+            c.note = self.attach(log, &c.text, &c.lines, c.note.clone()).await;
+            c.attached = c.lines.len();
         }
-        self.publish_gathered(cp.size, &current, true);
-        if !quorum {
+        if settled && !c.quorum && !c.missed {
             metrics.quorum_missed();
+            c.missed = true;
         }
+        self.publish_gathered(c.size, &c.note, settled);
     }
 
     fn publish_gathered(&self, size: u64, note: &[u8], settled: bool) {
