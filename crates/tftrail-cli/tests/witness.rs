@@ -37,6 +37,10 @@ impl WitnessProc {
             args.push("--log".into());
             args.push(l.to_string());
         }
+        Self::start_args(env, args)
+    }
+
+    fn start_args(env: &Env, args: Vec<String>) -> WitnessProc {
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut child = env
             .command(&argv)
@@ -446,6 +450,42 @@ fn serve_refuses_bad_configuration() {
         None,
     );
     common::assert_fails(&out, 2, &["invalid witness name"]);
+
+    // --log-policy: the policy's `log` lines are the logs; a policy without one, or a bad
+    // one, is refused with the file and line.
+    let pol = env.path("policy");
+    std::fs::write(&pol, "quorum none\n").unwrap();
+    let p = pol.display().to_string();
+    let out = env.tftrail(&["witness", "serve", "--dir", &d, "--log-policy", &p], None);
+    common::assert_fails(&out, 2, &["no `log` lines"]);
+    std::fs::write(&pol, format!("log {vkey}\nquorum nobody\n")).unwrap();
+    let out = env.tftrail(&["witness", "serve", "--dir", &d, "--log-policy", &p], None);
+    common::assert_fails(&out, 2, &["policy line 2"]);
+    std::fs::write(
+        &pol,
+        format!("# the log\nlog {vkey} https://log.example\nquorum none\n"),
+    )
+    .unwrap();
+    witness_init(&env, &wdir, "witness.test/p");
+    let w = WitnessProc::start_args(
+        &env,
+        [
+            "witness",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--dir",
+            &d,
+            "--log-policy",
+            &p,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+    );
+    let r = w.post(&body(0, &[], &env.checkpoint_bytes()));
+    assert_eq!(r.status, 200, "{}", r.text());
+    w.stop();
 }
 
 /// kill -9 in the middle of a burst of consistent checkpoints, three times: after each

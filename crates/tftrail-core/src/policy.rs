@@ -768,4 +768,40 @@ mod tests {
         assert!(!p.check(&f.cosigned(&[0, 1])).satisfied);
         assert_eq!(p.describe_quorum(), "2 of (1 of (a, b), c)");
     }
+
+    /// Every single-byte change of a valid policy and cosigned note: no panic, and an
+    /// altered note is never judged cosigned by a witness whose line was altered.
+    #[test]
+    fn mutations_never_panic() {
+        let f = fixture(2);
+        let text = format!(
+            "log {}\nwitness a {}\nwitness b {}\ngroup g 2 a b\nquorum g\n",
+            f.log.verifier_key(),
+            f.vk(0),
+            f.vk(1)
+        );
+        let p = Policy::parse(&text).unwrap();
+        let note = f.cosigned(&[0, 1]);
+        assert!(p.check(&note).satisfied);
+        let bytes = text.as_bytes();
+        for i in 0..bytes.len() {
+            for b in [b' ', b'\t', b'\n', b'#', b'0', b'+', 0x80, 0x01] {
+                let mut m = bytes.to_vec();
+                m[i] = b;
+                if let Ok(t) = std::str::from_utf8(&m) {
+                    let _ = Policy::parse(t);
+                }
+            }
+        }
+        let body_len = note_text(&note).unwrap().len();
+        for i in 0..note.len() {
+            let mut m = note.clone();
+            m[i] ^= 0x01;
+            let r = p.check(&m);
+            if i < body_len {
+                assert!(!r.satisfied, "body byte {i} altered, still cosigned");
+            }
+            let _ = add_signatures(&m, &[m.clone()]);
+        }
+    }
 }

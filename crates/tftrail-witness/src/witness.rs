@@ -233,6 +233,8 @@ impl Witness {
             })?;
         }
 
+        // A clock stepped back never makes a cosignature older than the one before it.
+        let now = now.max(recorded.as_ref().map_or(0, |r| r.time));
         let new = Recorded::new(&cp.origin, cp.size, &cp.root, &req.checkpoint, now);
         if let Err(e) = self.state.store(&new) {
             // The file may or may not have been replaced: take what the disk says, so that
@@ -250,5 +252,56 @@ impl Witness {
             size: cp.size,
             body: self.key.cosign(&text, now),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tftrail_core::checkpoint::{Origin, SigningKey};
+    use tftrail_core::cosignature::{cosignatures, note_text};
+    use tftrail_core::merkle::leaf_hash;
+
+    #[test]
+    fn time_never_goes_backwards_and_size_zero_needs_the_empty_root() {
+        let d = tempfile::tempdir().unwrap();
+        let log = SigningKey::generate(&Origin::new("o.example/log").unwrap());
+        let wk = WitnessKey::generate("w.example").unwrap();
+        let w = Witness::new(
+            wk.clone(),
+            vec![log.verifier()],
+            StateDir::open(d.path()).unwrap(),
+        )
+        .unwrap();
+        let cp = |size, root| {
+            log.sign_checkpoint(&Checkpoint {
+                origin: "o.example/log".into(),
+                size,
+                root,
+            })
+        };
+        // Size 0 with another root than the empty tree's: a fork of the empty tree.
+        let bad0 = cp(0, leaf_hash(b"x"));
+        assert!(matches!(
+            w.add_checkpoint(&request::encode(0, &[], &bad0), 100),
+            Err(Refusal::SameSizeOtherRoot { size: 0 })
+        ));
+        let one = cp(1, leaf_hash(b"a"));
+        let r = w
+            .add_checkpoint(&request::encode(0, &[], &one), 100)
+            .unwrap();
+        // Re-submitted with the clock stepped back: the cosignature keeps time 100.
+        let r2 = w
+            .add_checkpoint(&request::encode(1, &[], &one), 50)
+            .unwrap();
+        let text = note_text(&one).unwrap();
+        for (body, want) in [(r.body, 100), (r2.body, 100)] {
+            let merged = tftrail_core::cosignature::add_signatures(&one, &[body]).unwrap();
+            let got = cosignatures(&merged, &[wk.verifier()]);
+            assert_eq!(got[0].time, want);
+        }
+        assert!(!text.is_empty());
+        assert_eq!(w.recorded_size("o.example/log"), Some(1));
+        assert_eq!(w.recorded_size("nope"), None);
     }
 }
