@@ -16,6 +16,8 @@
 //! - `metrics.rs`: `/metrics`
 //! - `tfstate/`: Terraform's http state backend at `/state/` (every state change recorded)
 //! - `ui/`: the web UI at `/` (server-rendered pages over the same log and index)
+//! - `witnesses.rs`: checkpoints submitted to the witness policy's witnesses, cosignatures
+//!   verified and attached to the stored checkpoint
 
 mod api;
 pub mod auth;
@@ -34,6 +36,7 @@ pub mod testing;
 mod tfstate;
 pub mod tokens;
 mod ui;
+mod witnesses;
 
 pub use config::{Limits, ServerConfig};
 pub use error::ServerError;

@@ -43,6 +43,8 @@ pub struct AppState {
     pub tfstate: crate::tfstate::StateBackend,
     /// The web UI's sessions and the server's verifications of its log (`ui/`).
     pub ui: crate::ui::UiState,
+    /// The witnesses of `--witness-policy`, when given.
+    pub witnesses: Option<Arc<crate::witnesses::Witnesses>>,
 }
 
 /// The most blobs remembered in [`AppState::uploaded`].
