@@ -268,6 +268,11 @@ fn two_witnesses_cosign_and_clients_require_the_quorum() {
     assert_eq!(st, 200);
     let v: Value = serde_json::from_str(&b).unwrap();
     assert_eq!(v["note"].as_str().unwrap(), cp);
+    // The web UI's status page checks them against the server's policy.
+    let (st, page) = s.request("GET", "/status", Some(&reader), b"");
+    assert_eq!(st, 200, "{page}");
+    assert!(page.contains("quorum met"), "{page}");
+    assert_eq!(page.matches(">valid<").count(), 2, "{page}");
     assert_eq!(v["witnesses"]["quorum"], true, "{v}");
     assert_eq!(
         names(&v["witnesses"]["cosigned_by"]),
@@ -380,6 +385,9 @@ fn two_witnesses_cosign_and_clients_require_the_quorum() {
     let (h, cp) = log_checkpoint(&s, &reader);
     assert!(h.contains("tftrail-witness-quorum: not-met"), "{h}");
     assert!(spec_cosignature(&cp, &v2).is_none());
+    let (_, page) = s.request("GET", "/status", Some(&reader), b"");
+    assert!(page.contains("quorum not met"), "{page}");
+    assert!(page.contains("Missing: w2"), "{page}");
     // verify --min-witnesses 2 fails naming the missing witness; 1 is enough to pass.
     let out = client(&env, &s, &reader, &both);
     assert_fails(&out, 1, &["quorum NOT met", "missing: w2.example/witness"]);

@@ -1103,6 +1103,17 @@ fn cosignatures(note: &str, log_key_name: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A POSIX time as RFC 3339 UTC (seconds).
+fn posix_utc(t: u64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(i64::try_from(t).unwrap_or(i64::MAX))
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| format!("{t} (POSIX)"))
+}
+
 /// `GET /status`.
 pub async fn status(State(st): State<Arc<AppState>>, v: Viewer) -> Response {
     // The checkpoint shown is checked against the last verified one first (cheap: a
@@ -1119,6 +1130,20 @@ pub async fn status(State(st): State<Arc<AppState>>, v: Viewer) -> Response {
     };
     let note = String::from_utf8_lossy(&head.note).into_owned();
     let cos = cosignatures(&note, st.log.key().name());
+    // With `--witness-policy`, each cosignature is checked against the policy's keys (the
+    // same check the appends' answers and `verify --witness-policy` make).
+    let quorum = st
+        .witnesses
+        .as_ref()
+        .map(|w| (w.policy().check(&head.note), w.policy().describe_quorum()));
+    let checked = |name: &str, id: &str| -> Option<String> {
+        let (report, _) = quorum.as_ref()?;
+        let c = report
+            .cosigned_by
+            .iter()
+            .find(|c| c.name == name && format!("{:08x}", c.key_id) == id)?;
+        Some(posix_utc(c.time))
+    };
     let (last, last_full) = st.ui.verifier.last();
     let running = st.ui.verifier.running();
     let csrf = v.session.as_ref().map(|s| s.csrf.clone());
@@ -1182,13 +1207,29 @@ pub async fn status(State(st): State<Arc<AppState>>, v: Viewer) -> Response {
                 }
                 section aria-labelledby="cosig" {
                     h2 #cosig { "Cosignatures" }
+                    @if let Some((report, required)) = &quorum {
+                        p #quorum {
+                            "Witness policy: " (required) ". "
+                            @if report.satisfied { span.badge.ok { "quorum met" } }
+                            @else { span.badge.bad { "quorum not met" } " Missing: " (report.missing.join(", ")) }
+                        }
+                    } @else {
+                        p.help { "The server runs without --witness-policy: cosignatures are listed as found, not verified here (verify them with tftrail verify --witness-policy)." }
+                    }
                     @if cos.is_empty() {
                         p { "The checkpoint carries no signature besides the log's own." }
                     } @else {
-                        p.help { "Other signatures on the checkpoint note (witnesses). Listed as found; not verified here." }
                         table {
-                            thead { tr { th scope="col" { "Key name" } th scope="col" { "Key ID" } } }
-                            tbody { @for (name, id) in &cos { tr { td data-label="Key name" { code { (name) } } td data-label="Key ID" { code { (id) } } } } }
+                            thead { tr { th scope="col" { "Key name" } th scope="col" { "Key ID" } th scope="col" { "Checked" } } }
+                            tbody { @for (name, id) in &cos { tr {
+                                td data-label="Key name" { code { (name) } }
+                                td data-label="Key ID" { code { (id) } }
+                                td data-label="Checked" {
+                                    @if quorum.is_none() { "not checked" }
+                                    @else if let Some(t) = checked(name, id) { span.badge.ok { "valid" } " cosigned at " (t) }
+                                    @else { span.badge.bad { "not a valid cosignature by a witness of the policy" } }
+                                }
+                            } } }
                         }
                     }
                 }
