@@ -16,7 +16,8 @@ use crate::invocation::{Invocation, Operation};
 use crate::plan::PlanSummary;
 use crate::redact::Scrubber;
 use crate::runner::{self, rfc3339, CommandSpec, RunOptions, RunResult};
-use crate::state::{diff_opt, StateSnapshot};
+use crate::state::{diff_values, StateSnapshot};
+use crate::values;
 
 /// Where records go. Implemented by the CLI on top of the log.
 ///
@@ -754,16 +755,23 @@ pub fn run_recorded(
                     json!(format!("the applied plan file could not be read again to learn its sensitive values: {e}")),
                 );
             }
-            let diff = diff_opt(
+            let (diff, outcome_blobs) = outcome_values(
                 state_before.snapshot.as_ref(),
                 state_after.snapshot.as_ref(),
+                &scrubber,
             );
             payload.insert("state_before".into(), state_before.info);
             payload.insert("state_after".into(), state_after.info);
-            payload.insert(
-                "state_diff".into(),
-                serde_json::to_value(&diff).unwrap_or(Value::Null),
-            );
+            payload.insert("state_diff".into(), diff);
+            if let Some((_, b)) = outcome_blobs
+                .iter()
+                .find(|(n, _)| n == values::STATE_VALUES_BLOB)
+            {
+                payload.insert(
+                    "state_values".into(),
+                    blob_ref(values::STATE_VALUES_BLOB, b),
+                );
+            }
             if ctx_after.workspace != ctx.workspace || ctx_after.backend != ctx.backend {
                 payload.insert(
                     "context_after".into(),
@@ -773,7 +781,7 @@ pub fn run_recorded(
             let done = Finished {
                 kind: format!("{stem}.outcome"),
                 payload,
-                blobs: Vec::new(),
+                blobs: outcome_blobs,
                 intent_index: intent_idx,
                 records,
                 warnings: report_warnings,
@@ -803,6 +811,34 @@ pub fn run_recorded(
             finish(sink, &scrubber, inv, &r, done)
         }
     }
+}
+
+/// The state diff of an outcome, with the redacted values of what changed, and its blobs:
+/// `state-diff-full.json` (the whole diff, when a value had to be truncated in the record;
+/// `state_diff.full` names it) and `state-values.json` (every instance of the state after,
+/// redacted, for `check-state`; the caller names it as `state_values`). Everything is
+/// scrubbed by `scrubber` (the run's secrets) before truncation, so a marker's SHA-256 is that
+/// of what the blob holds.
+fn outcome_values(
+    before: Option<&StateSnapshot>,
+    after: Option<&StateSnapshot>,
+    scrubber: &Scrubber,
+) -> (Value, Vec<(String, Vec<u8>)>) {
+    let mut diff = serde_json::to_value(diff_values(before, after)).unwrap_or(Value::Null);
+    scrubber.scrub_value(&mut diff);
+    let mut blobs = Vec::new();
+    let whole = diff.clone();
+    if values::truncate_diff(&mut diff) {
+        let bytes = serde_json::to_vec(&whole).unwrap_or_default();
+        diff["full"] = blob_ref(values::FULL_DIFF_BLOB, &bytes);
+        diff["truncated"] = json!(true);
+        blobs.push((values::FULL_DIFF_BLOB.to_string(), bytes));
+    }
+    if let Some(a) = after {
+        let bytes = serde_json::to_vec(&a.values(scrubber)).unwrap_or_default();
+        blobs.push((values::STATE_VALUES_BLOB.to_string(), bytes));
+    }
+    (diff, blobs)
 }
 
 /// The intent's plan note for a command that runs without a saved plan, in the words of what

@@ -41,6 +41,7 @@ pub mod plan;
 pub mod redact;
 pub mod runner;
 pub mod state;
+pub mod values;
 
 pub use capture::{blob_ref, run_recorded, RecordOptions, RecordedPlan, RunReport, Sink};
 pub use context::{Context, Env};
