@@ -824,16 +824,8 @@ fn outcome_values(
     after: Option<&StateSnapshot>,
     scrubber: &Scrubber,
 ) -> (Value, Vec<(String, Vec<u8>)>) {
-    let mut diff = serde_json::to_value(diff_values(before, after)).unwrap_or(Value::Null);
-    scrubber.scrub_value(&mut diff);
-    let mut blobs = Vec::new();
-    let whole = diff.clone();
-    if values::truncate_diff(&mut diff) {
-        let bytes = serde_json::to_vec(&whole).unwrap_or_default();
-        diff["full"] = blob_ref(values::FULL_DIFF_BLOB, &bytes);
-        diff["truncated"] = json!(true);
-        blobs.push((values::FULL_DIFF_BLOB.to_string(), bytes));
-    }
+    let (diff, full) = values::fit_diff(diff_values(before, after), Some(scrubber));
+    let mut blobs: Vec<(String, Vec<u8>)> = full.into_iter().collect();
     if let Some(a) = after {
         let bytes = serde_json::to_vec(&a.values(scrubber)).unwrap_or_default();
         blobs.push((values::STATE_VALUES_BLOB.to_string(), bytes));

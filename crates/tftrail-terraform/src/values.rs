@@ -117,6 +117,27 @@ pub fn truncate_diff(diff: &mut Value) -> bool {
     cut
 }
 
+/// A state diff as a record keeps it: scrubbed by `scrubber` (when given), then its values
+/// truncated ([`truncate_diff`]); when anything was cut, the whole diff's JSON as the blob
+/// [`FULL_DIFF_BLOB`], which `full` (a blob reference) and `truncated: true` in the diff name.
+pub fn fit_diff(
+    diff: crate::StateDiff,
+    scrubber: Option<&crate::Scrubber>,
+) -> (Value, Option<(String, Vec<u8>)>) {
+    let mut diff = serde_json::to_value(diff).unwrap_or(Value::Null);
+    if let Some(s) = scrubber {
+        s.scrub_value(&mut diff);
+    }
+    let whole = diff.clone();
+    if !truncate_diff(&mut diff) {
+        return (diff, None);
+    }
+    let bytes = serde_json::to_vec(&whole).unwrap_or_default();
+    diff["full"] = crate::blob_ref(FULL_DIFF_BLOB, &bytes);
+    diff["truncated"] = json!(true);
+    (diff, Some((FULL_DIFF_BLOB.to_string(), bytes)))
+}
+
 /// Whether `v` holds the redaction marker anywhere (a string equal to or containing it).
 fn holds_redacted(v: &Value) -> bool {
     match v {
