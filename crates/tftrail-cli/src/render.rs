@@ -815,6 +815,43 @@ mod tests {
     }
 
     #[test]
+    fn attribute_lines_read_as_terraform_prints_them() {
+        let attrs = json!([
+            {"path": "input.size", "before": "small", "after": "large"},
+            {"path": "triggers_replace", "before": "1", "after": "2"},
+            {"path": "tags", "before": null, "after": {"env": "prod"}},
+            {"path": "gone", "before": 3, "after": null},
+            {"path": "pw", "before": "(sensitive value)", "after": "(sensitive value)"},
+            {"path": "id", "before": "x", "after": "(known after apply)"},
+            {"path": "evil", "before": "a", "after": "\u{1b}[2J"},
+            {"path": "(sensitive value)", "before": "(sensitive value)", "after": "(sensitive value)"}
+        ]);
+        let l = attribute_lines(&attrs, "changed", &["triggers_replace".into()], "  ");
+        assert_eq!(
+            l,
+            [
+                r#"  ~ input.size = "small" -> "large""#,
+                r#"  ~ triggers_replace = "1" -> "2" # forces replacement"#,
+                r#"  + tags = {"env":"prod"}"#,
+                "  - gone = 3",
+                "  ~ pw = (sensitive value) -> (sensitive value)",
+                r#"  ~ id = "x" -> (known after apply)"#,
+                r#"  ~ evil = "a" -> "\u001b[2J""#,
+                "  ~ (a sensitive value changed)",
+            ]
+        );
+        // A created instance shows every value as new; a path under a replace path is marked.
+        let l = attribute_lines(
+            &json!([{"path": "input.a", "before": null, "after": 1}]),
+            "added",
+            &["input".into()],
+            "",
+        );
+        assert_eq!(l, ["+ input.a = 1 # forces replacement"]);
+        assert!(!under("inputs", "input"));
+    }
+
+    #[test]
     fn who_prefers_the_authenticated_identity() {
         assert_eq!(who(&actor(None)), "alice@box");
         assert_eq!(who(&actor(Some(token()))), "token:ci-deploy");
