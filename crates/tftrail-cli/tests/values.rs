@@ -13,12 +13,14 @@ use common::{code, stdout, Env};
 use serde_json::{json, Value};
 use sha2::Digest;
 
-/// The sensitive variable's value (`-var`) and a `sensitive()` literal; the third is written
-/// into the state by hand.
+/// The sensitive variable's value (`-var`), a `sensitive()` literal, a value written into the
+/// state by hand, and a variable not declared sensitive but given with `-var` to the plan
+/// (scrubbed as every `-var` value is, also from the outcome of the plan's apply).
 const SECRETS: &[&str] = &[
     "cli-pw-Secret-99f1",
     "literal-Secret-4242",
     "hand-Secret-7e3a",
+    "cmdline-Label-5b1c",
 ];
 
 fn big() -> String {
@@ -42,6 +44,13 @@ resource "terraform_data" "box" {{
 resource "terraform_data" "gone" {{
   count = {}
   input = "bye"
+}}
+variable "label" {{
+  type    = string
+  default = "none"
+}}
+resource "terraform_data" "label" {{
+  input = var.label
 }}
 resource "terraform_data" "big" {{
   input = "{}"
@@ -246,7 +255,17 @@ fn values_in_show_blame_history_and_check_state() {
 
     // A saved plan with a replacement and a deletion: the plan shows values and unknowns.
     t.write_config("large", "2", false);
-    let plan = t.tf(&["plan", "-input=false", "-out", "tf.plan", "-var", &pw])[0];
+    let label = format!("label={}", SECRETS[3]);
+    let plan = t.tf(&[
+        "plan",
+        "-input=false",
+        "-out",
+        "tf.plan",
+        "-var",
+        &pw,
+        "-var",
+        &label,
+    ])[0];
     let (text, _) = t.show(plan);
     has(
         &text,
@@ -278,6 +297,7 @@ fn values_in_show_blame_history_and_check_state() {
     );
     has(&text, "  -   terraform_data.gone[0]");
     has(&text, r#"      - input = "bye""#);
+    has(&text, r#"      ~ input = "none" -> (sensitive value)"#);
     let gone = t.ok(&["history", "terraform_data.gone"]);
     has(&gone, r#"    - input = "bye""#);
     assert!(gone.lines().any(|l| l.contains(" delete ")), "{gone}");

@@ -46,6 +46,10 @@ pub struct RecordedPlan {
     /// Its `plan` fragment, with `summary` whole (put back from its blob if it was moved
     /// there) and `plan_json` naming the redacted plan blob.
     pub plan: Value,
+    /// Its `command` fragment: which variables the plan was given on the command line
+    /// (`var_names`) or in the environment (`tf_var_names`, `tf_cli_args_env`), whose
+    /// values the outcome of its apply scrubs as the plan's own record did.
+    pub command: Value,
     /// That redacted plan blob (`plan.json`), if the record has one: the intent names it too.
     pub plan_json: Option<Vec<u8>>,
 }
@@ -607,6 +611,9 @@ pub fn run_recorded(
             let mut intent_blobs = Vec::new();
             // `show -json` of a recorded plan being applied, still running.
             let mut plan_reader = None;
+            // The variables the recorded plan was given on the command line or in the
+            // environment (`Some(None)`: all of them, through `TF_CLI_ARGS`).
+            let mut plan_vars: Option<Option<Vec<String>>> = None;
             if matches!(
                 op,
                 Operation::Apply | Operation::Destroy | Operation::Refresh
@@ -626,6 +633,7 @@ pub fn run_recorded(
                             Ok(Some(rec)) => {
                                 info["plan_index"] = json!(rec.index);
                                 info["recorded"] = json!(true);
+                                plan_vars = Some(given_variables(&rec.command));
                                 // What is about to be applied is the recorded plan: its
                                 // summary goes into the intent now, and the plan is read
                                 // again while Terraform applies it (for the secrets to
@@ -729,7 +737,14 @@ pub fn run_recorded(
             let r = r?;
             let mut plan_read_error = None;
             match plan_read {
-                Some(Ok(p)) => secrets.extend(p.secrets().iter().cloned()),
+                Some(Ok(p)) => {
+                    secrets.extend(p.secrets().iter().cloned());
+                    // The values the plan's own run scrubbed (`-var`, `TF_VAR_*`) are kept
+                    // out of its apply's outcome too: the plan file holds them.
+                    if let Some(names) = &plan_vars {
+                        secrets.extend(p.variable_values(names.as_deref()));
+                    }
+                }
                 Some(Err(e)) => plan_read_error = Some(e.to_string()),
                 None => {}
             }
@@ -831,6 +846,26 @@ fn outcome_values(
         blobs.push((values::STATE_VALUES_BLOB.to_string(), bytes));
     }
     (diff, blobs)
+}
+
+/// The variables a recorded plan's `command` fragment says were given outside the
+/// configuration: `-var` names and `TF_VAR_*` names; `None` (all) when `TF_CLI_ARGS*` was set.
+fn given_variables(command: &Value) -> Option<Vec<String>> {
+    let names = |k: &str| -> Vec<String> {
+        command
+            .get(k)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect()
+    };
+    if !names("tf_cli_args_env").is_empty() {
+        return None;
+    }
+    let mut all = names("var_names");
+    all.extend(names("tf_var_names"));
+    Some(all)
 }
 
 /// The intent's plan note for a command that runs without a saved plan, in the words of what

@@ -129,6 +129,9 @@ pub struct PlanSummary {
     redacted_json: Vec<u8>,
     #[serde(skip)]
     secrets: Vec<String>,
+    /// Each input variable's value as the plan holds it (never serialised).
+    #[serde(skip)]
+    variable_values: Vec<(String, Value)>,
 }
 
 fn action_word(actions: &[String]) -> (String, Option<String>) {
@@ -404,6 +407,15 @@ impl PlanSummary {
             .and_then(Value::as_object)
             .map(|m| m.keys().cloned().collect())
             .unwrap_or_default();
+        let variable_values: Vec<(String, Value)> = plan
+            .get("variables")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.get("value").cloned().unwrap_or(Value::Null)))
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut redacted = plan;
         redact_generic(&mut redacted, &mut secrets);
         if let Some(vars) = redacted.get_mut("variables").and_then(Value::as_object_mut) {
@@ -462,12 +474,25 @@ impl PlanSummary {
             variables,
             redacted_json,
             secrets,
+            variable_values,
         })
     }
 
     /// The redacted plan JSON, to store as a blob.
     pub fn redacted_json(&self) -> &[u8] {
         &self.redacted_json
+    }
+
+    /// The values (scalar leaves) of the input variables named (`None`: of every one), for
+    /// scrubbing: the caller knows which were given on the command line.
+    pub fn variable_values(&self, names: Option<&[String]>) -> Vec<String> {
+        let mut out = Vec::new();
+        for (k, v) in &self.variable_values {
+            if names.is_none_or(|n| n.contains(k)) {
+                collect_leaves(v, &mut out);
+            }
+        }
+        out
     }
 
     /// Values found sensitive in the plan (for scrubbing other text).
