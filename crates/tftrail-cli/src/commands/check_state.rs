@@ -19,9 +19,11 @@ pub const EXIT_DRIFT: i32 = 4;
 /// directory, workspace and backend, to find changes made outside tftrail.
 ///
 /// Reports: a state that appeared or vanished, a serial or hash that moved without a record,
-/// a replaced lineage, resource instances added or removed (addresses). The log keeps
-/// fingerprints, not state, so for instances present on both sides only "something changed"
-/// can be said.
+/// a replaced lineage, resource instances added or removed, and for each changed instance
+/// the attributes that changed with both values, redacted (`~ ADDR: path = "a" -> "b"`, or
+/// `(a sensitive value changed)`), compared against the redacted state values the last run
+/// recorded (`state-values.json`). Runs recorded before those existed allow addresses only.
+/// A state that differs only in formatting is in sync.
 ///
 /// The local state file is read directly; other backends through `terraform state pull`
 /// (the program after `--`, default `terraform`).
