@@ -145,63 +145,102 @@ fn state_backend_lines(s: &mut String, p: &Value) {
     }
 }
 
-/// A value as a line shows it: JSON, cut at 120 characters.
-fn value_text(v: &Value) -> String {
-    let t = match v {
-        Value::Null => "null".to_string(),
-        other => serde_json::to_string(other).unwrap_or_default(),
-    };
-    if t.chars().count() > 120 {
-        format!("{}…", t.chars().take(119).collect::<String>())
-    } else {
-        t
+/// A value as Terraform users read it: the markers `(sensitive value)` and `(known after
+/// apply)` bare, anything else as compact JSON (strings quoted, maps and lists on one line),
+/// control characters escaped. Values are not cut here: a record keeps them short
+/// (docs/decisions/0011-values.md) and `show --full` asks for them whole.
+pub fn value_text(v: &Value) -> String {
+    match v {
+        Value::String(s) if s == tftrail_terraform::REDACTED => s.clone(),
+        Value::String(s) if s == tftrail_terraform::values::UNKNOWN => s.clone(),
+        other => clean(&serde_json::to_string(other).unwrap_or_default()),
     }
 }
 
-/// The before and after values a state diff carries (`values`, when it has them).
-fn value_lines(s: &mut String, d: &Value) {
-    for inst in d
-        .get("values")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let change = st(inst.get("change"));
-        s.push_str(&format!("      {}:\n", st(inst.get("address"))));
-        for a in inst
-            .get("attributes")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let path = st(a.get("path"));
-            let (b, af) = (
-                a.get("before").unwrap_or(&Value::Null),
-                a.get("after").unwrap_or(&Value::Null),
-            );
-            match change.as_str() {
-                "added" => s.push_str(&format!("        + {path} = {}\n", value_text(af))),
-                "removed" => s.push_str(&format!("        - {path} = {}\n", value_text(b))),
-                _ => s.push_str(&format!(
-                    "        ~ {path} = {} -> {}\n",
-                    value_text(b),
-                    value_text(af)
-                )),
+/// Whether `path` is `p` or lies under it (`input.size` under `input`).
+fn under(path: &str, p: &str) -> bool {
+    path == p
+        || path
+            .strip_prefix(p)
+            .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+}
+
+/// The lines of one resource's attribute values (`[{path, before, after}]`, the shape of a
+/// state diff's `values[].attributes` and a plan's `resource_changes[].attributes`), each
+/// prefixed by `indent`: `+ path = after` for a value that appears, `- path = before` for one
+/// that goes, `~ path = before -> after` for one that changes; `# forces replacement` after a
+/// path under one of `replace_paths`. `change` is the instance's change (`added`/`create`
+/// show every value as new, `removed`/`delete` as gone).
+pub fn attribute_lines(
+    attrs: &Value,
+    change: &str,
+    replace_paths: &[String],
+    indent: &str,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for a in attrs.as_array().into_iter().flatten() {
+        let path = clean(&st(a.get("path")));
+        let (b, af) = (
+            a.get("before").unwrap_or(&Value::Null),
+            a.get("after").unwrap_or(&Value::Null),
+        );
+        let mut line = if path == tftrail_terraform::REDACTED {
+            format!("{indent}~ (a sensitive value changed)")
+        } else {
+            match change {
+                "added" | "create" => format!("{indent}+ {path} = {}", value_text(af)),
+                "removed" | "delete" => format!("{indent}- {path} = {}", value_text(b)),
+                _ if b.is_null() && !af.is_null() => {
+                    format!("{indent}+ {path} = {}", value_text(af))
+                }
+                _ if af.is_null() && !b.is_null() => {
+                    format!("{indent}- {path} = {}", value_text(b))
+                }
+                _ => format!("{indent}~ {path} = {} -> {}", value_text(b), value_text(af)),
             }
+        };
+        if replace_paths.iter().any(|p| under(&st(a.get("path")), p)) {
+            line.push_str(" # forces replacement");
         }
+        out.push(line);
     }
-    for o in d
+    out
+}
+
+/// Whether a record's state diff had values truncated, and the note saying how to see them.
+fn truncated_note(s: &mut String, d: &Value) {
+    if d.get("truncated").and_then(Value::as_bool) == Some(true) {
+        s.push_str(&format!(
+            "  (values over {} bytes are truncated, marked …(truncated, sha256 …); `tftrail show N --full` prints them whole from blob {})\n",
+            tftrail_terraform::values::MAX_STRING,
+            tftrail_terraform::values::FULL_DIFF_BLOB
+        ));
+    }
+}
+
+/// The changed root outputs of a state diff, with values.
+fn output_lines(s: &mut String, d: &Value) {
+    let outs: Vec<&Value> = d
         .get("outputs")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-    {
-        s.push_str(&format!(
-            "      output {}: {} -> {}\n",
-            st(o.get("name")),
-            value_text(o.get("before").unwrap_or(&Value::Null)),
-            value_text(o.get("after").unwrap_or(&Value::Null))
-        ));
+        .collect();
+    if outs.is_empty() {
+        return;
+    }
+    s.push_str("outputs:\n");
+    for o in outs {
+        let (b, a) = (
+            o.get("before").unwrap_or(&Value::Null),
+            o.get("after").unwrap_or(&Value::Null),
+        );
+        let name = clean(&st(o.get("name")));
+        s.push_str(&match (b.is_null(), a.is_null()) {
+            (true, false) => format!("  +   {name} = {}\n", value_text(a)),
+            (false, true) => format!("  -   {name} = {}\n", value_text(b)),
+            _ => format!("  ~   {name} = {} -> {}\n", value_text(b), value_text(a)),
+        });
     }
 }
 
@@ -346,6 +385,15 @@ fn st(v: Option<&serde_json::Value>) -> String {
     }
 }
 
+/// The strings of a JSON list (none when it is not one).
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x.as_str().map(String::from))
+        .collect()
+}
+
 fn short(s: &str, n: usize) -> &str {
     s.get(..n).unwrap_or(s)
 }
@@ -383,17 +431,24 @@ fn plan_lines(out: &mut String, summary: &serde_json::Value) {
             .and_then(Value::as_str)
             .map(|r| format!(" [{r}]"))
             .unwrap_or_default();
+        let attrs = rc.get("attributes").filter(|a| a.is_array());
         out.push_str(&format!(
             "  {:<3} {}{}{}\n",
             sym(action),
-            st(rc.get("address")),
-            if paths.is_empty() {
+            clean(&st(rc.get("address"))),
+            if paths.is_empty() || attrs.is_some() {
                 String::new()
             } else {
                 format!("  ({})", paths.join(", "))
             },
             reason
         ));
+        if let Some(attrs) = attrs {
+            for l in attribute_lines(attrs, action, &strings(rc.get("replace_paths")), "      ") {
+                out.push_str(&l);
+                out.push('\n');
+            }
+        }
     }
     if summary.get("in_blob").is_some() {
         out.push_str("  (resource list kept in blob plan-summary.json)\n");
@@ -413,10 +468,25 @@ fn plan_lines(out: &mut String, summary: &serde_json::Value) {
             } else {
                 ""
             };
+            let (b, a) = (
+                o.get("before").unwrap_or(&Value::Null),
+                o.get("after").unwrap_or(&Value::Null),
+            );
+            let a = if o.get("after_unknown").and_then(Value::as_bool) == Some(true) {
+                Value::String(tftrail_terraform::values::UNKNOWN.into())
+            } else {
+                a.clone()
+            };
+            let values = match (b.is_null(), a.is_null()) {
+                (true, true) => String::new(),
+                (true, false) => format!(" = {}", value_text(&a)),
+                (false, true) => format!(" = {}", value_text(b)),
+                _ => format!(" = {} -> {}", value_text(b), value_text(&a)),
+            };
             out.push_str(&format!(
-                "  {:<3} {}{sens}\n",
+                "  {:<3} {}{values}{sens}\n",
                 sym(o.get("action").and_then(Value::as_str).unwrap_or("?")),
-                st(o.get("name"))
+                clean(&st(o.get("name")))
             ));
         }
     }
@@ -599,17 +669,52 @@ pub fn terraform(index: u64, r: &Record, links: &Links) -> Option<String> {
             changed.len(),
             removed.len()
         ));
-        let planned = |a: &str| -> Option<String> {
+        let planned_change = |a: &str| -> Option<&Value> {
             plan?
                 .pointer("/summary/resource_changes")?
                 .as_array()?
                 .iter()
                 .find(|c| c.get("address").and_then(Value::as_str) == Some(a))
+        };
+        let planned = |a: &str| -> Option<String> {
+            planned_change(a)
                 .and_then(|c| c.get("action").and_then(Value::as_str).map(String::from))
+        };
+        let values: Vec<&Value> = d
+            .get("values")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .collect();
+        let values_of = |a: &str| {
+            values
+                .iter()
+                .find(|v| v.get("address").and_then(Value::as_str) == Some(a))
+                .and_then(|v| v.get("attributes"))
+        };
+        let instance = |s: &mut String, a: &str, act: &str, change: &str, paths: &[String]| {
+            let attrs = values_of(a);
+            s.push_str(&format!(
+                "  {:<3} {}{}\n",
+                sym(act),
+                clean(a),
+                if paths.is_empty() || attrs.is_some() {
+                    String::new()
+                } else {
+                    format!("  ({})", paths.join(", "))
+                }
+            ));
+            if let Some(attrs) = attrs {
+                let replace = strings(planned_change(a).and_then(|c| c.get("replace_paths")));
+                for l in attribute_lines(attrs, change, &replace, "      ") {
+                    s.push_str(&l);
+                    s.push('\n');
+                }
+            }
         };
         for a in &added {
             let act = planned(a).unwrap_or_else(|| "create".into());
-            s.push_str(&format!("  {:<3} {a}\n", sym(&act)));
+            instance(&mut s, a, &act, "added", &[]);
         }
         for (a, paths) in &changed {
             let act = planned(a).unwrap_or_else(|| {
@@ -619,15 +724,16 @@ pub fn terraform(index: u64, r: &Record, links: &Links) -> Option<String> {
                     "update".into()
                 }
             });
-            s.push_str(&format!("  {:<3} {a}  ({})\n", sym(&act), paths.join(", ")));
+            instance(&mut s, a, &act, "changed", paths);
         }
         for a in &removed {
             let act = planned(a).unwrap_or_else(|| "delete".into());
-            s.push_str(&format!("  {:<3} {a}\n", sym(&act)));
+            instance(&mut s, a, &act, "removed", &[]);
         }
-        value_lines(&mut s, d);
+        truncated_note(&mut s, d);
+        output_lines(&mut s, d);
         let outs = list("outputs_changed");
-        if !outs.is_empty() {
+        if !outs.is_empty() && d.get("outputs").is_none() {
             s.push_str(&format!("outputs:   changed: {}\n", outs.join(", ")));
         }
     }
@@ -706,6 +812,43 @@ mod tests {
 
     fn record(kind: &str, a: Actor) -> Record {
         Record::new(kind, "2026-01-01T00:00:00Z", a, json!({"n": 1}), vec![]).unwrap()
+    }
+
+    #[test]
+    fn attribute_lines_read_as_terraform_prints_them() {
+        let attrs = json!([
+            {"path": "input.size", "before": "small", "after": "large"},
+            {"path": "triggers_replace", "before": "1", "after": "2"},
+            {"path": "tags", "before": null, "after": {"env": "prod"}},
+            {"path": "gone", "before": 3, "after": null},
+            {"path": "pw", "before": "(sensitive value)", "after": "(sensitive value)"},
+            {"path": "id", "before": "x", "after": "(known after apply)"},
+            {"path": "evil", "before": "a", "after": "\u{1b}[2J"},
+            {"path": "(sensitive value)", "before": "(sensitive value)", "after": "(sensitive value)"}
+        ]);
+        let l = attribute_lines(&attrs, "changed", &["triggers_replace".into()], "  ");
+        assert_eq!(
+            l,
+            [
+                r#"  ~ input.size = "small" -> "large""#,
+                r#"  ~ triggers_replace = "1" -> "2" # forces replacement"#,
+                r#"  + tags = {"env":"prod"}"#,
+                "  - gone = 3",
+                "  ~ pw = (sensitive value) -> (sensitive value)",
+                r#"  ~ id = "x" -> (known after apply)"#,
+                r#"  ~ evil = "a" -> "\u001b[2J""#,
+                "  ~ (a sensitive value changed)",
+            ]
+        );
+        // A created instance shows every value as new; a path under a replace path is marked.
+        let l = attribute_lines(
+            &json!([{"path": "input.a", "before": null, "after": 1}]),
+            "added",
+            &["input".into()],
+            "",
+        );
+        assert_eq!(l, ["+ input.a = 1 # forces replacement"]);
+        assert!(!under("inputs", "input"));
     }
 
     #[test]

@@ -726,6 +726,60 @@ fn plain_applies_are_recorded_with_identity_and_values(tf: &Tf) {
                 && strings(&c["paths"]).contains(&"input".to_string())))),
         "{w:#?}"
     );
+    // The CLI's views show the values of a write made through the backend.
+    let wrote = w
+        .iter()
+        .find(|r| r.payload["state_diff"]["values"].is_array())
+        .unwrap();
+    let show = stdout(&ws.tftrail(&["show", &wrote.index.to_string()], &[]));
+    assert!(
+        show.lines().any(|l| l == r#"      ~ input = "v1" -> "v2""#),
+        "{show}"
+    );
+    let blame = stdout(&ws.tftrail(&["blame", "terraform_data.web"], &[]));
+    assert!(
+        blame.lines().any(|l| l == r#"    ~ input = "v1" -> "v2""#),
+        "{blame}"
+    );
+
+    // A long value: truncated in the write's record, whole in its blob.
+    let long = "L".repeat(600);
+    let mark = b.last_index();
+    ws.ok(&[
+        "apply",
+        "-input=false",
+        "-auto-approve",
+        "-var",
+        &format!("ver={long}"),
+    ]);
+    let long_write = b.state_log_since(name, mark);
+    let w = one_locked_apply(&long_write);
+    let cut = w
+        .iter()
+        .find(|r| r.payload["state_diff"]["truncated"] == true)
+        .unwrap_or_else(|| panic!("no truncated write: {w:#?}"));
+    assert_eq!(
+        cut.payload["state_diff"]["full"]["blob"],
+        "state-diff-full.json"
+    );
+    let input = attribute(values_of(&[cut], "terraform_data.web"), "input");
+    let after = input["after"].as_str().unwrap();
+    assert!(
+        after.starts_with(&"L".repeat(64))
+            && after.ends_with(&format!(
+                "…(truncated, sha256 {}, 600 bytes)",
+                sha256_hex(long.as_bytes())
+            )),
+        "{after}"
+    );
+    let i = cut.index.to_string();
+    assert!(!stdout(&ws.tftrail(&["show", &i], &[])).contains(&long));
+    let full = stdout(&ws.tftrail(&["show", &i, "--full"], &[]));
+    assert!(
+        full.lines()
+            .any(|l| l == format!(r#"      ~ input = "v2" -> "{long}""#)),
+        "{full}"
+    );
 
     // Delete: a resource leaves the configuration.
     ws.configure(WEB_ONLY);
@@ -839,6 +893,12 @@ fn plain_applies_are_recorded_with_identity_and_values(tf: &Tf) {
         (holding(&create, "terraform_data.web"), "create".to_string()),
         (holding(&update, "terraform_data.web"), "update".to_string()),
         (
+            holding(&long_write, "terraform_data.web"),
+            "update".to_string(),
+        ),
+        // The delete step sets `ver` back.
+        (holding(&delete, "terraform_data.web"), "update".to_string()),
+        (
             holding(&destroy, "terraform_data.web"),
             "delete".to_string(),
         ),
@@ -853,7 +913,7 @@ fn plain_applies_are_recorded_with_identity_and_values(tf: &Tf) {
     );
     assert_eq!(
         changes("blame", "terraform_data.web"),
-        [web_writes[2].clone()]
+        [web_writes[web_writes.len() - 1].clone()]
     );
     let text = b.env.ok(&["history", "terraform_data.web"], None);
     assert!(text.contains("terraform.state.write"), "{text}");

@@ -175,7 +175,14 @@ fn approval_prompt_and_ctrl_c_on_a_real_terminal() {
     let out = env.tftrail(&["show", "1", "--blob", "plan.json"], None);
     common::assert_fails(&out, 2, &["no blob named \"plan.json\"", "output.txt"]);
     // A blob altered in the store is refused, not printed.
-    let sha = outcome["blobs"][0]["sha256"].as_str().unwrap().to_string();
+    let sha = outcome["blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "output.txt")
+        .and_then(|b| b["sha256"].as_str())
+        .unwrap()
+        .to_string();
     common::flip_byte(&env.object(&format!("tftrail/blobs/sha256/{sha}")), 10);
     let out = env.tftrail(&["show", "1", "--blob", "output.txt"], None);
     common::assert_fails(&out, 1, &["does not match its SHA-256"]);

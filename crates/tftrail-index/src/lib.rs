@@ -327,7 +327,28 @@ pub fn describe_change(c: &ChangeRow, r: &Record) -> Value {
         "workspace": r.payload.pointer("/context/workspace"),
         "commit": r.payload.pointer("/context/git/commit"),
         "intent_index": r.payload.get("intent_index"),
+        "values": change_values(c, r),
     })
+}
+
+/// The before and after values of `c`'s attributes that its record carries (`[]` when it
+/// has none: an older record, or a change without values): from the state diff for a change
+/// seen in the state, else from the plan (`attributes` of its planned resource change).
+fn change_values(c: &ChangeRow, r: &Record) -> Value {
+    let find = |list: Option<&Value>| -> Option<Value> {
+        list?
+            .as_array()?
+            .iter()
+            .find(|v| v.get("address").and_then(Value::as_str) == Some(c.address.as_str()))
+            .and_then(|v| v.get("attributes").cloned())
+    };
+    let from_state = || find(r.payload.pointer("/state_diff/values"));
+    let from_plan = || find(r.payload.pointer("/plan/summary/resource_changes"));
+    let v = match c.source.as_str() {
+        "state" => from_state().or_else(from_plan),
+        _ => from_plan(),
+    };
+    v.unwrap_or(Value::Array(vec![]))
 }
 
 /// Every recorded change to `address` (and its instances), oldest first, described by
@@ -340,7 +361,11 @@ pub fn describe_history(
 ) -> Result<Vec<Value>, IndexError> {
     let rows = ix.history(address)?;
     let idx: Vec<u64> = rows.iter().map(|c| c.index).collect();
-    let recs: BTreeMap<u64, Record> = read_records(log, cp, &idx)?.into_iter().collect();
+    let mut recs: BTreeMap<u64, Record> = read_records(log, cp, &idx)?.into_iter().collect();
+    // Values moved into blobs by [`deflate`] are put back.
+    for r in recs.values_mut() {
+        inflate(log, &mut r.payload)?;
+    }
     Ok(rows
         .iter()
         .filter_map(|c| recs.get(&c.index).map(|r| describe_change(c, r)))

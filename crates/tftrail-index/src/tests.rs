@@ -741,6 +741,16 @@ fn state_writes_and_deletes_are_resource_changes() {
     );
     assert_eq!(acts("terraform_data.d"), [(5, "create".into(), vec![])]);
     assert_eq!(acts("terraform_data.big"), [(17, "create".into(), vec![])]);
+    // Described with its values, put back from the blob.
+    let cp = f.log.head().unwrap().checkpoint;
+    let d = describe_history(&ix, &f.log, &cp, "terraform_data.big").unwrap();
+    assert_eq!(
+        d[0]["values"],
+        json!([{"path": "input", "before": null, "after": "x".repeat(5000)}])
+    );
+    // A change whose record has no values: none.
+    let d = describe_history(&ix, &f.log, &cp, "terraform_data.d").unwrap();
+    assert_eq!(d[0]["values"], json!([]));
     let h = ix.history("terraform_data.a").unwrap();
     assert_eq!(h[0].state_change.as_deref(), Some("added"));
     // A filter by resource finds the server's records too.

@@ -16,7 +16,8 @@ use crate::invocation::{Invocation, Operation};
 use crate::plan::PlanSummary;
 use crate::redact::Scrubber;
 use crate::runner::{self, rfc3339, CommandSpec, RunOptions, RunResult};
-use crate::state::{diff_opt, StateSnapshot};
+use crate::state::{diff_values, StateSnapshot};
+use crate::values;
 
 /// Where records go. Implemented by the CLI on top of the log.
 ///
@@ -45,6 +46,10 @@ pub struct RecordedPlan {
     /// Its `plan` fragment, with `summary` whole (put back from its blob if it was moved
     /// there) and `plan_json` naming the redacted plan blob.
     pub plan: Value,
+    /// Its `command` fragment: which variables the plan was given on the command line
+    /// (`var_names`) or in the environment (`tf_var_names`, `tf_cli_args_env`), whose
+    /// values the outcome of its apply scrubs as the plan's own record did.
+    pub command: Value,
     /// That redacted plan blob (`plan.json`), if the record has one: the intent names it too.
     pub plan_json: Option<Vec<u8>>,
 }
@@ -606,6 +611,9 @@ pub fn run_recorded(
             let mut intent_blobs = Vec::new();
             // `show -json` of a recorded plan being applied, still running.
             let mut plan_reader = None;
+            // The variables the recorded plan was given on the command line or in the
+            // environment (`Some(None)`: all of them, through `TF_CLI_ARGS`).
+            let mut plan_vars: Option<Option<Vec<String>>> = None;
             if matches!(
                 op,
                 Operation::Apply | Operation::Destroy | Operation::Refresh
@@ -625,6 +633,7 @@ pub fn run_recorded(
                             Ok(Some(rec)) => {
                                 info["plan_index"] = json!(rec.index);
                                 info["recorded"] = json!(true);
+                                plan_vars = Some(given_variables(&rec.command));
                                 // What is about to be applied is the recorded plan: its
                                 // summary goes into the intent now, and the plan is read
                                 // again while Terraform applies it (for the secrets to
@@ -728,7 +737,14 @@ pub fn run_recorded(
             let r = r?;
             let mut plan_read_error = None;
             match plan_read {
-                Some(Ok(p)) => secrets.extend(p.secrets().iter().cloned()),
+                Some(Ok(p)) => {
+                    secrets.extend(p.secrets().iter().cloned());
+                    // The values the plan's own run scrubbed (`-var`, `TF_VAR_*`) are kept
+                    // out of its apply's outcome too: the plan file holds them.
+                    if let Some(names) = &plan_vars {
+                        secrets.extend(p.variable_values(names.as_deref()));
+                    }
+                }
                 Some(Err(e)) => plan_read_error = Some(e.to_string()),
                 None => {}
             }
@@ -754,16 +770,23 @@ pub fn run_recorded(
                     json!(format!("the applied plan file could not be read again to learn its sensitive values: {e}")),
                 );
             }
-            let diff = diff_opt(
+            let (diff, outcome_blobs) = outcome_values(
                 state_before.snapshot.as_ref(),
                 state_after.snapshot.as_ref(),
+                &scrubber,
             );
             payload.insert("state_before".into(), state_before.info);
             payload.insert("state_after".into(), state_after.info);
-            payload.insert(
-                "state_diff".into(),
-                serde_json::to_value(&diff).unwrap_or(Value::Null),
-            );
+            payload.insert("state_diff".into(), diff);
+            if let Some((_, b)) = outcome_blobs
+                .iter()
+                .find(|(n, _)| n == values::STATE_VALUES_BLOB)
+            {
+                payload.insert(
+                    "state_values".into(),
+                    blob_ref(values::STATE_VALUES_BLOB, b),
+                );
+            }
             if ctx_after.workspace != ctx.workspace || ctx_after.backend != ctx.backend {
                 payload.insert(
                     "context_after".into(),
@@ -773,7 +796,7 @@ pub fn run_recorded(
             let done = Finished {
                 kind: format!("{stem}.outcome"),
                 payload,
-                blobs: Vec::new(),
+                blobs: outcome_blobs,
                 intent_index: intent_idx,
                 records,
                 warnings: report_warnings,
@@ -803,6 +826,46 @@ pub fn run_recorded(
             finish(sink, &scrubber, inv, &r, done)
         }
     }
+}
+
+/// The state diff of an outcome, with the redacted values of what changed, and its blobs:
+/// `state-diff-full.json` (the whole diff, when a value had to be truncated in the record;
+/// `state_diff.full` names it) and `state-values.json` (every instance of the state after,
+/// redacted, for `check-state`; the caller names it as `state_values`). Everything is
+/// scrubbed by `scrubber` (the run's secrets) before truncation, so a marker's SHA-256 is that
+/// of what the blob holds.
+fn outcome_values(
+    before: Option<&StateSnapshot>,
+    after: Option<&StateSnapshot>,
+    scrubber: &Scrubber,
+) -> (Value, Vec<(String, Vec<u8>)>) {
+    let (diff, full) = values::fit_diff(diff_values(before, after), Some(scrubber));
+    let mut blobs: Vec<(String, Vec<u8>)> = full.into_iter().collect();
+    if let Some(a) = after {
+        let bytes = serde_json::to_vec(&a.values(scrubber)).unwrap_or_default();
+        blobs.push((values::STATE_VALUES_BLOB.to_string(), bytes));
+    }
+    (diff, blobs)
+}
+
+/// The variables a recorded plan's `command` fragment says were given outside the
+/// configuration: `-var` names and `TF_VAR_*` names; `None` (all) when `TF_CLI_ARGS*` was set.
+fn given_variables(command: &Value) -> Option<Vec<String>> {
+    let names = |k: &str| -> Vec<String> {
+        command
+            .get(k)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect()
+    };
+    if !names("tf_cli_args_env").is_empty() {
+        return None;
+    }
+    let mut all = names("var_names");
+    all.extend(names("tf_var_names"));
+    Some(all)
 }
 
 /// The intent's plan note for a command that runs without a saved plan, in the words of what

@@ -19,7 +19,9 @@
 //! `terraform.state`, `terraform.taint`, `terraform.untaint`, `terraform.force_unlock`,
 //! `terraform.init`, `terraform.workspace`, `terraform.providers_lock`, `terraform.test`,
 //! `terraform.command` (unknown subcommands); read-only commands are `terraform.command` when
-//! recorded on request. Blobs: `plan.json` (redacted `show -json`), `output.txt` (captured
+//! recorded on request. Blobs: `plan.json` (redacted `show -json`), `state-values.json` (the
+//! redacted values of the state an outcome left), `state-diff-full.json` (an outcome's whole
+//! diff when values were truncated, see [`values`]), `output.txt` (captured
 //! stdout+stderr, scrubbed).
 //!
 //! # Secrets
@@ -28,7 +30,7 @@
 //! sensitive, any input variable value in the plan blob, literal constants in the plan's
 //! configuration. Captured text is scrubbed of every known secret of at least
 //! [`redact::MIN_SCRUB_LEN`] characters (shorter ones would shred unrelated text). The
-//! marker is [`REDACTED`]. State is never stored.
+//! marker is [`REDACTED`]. State itself is never stored, only redacted values of it.
 
 #![forbid(unsafe_code)]
 
@@ -41,6 +43,7 @@ pub mod plan;
 pub mod redact;
 pub mod runner;
 pub mod state;
+pub mod values;
 
 pub use capture::{blob_ref, run_recorded, RecordOptions, RecordedPlan, RunReport, Sink};
 pub use context::{Context, Env};

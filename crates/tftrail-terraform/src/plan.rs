@@ -5,9 +5,11 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::redact::{
-    changed_paths, collect_leaves, format_path, redact_by_tree, redact_by_tree_in_place, Scrubber,
-    Step, REDACTED,
+    changed_step_paths, collect_leaves, format_path, redact_by_tree, redact_by_tree_in_place,
+    value_at, Scrubber, Step, REDACTED,
 };
+use crate::state::AttributeValue;
+use crate::values::UNKNOWN;
 
 /// One resource change (or drift) from a plan, with values redacted.
 #[derive(Debug, Clone, Serialize)]
@@ -51,6 +53,12 @@ pub struct ResourceChange {
     pub before: Value,
     /// Planned value (unknowns absent), sensitive leaves replaced by the marker.
     pub after: Value,
+    /// Each changed path (as in `changed_paths`) with its value before and after, redacted
+    /// like `before` and `after`; a value known only after the apply is
+    /// [`UNKNOWN`](crate::values::UNKNOWN). The shape of a state diff's
+    /// [`InstanceValues::attributes`](crate::InstanceValues::attributes).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<AttributeValue>,
 }
 
 /// One root output change, redacted.
@@ -121,6 +129,9 @@ pub struct PlanSummary {
     redacted_json: Vec<u8>,
     #[serde(skip)]
     secrets: Vec<String>,
+    /// Each input variable's value as the plan holds it (never serialised).
+    #[serde(skip)]
+    variable_values: Vec<(String, Value)>,
 }
 
 fn action_word(actions: &[String]) -> (String, Option<String>) {
@@ -169,13 +180,13 @@ fn resource_change(rc: &Value, secrets: &mut Vec<String>) -> ResourceChange {
     let (action, replace_order) = action_word(&actions);
     let before = redact_by_tree(g("before"), g("before_sensitive"), secrets);
     let after = redact_by_tree(g("after"), g("after_sensitive"), secrets);
-    let changed = if actions
+    let steps = if actions
         .iter()
         .all(|a| a == "no-op" || a == "read" || a == "forget")
     {
         Vec::new()
     } else {
-        changed_paths(
+        changed_step_paths(
             g("before"),
             g("after"),
             g("after_unknown"),
@@ -183,6 +194,19 @@ fn resource_change(rc: &Value, secrets: &mut Vec<String>) -> ResourceChange {
             g("after_sensitive"),
         )
     };
+    let changed = steps.iter().map(|p| format_path(p)).collect();
+    let attributes = steps
+        .iter()
+        .map(|p| AttributeValue {
+            path: format_path(p),
+            before: value_at(&before, p).clone(),
+            after: if value_at(g("after_unknown"), p) == &Value::Bool(true) {
+                Value::String(UNKNOWN.into())
+            } else {
+                value_at(&after, p).clone()
+            },
+        })
+        .collect();
     ResourceChange {
         address: s(rc, "address").unwrap_or_default(),
         module_address: s(rc, "module_address"),
@@ -205,6 +229,7 @@ fn resource_change(rc: &Value, secrets: &mut Vec<String>) -> ResourceChange {
         importing: ch.get("importing").cloned(),
         before,
         after,
+        attributes,
     }
 }
 
@@ -279,6 +304,14 @@ fn sensitive_variable_names(plan: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Scrubs the values of attribute changes.
+fn scrub_attributes(scrubber: &Scrubber, attributes: &mut [AttributeValue]) {
+    for a in attributes {
+        scrubber.scrub_value(&mut a.before);
+        scrubber.scrub_value(&mut a.after);
+    }
 }
 
 impl PlanSummary {
@@ -374,6 +407,15 @@ impl PlanSummary {
             .and_then(Value::as_object)
             .map(|m| m.keys().cloned().collect())
             .unwrap_or_default();
+        let variable_values: Vec<(String, Value)> = plan
+            .get("variables")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.get("value").cloned().unwrap_or(Value::Null)))
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut redacted = plan;
         redact_generic(&mut redacted, &mut secrets);
         if let Some(vars) = redacted.get_mut("variables").and_then(Value::as_object_mut) {
@@ -391,6 +433,7 @@ impl PlanSummary {
         for rc in resource_changes.iter_mut().chain(resource_drift.iter_mut()) {
             scrubber.scrub_value(&mut rc.before);
             scrubber.scrub_value(&mut rc.after);
+            scrub_attributes(&scrubber, &mut rc.attributes);
             if let Some(i) = rc.importing.as_mut() {
                 scrubber.scrub_value(i);
             }
@@ -431,12 +474,25 @@ impl PlanSummary {
             variables,
             redacted_json,
             secrets,
+            variable_values,
         })
     }
 
     /// The redacted plan JSON, to store as a blob.
     pub fn redacted_json(&self) -> &[u8] {
         &self.redacted_json
+    }
+
+    /// The values (scalar leaves) of the input variables named (`None`: of every one), for
+    /// scrubbing: the caller knows which were given on the command line.
+    pub fn variable_values(&self, names: Option<&[String]>) -> Vec<String> {
+        let mut out = Vec::new();
+        for (k, v) in &self.variable_values {
+            if names.is_none_or(|n| n.contains(k)) {
+                collect_leaves(v, &mut out);
+            }
+        }
+        out
     }
 
     /// Values found sensitive in the plan (for scrubbing other text).
@@ -463,6 +519,7 @@ impl PlanSummary {
         {
             scrubber.scrub_value(&mut rc.before);
             scrubber.scrub_value(&mut rc.after);
+            scrub_attributes(scrubber, &mut rc.attributes);
         }
         for oc in self.output_changes.iter_mut() {
             scrubber.scrub_value(&mut oc.before);

@@ -106,6 +106,19 @@ pub(crate) fn format_path(path: &[Step]) -> String {
     s
 }
 
+/// The value at `path` (`null` when absent).
+pub(crate) fn value_at<'a>(v: &'a Value, path: &[Step]) -> &'a Value {
+    let mut node = v;
+    for step in path {
+        node = match step {
+            Step::Key(k) => node.get(k.as_str()),
+            Step::Index(i) => node.get(*i),
+        }
+        .unwrap_or(&Value::Null);
+    }
+    node
+}
+
 /// Attribute paths whose value differs between `before` and `after` (or is unknown until
 /// apply per `unknown`). Sensitive subtrees (per either sensitivity tree) are compared but
 /// never descended into, so map keys inside secrets are not revealed.

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::error::{Error, Result};
 use crate::redact::{
     changed_paths, changed_step_paths, collect_leaves, format_path, redact_by_tree,
-    redact_by_tree_in_place, Scrubber, Step, REDACTED,
+    redact_by_tree_in_place, value_at, Scrubber, Step, REDACTED,
 };
 
 /// A parsed state (v4) kept in memory to fingerprint and diff it.
@@ -457,19 +457,6 @@ fn sens_at<'a>(tree: &'a Value, path: &[Step]) -> &'a Value {
     node
 }
 
-/// The value at `path` (`null` when absent).
-fn value_at<'a>(v: &'a Value, path: &[Step]) -> &'a Value {
-    let mut node = v;
-    for step in path {
-        node = match step {
-            Step::Key(k) => node.get(k.as_str()),
-            Step::Index(i) => node.get(*i),
-        }
-        .unwrap_or(&Value::Null);
-    }
-    node
-}
-
 /// Replaces, inside `v`, every non-null member whose key looks secret ([`looks_secret`]).
 fn redact_named(v: &mut Value) {
     match v {
@@ -511,6 +498,53 @@ impl StateSnapshot {
             named_secrets(v, looks_secret(name), &mut out);
         }
         out
+    }
+}
+
+impl StateSnapshot {
+    /// The redacted values of the whole state, for `check-state` to compare a later state
+    /// against (the `state-values.json` blob of a run's outcome; see
+    /// [`crate::values::diff_state_values`]):
+    /// `{"v": 1, "instances": {ADDR: {"attributes": {…}, "sha256": HEX}}, "outputs": {NAME:
+    /// {"value": V, "sensitive": B, "sha256": HEX}}}`.
+    ///
+    /// Attributes are redacted as in [`diff_values`] (sensitivity, secret-looking names, the
+    /// state's secrets), then scrubbed by `extra` (the run's `-var` values and the like).
+    /// `sha256` is that of the RFC 8785 form of the instance's attributes and sensitivity
+    /// as stored (unredacted), so that a change to a sensitive value is seen without its
+    /// value; the state's own SHA-256 is in the record already, so it reveals nothing more.
+    pub fn values(&self, extra: &Scrubber) -> Value {
+        let mut secrets = self.secrets();
+        secrets.extend(self.named_secrets());
+        let scrubber = Scrubber::new(secrets);
+        let mut instances = serde_json::Map::new();
+        for (addr, inst) in &self.instances {
+            let mut attributes = serde_json::Map::new();
+            for (k, v) in inst.attributes.as_object().into_iter().flatten() {
+                let path = [Step::Key(k.clone())];
+                let mut v = redacted(v, &path, &[&inst.sensitive], &scrubber);
+                extra.scrub_value(&mut v);
+                attributes.insert(k.clone(), v);
+            }
+            let hash = content_sha256(&json!([inst.attributes, inst.sensitive]));
+            instances.insert(
+                addr.clone(),
+                json!({"attributes": attributes, "sha256": hash}),
+            );
+        }
+        let mut outputs = serde_json::Map::new();
+        for (name, (v, sensitive)) in &self.outputs {
+            let path = [Step::Key(name.clone())];
+            let tree = if *sensitive { ALL.clone() } else { Value::Null };
+            let mut value = redacted(v, &path, &[&tree], &scrubber);
+            extra.scrub_value(&mut value);
+            outputs.insert(
+                name.clone(),
+                json!({"value": value, "sensitive": sensitive,
+                       "sha256": content_sha256(&json!([v, sensitive]))}),
+            );
+        }
+        json!({"v": 1, "instances": instances, "outputs": outputs})
     }
 }
 
@@ -911,6 +945,71 @@ mod tests {
         assert!(d.values.iter().all(|v| v.change == "removed"));
         assert_eq!(d.values.len(), 3);
         assert!(d.outputs.iter().all(|o| o.after.is_null()));
+    }
+
+    #[test]
+    fn state_values_are_redacted_and_diffed() {
+        use crate::values::diff_state_values;
+        let none = Scrubber::new(Vec::<String>::new());
+        let (v1, v2) = (snap(V1).values(&none), snap(V2).values(&none));
+        for v in [&v1, &v2] {
+            let text = v.to_string();
+            for s in SECRETS {
+                assert!(!text.contains(s), "{s} in {text}");
+            }
+        }
+        assert_eq!(
+            v1["instances"]["terraform_data.db"]["attributes"]["input"]["password"],
+            json!(REDACTED)
+        );
+        assert_eq!(v1["outputs"]["pw"]["value"], json!(REDACTED));
+        // Against itself: nothing.
+        assert_eq!(diff_state_values(&v1, &v1), (vec![], vec![]));
+        let (inst, outs) = diff_state_values(&v1, &v2);
+        let by: BTreeMap<&str, &InstanceValues> =
+            inst.iter().map(|i| (i.address.as_str(), i)).collect();
+        assert_eq!(by["terraform_data.gone[0]"].change, "removed");
+        let db = by["terraform_data.db"];
+        let region = db
+            .attributes
+            .iter()
+            .find(|a| a.path == "input.region")
+            .unwrap();
+        assert_eq!(
+            (&region.before, &region.after),
+            (&json!("eu-west-1"), &json!("us-east-2"))
+        );
+        // Redacted on both sides: not listed as a change (which secret changed is unknown).
+        assert!(!db.attributes.iter().any(|a| a.path == "input.password"));
+        assert!(outs.iter().any(|o| o.name == "pw" && o.sensitive));
+        // Only a sensitive value changes: seen by its hash, not shown.
+        let mut v: Value = serde_json::from_slice(V1).unwrap();
+        let db = v["resources"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|r| r["name"] == "db")
+            .unwrap();
+        db["instances"][0]["attributes"]["input"]["value"]["password"] = json!("third-secret-3333");
+        let v3 = snap(&serde_json::to_vec(&v).unwrap()).values(&none);
+        assert!(!v3.to_string().contains("third-secret-3333"));
+        let (inst, _) = diff_state_values(&v1, &v3);
+        assert_eq!(inst.len(), 1, "{inst:?}");
+        assert_eq!(inst[0].address, "terraform_data.db");
+        assert_eq!(inst[0].attributes[0].path, REDACTED);
+        // A value the run's scrubber removed stays redacted on the current side.
+        let scrubbed = snap(V1).values(&Scrubber::new(["eu-west-1"]));
+        let (inst, _) = diff_state_values(&scrubbed, &v2);
+        let db = inst
+            .iter()
+            .find(|i| i.address == "terraform_data.db")
+            .unwrap();
+        let region = db
+            .attributes
+            .iter()
+            .find(|a| a.path == "input.region")
+            .unwrap();
+        assert_eq!(region.after, json!(REDACTED));
     }
 
     #[test]

@@ -61,6 +61,7 @@ impl Sink for FakeSink {
             .map(|i| RecordedPlan {
                 index: i as u64,
                 plan: self.records[i].1["plan"].clone(),
+                command: self.records[i].1["command"].clone(),
                 plan_json: self.records[i]
                     .2
                     .iter()

@@ -4,12 +4,13 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
-use tftrail_terraform::{Context, Env, StateSnapshot};
+use tftrail_terraform::values::diff_state_values;
+use tftrail_terraform::{Context, Env, InstanceValues, OutputValue, Scrubber, StateSnapshot};
 
 use super::{reindex, Global};
-use crate::context;
 use crate::error::CliError;
 use crate::remote::{get_state, StateAnswer};
+use crate::{context, render};
 
 /// Exit code: the state moved without a record.
 pub const EXIT_DRIFT: i32 = 4;
@@ -18,9 +19,11 @@ pub const EXIT_DRIFT: i32 = 4;
 /// directory, workspace and backend, to find changes made outside tftrail.
 ///
 /// Reports: a state that appeared or vanished, a serial or hash that moved without a record,
-/// a replaced lineage, resource instances added or removed (addresses). The log keeps
-/// fingerprints, not state, so for instances present on both sides only "something changed"
-/// can be said.
+/// a replaced lineage, resource instances added or removed, and for each changed instance
+/// the attributes that changed with both values, redacted (`~ ADDR: path = "a" -> "b"`, or
+/// `(a sensitive value changed)`), compared against the redacted state values the last run
+/// recorded (`state-values.json`). Runs recorded before those existed allow addresses only.
+/// A state that differs only in formatting is in sync.
 ///
 /// The local state file is read directly; other backends through `terraform state pull`
 /// (the program after `--`, default `terraform`).
@@ -167,6 +170,7 @@ pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
     }
     // The last outcome whose state after is known, and the addresses the records account for.
     let mut last: Option<(u64, Value)> = None;
+    let mut last_values: Option<String> = None;
     let mut addrs: BTreeSet<String> = BTreeSet::new();
     let list = |v: &Value, k: &str| -> Vec<String> {
         v.get(k)
@@ -190,6 +194,13 @@ pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
             }
         }
         last = Some((*i, after));
+        // The redacted values of the state this run left, when its record keeps them.
+        last_values = r
+            .payload
+            .pointer("/state_values/sha256")
+            .and_then(Value::as_str)
+            .filter(|sha| r.blobs.iter().any(|b| b.sha256 == *sha))
+            .map(String::from);
     }
     let mut findings: Vec<String> = Vec::new();
     let cur_fp = current.as_ref().map(|s| s.fingerprint());
@@ -204,6 +215,7 @@ pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
     let mut reformatted = false;
     let mut added = vec![];
     let mut removed = vec![];
+    let mut values: Option<(Vec<InstanceValues>, Vec<OutputValue>)> = None;
     match (&current, rec_present) {
         (None, false) => {}
         (None, true) => findings.push("the recorded state is gone: no state now".into()),
@@ -246,7 +258,31 @@ pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
                     s.sha256()
                 ));
                 let now: BTreeSet<String> = s.addresses().map(String::from).collect();
-                if rs("resources").as_u64() == Some(addrs.len() as u64) {
+                if let Some(sha) = &last_values {
+                    let recorded_values: Value =
+                        serde_json::from_slice(&log.blob(sha)?).map_err(|e| {
+                            CliError::integrity(format!(
+                                "blob {} of record {} is not JSON: {e}",
+                                tftrail_terraform::values::STATE_VALUES_BLOB,
+                                record.unwrap_or_default()
+                            ))
+                        })?;
+                    let (inst, outs) = diff_state_values(
+                        &recorded_values,
+                        &s.values(&Scrubber::new(Vec::<String>::new())),
+                    );
+                    added = inst
+                        .iter()
+                        .filter(|v| v.change == "added")
+                        .map(|v| v.address.clone())
+                        .collect();
+                    removed = inst
+                        .iter()
+                        .filter(|v| v.change == "removed")
+                        .map(|v| v.address.clone())
+                        .collect();
+                    values = Some((inst, outs));
+                } else if rs("resources").as_u64() == Some(addrs.len() as u64) {
                     added = now.difference(&addrs).cloned().collect();
                     removed = addrs.difference(&now).cloned().collect();
                 } else {
@@ -269,6 +305,16 @@ pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
         v["findings"] = json!(findings);
         v["added"] = json!(added);
         v["removed"] = json!(removed);
+        match &values {
+            Some((inst, outs)) => {
+                v["values"] = json!(inst);
+                v["outputs"] = json!(outs);
+            }
+            None if drift && current.is_some() && rec_present => {
+                v["values_note"] = json!(VALUES_NOTE);
+            }
+            None => {}
+        }
         println!("{v}");
     } else if !drift {
         match record {
@@ -300,14 +346,62 @@ pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
         for f in &findings {
             println!("  {f}");
         }
-        for x in &added {
-            println!("  + {x}  (not created by a recorded run)");
-        }
-        for x in &removed {
-            println!("  - {x}  (not removed by a recorded run)");
+        match &values {
+            Some((inst, outs)) => print_values(inst, outs),
+            None => {
+                for x in &added {
+                    println!("  + {x}  (not created by a recorded run)");
+                }
+                for x in &removed {
+                    println!("  - {x}  (not removed by a recorded run)");
+                }
+                if current.is_some() && rec_present {
+                    println!("  ({VALUES_NOTE})");
+                }
+            }
         }
     }
     Ok(if drift { EXIT_DRIFT } else { 0 })
+}
+
+/// Said when the last recorded run keeps no state values (recorded before they existed).
+const VALUES_NOTE: &str = "the last recorded run keeps no state values (recorded by an older tftrail): only fingerprints and addresses can be compared";
+
+/// What changed outside tftrail, with values (redacted): `~ ADDR: path = a -> b`, `+ ADDR`
+/// and `- ADDR` with their attributes beneath, then outputs.
+fn print_values(inst: &[InstanceValues], outs: &[OutputValue]) {
+    for v in inst {
+        let attrs = serde_json::to_value(&v.attributes).unwrap_or_default();
+        match v.change.as_str() {
+            "added" => {
+                println!("  + {}  (not created by a recorded run)", v.address);
+                for l in render::attribute_lines(&attrs, "added", &[], "      ") {
+                    println!("{l}");
+                }
+            }
+            "removed" => {
+                println!("  - {}  (not removed by a recorded run)", v.address);
+                for l in render::attribute_lines(&attrs, "removed", &[], "      ") {
+                    println!("{l}");
+                }
+            }
+            _ => {
+                for l in render::attribute_lines(&attrs, "changed", &[], "") {
+                    // `~ path = a -> b` becomes `~ ADDR: path = a -> b`.
+                    let (sign, rest) = l.split_at(1);
+                    println!("  {sign} {}:{rest}", v.address);
+                }
+            }
+        }
+    }
+    for o in outs {
+        let (b, a) = (render::value_text(&o.before), render::value_text(&o.after));
+        match (o.before.is_null(), o.after.is_null()) {
+            (true, _) => println!("  + output {} = {a}", o.name),
+            (_, true) => println!("  - output {} = {b}", o.name),
+            _ => println!("  ~ output {} = {b} -> {a}", o.name),
+        }
+    }
 }
 
 /// The name of the state on a tftrail server that the workspace's `http` backend uses.

@@ -56,7 +56,18 @@ pub fn load(g: &Global, address: &str) -> Result<Vec<Value>, CliError> {
     tftrail_index::describe_history(&ix, &log, &cp, address).map_err(reindex::index_err)
 }
 
-/// Prints changes as JSON or one line each; says so on stderr when there are none.
+/// The values a change carries, one line each, beneath its line (`    ~ path = a -> b`).
+pub fn value_lines(v: &Value) -> Vec<String> {
+    let change = match v["action"].as_str().unwrap_or("") {
+        "create" | "add" | "import" => "added",
+        "delete" | "forget" => "removed",
+        _ => "changed",
+    };
+    crate::render::attribute_lines(&v["values"], change, &[], "    ")
+}
+
+/// Prints changes as JSON or one line each (with the changed values beneath); says so on
+/// stderr when there are none.
 pub fn print(changes: Vec<Value>, json: bool, address: &str) {
     if changes.is_empty() {
         eprintln!("no recorded change to {address}");
@@ -66,6 +77,9 @@ pub fn print(changes: Vec<Value>, json: bool, address: &str) {
     } else {
         for v in &changes {
             println!("{}", line(v));
+            for l in value_lines(v) {
+                println!("{l}");
+            }
         }
     }
 }

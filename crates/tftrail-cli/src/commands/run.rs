@@ -222,6 +222,7 @@ impl Sink for LogSink {
         Ok(Some(RecordedPlan {
             index: i,
             plan: r.payload.get("plan").cloned().unwrap_or(Value::Null),
+            command: r.payload.get("command").cloned().unwrap_or(Value::Null),
             plan_json,
         }))
     }

@@ -20,6 +20,46 @@ pub struct Args {
     /// its SHA-256 and size against the record
     #[arg(long, value_name = "NAME", conflicts_with_all = ["json", "raw"])]
     blob: Option<String>,
+    /// Show values whole: a record keeps long values truncated (with their SHA-256) and the
+    /// whole diff in its blob state-diff-full.json, read and checked here
+    #[arg(long, conflicts_with_all = ["json", "raw", "blob"])]
+    full: bool,
+}
+
+/// Puts the whole state diff of `r` (blob `state-diff-full.json`, named by
+/// `state_diff.full`) in place of its truncated one; false when it has none.
+fn whole_diff(
+    log: &tftrail_log::Log,
+    index: u64,
+    r: &mut tftrail_core::record::Record,
+) -> Result<bool, CliError> {
+    let Some(sha) = r
+        .payload
+        .pointer("/state_diff/full/sha256")
+        .and_then(|v| v.as_str())
+        .map(String::from)
+    else {
+        return Ok(false);
+    };
+    let name = tftrail_terraform::values::FULL_DIFF_BLOB;
+    let Some(b) = r.blobs.iter().find(|b| b.sha256 == sha && b.name == name) else {
+        return Err(CliError::integrity(format!(
+            "record {index} names a whole diff (sha256 {sha}) that is not among its blobs"
+        )));
+    };
+    let size = b.size;
+    let data = log.blob(&sha)?;
+    if data.len() as u64 != size {
+        return Err(CliError::integrity(format!(
+            "blob {name} of record {index}: {} bytes stored, the record says {size}",
+            data.len()
+        )));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&data).map_err(|e| {
+        CliError::integrity(format!("blob {name} of record {index} is not JSON: {e}"))
+    })?;
+    r.payload["state_diff"] = v;
+    Ok(true)
 }
 
 pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
@@ -70,6 +110,12 @@ pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
     if !a.raw && r.kind.starts_with("terraform.") {
         let mut full = r.clone();
         tftrail_index::inflate(&log, &mut full.payload)?;
+        if a.full && !whole_diff(&log, a.index, &mut full)? {
+            eprintln!(
+                "tftrail: record {} has no truncated values: it is shown whole",
+                a.index
+            );
+        }
         let mut links = render::Links::default();
         let ix = reindex::open_index(&log, &location, cp)?;
         if r.kind.ends_with(".intent") {

@@ -311,6 +311,18 @@ async fn record(
     lock: Option<&LockInfo>,
     payload: Value,
 ) -> Result<u64, ApiError> {
+    record_with(st, kind, who, lock, payload, Vec::new()).await
+}
+
+/// [`record`] with blobs of its own (`(name, bytes)`, stored before the record).
+async fn record_with(
+    st: &Arc<AppState>,
+    kind: &'static str,
+    who: &Principal,
+    lock: Option<&LockInfo>,
+    payload: Value,
+    extra: Vec<(String, Vec<u8>)>,
+) -> Result<u64, ApiError> {
     let (user, host) = lock.map(LockInfo::user_host).unwrap_or_default();
     let actor = Actor {
         user,
@@ -320,7 +332,7 @@ async fn record(
     };
     let entry = st
         .blocking(move |st| {
-            let (entry, blobs) = fit(kind, actor, payload)?;
+            let (entry, blobs) = fit(kind, actor, payload, extra)?;
             if !blobs.is_empty() {
                 st.log.store().create_all(&blobs)?;
             }
@@ -341,6 +353,7 @@ fn fit(
     kind: &str,
     actor: Actor,
     mut payload: Value,
+    extra: Vec<(String, Vec<u8>)>,
 ) -> Result<(Vec<u8>, Vec<NewObject>), ApiError> {
     let time = now_utc();
     let build = |p: &Value, blobs: Vec<BlobRef>| {
@@ -348,19 +361,28 @@ fn fit(
             .and_then(|r| r.to_entry())
             .map_err(|e| ApiError::internal(format!("cannot build the {kind} record: {e}")))
     };
+    let mut refs = Vec::new();
+    let mut objects = Vec::new();
+    for (name, data) in extra {
+        let sha256 = hex::encode(Sha256::digest(&data));
+        refs.push(BlobRef {
+            name,
+            sha256: sha256.clone(),
+            size: data.len() as u64,
+        });
+        objects.push(NewObject::new(blob_path(&sha256), data));
+    }
     // Too large for the budget, or even for an entry (a 64 KiB diff): the diff moves out.
-    if let Ok(entry) = build(&payload, vec![]) {
+    if let Ok(entry) = build(&payload, refs.clone()) {
         if entry.len() <= INLINE_BUDGET {
-            return Ok((entry, vec![]));
+            return Ok((entry, objects));
         }
     }
-    let envelope = build(&json!({}), vec![])?.len();
+    let envelope = build(&json!({}), refs.clone())?.len();
     // Room for the blob reference the record gains.
     let fits =
         |p: &Value| serde_json::to_vec(p).is_ok_and(|b| envelope + b.len() + 200 <= INLINE_BUDGET);
     let moved = tftrail_index::deflate(&mut payload, &fits);
-    let mut refs = Vec::new();
-    let mut objects = Vec::new();
     for (name, data) in moved {
         let sha256 = hex::encode(Sha256::digest(&data));
         refs.push(BlobRef {
@@ -498,7 +520,10 @@ async fn write(
         Some(cur) => Some(current_snapshot(st, name, cur).await?),
         None => None,
     };
-    let diff = tftrail_terraform::diff_values(before.as_ref(), Some(&snap));
+    let (diff, full) = tftrail_terraform::values::fit_diff(
+        tftrail_terraform::diff_values(before.as_ref(), Some(&snap)),
+        None,
+    );
     let sha256 = snap.sha256().to_string();
     {
         let (n, s) = (name.to_string(), sha256.clone());
@@ -516,7 +541,15 @@ async fn write(
         "out_of_band": run.is_null(),
         "run": run,
     });
-    let index = record(st, "terraform.state.write", &who, lock.as_ref(), payload).await?;
+    let index = record_with(
+        st,
+        "terraform.state.write",
+        &who,
+        lock.as_ref(),
+        payload,
+        full.into_iter().collect(),
+    )
+    .await?;
     g.current = Some(Current {
         index,
         sha256,
@@ -542,7 +575,10 @@ async fn delete(
         return Ok(Json(json!({"deleted": false, "reason": "there is no state"})).into_response());
     };
     let before = current_snapshot(st, name, &cur).await?;
-    let diff = tftrail_terraform::diff_values(Some(&before), None);
+    let (diff, full) = tftrail_terraform::values::fit_diff(
+        tftrail_terraform::diff_values(Some(&before), None),
+        None,
+    );
     let run = link(st, &g, name);
     let lock = g.lock.as_ref().map(|h| h.info.clone());
     let payload = json!({
@@ -554,7 +590,15 @@ async fn delete(
         "out_of_band": run.is_null(),
         "run": run,
     });
-    let index = record(st, "terraform.state.delete", &who, lock.as_ref(), payload).await?;
+    let index = record_with(
+        st,
+        "terraform.state.delete",
+        &who,
+        lock.as_ref(),
+        payload,
+        full.into_iter().collect(),
+    )
+    .await?;
     g.current = None;
     Ok(Json(json!({"deleted": true, "index": index})).into_response())
 }
