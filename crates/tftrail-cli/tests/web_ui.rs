@@ -741,14 +741,26 @@ fn in_a_real_browser_an_auditor_logs_in_filters_reads_values_and_downloads_a_rec
     std::fs::create_dir_all(&dir).unwrap();
     // Plan, then apply the saved plan, twice: size small, then large. The plan records carry
     // the planned values (redacted), the outcomes what changed in the state.
-    let mut plans = Vec::new();
+    let (mut plans, mut applies) = (Vec::new(), Vec::new());
     for size in ["small", "large"] {
         std::fs::write(dir.join("main.tf"), config(size)).unwrap();
         let plan = tf_run(&ui, &dir, &["plan", "-input=false", "-out=plan.tfplan"]);
         plans.push(plan[0]);
-        tf_run(&ui, &dir, &["apply", "-input=false", "plan.tfplan"]);
+        let apply = tf_run(&ui, &dir, &["apply", "-input=false", "plan.tfplan"]);
+        applies.push(*apply.last().unwrap());
     }
     let (created, changed) = (plans[0], plans[1]);
+    // The apply outcome of the change: its state diff carries the values too.
+    let applied = applies[1];
+    let (s, b) = ui.server.request(
+        "GET",
+        &format!("/v1/records/{applied}"),
+        Some(&ui.reader),
+        b"",
+    );
+    assert_eq!(s, 200, "{b}");
+    let kind = serde_json::from_str::<Value>(&b).unwrap()["record"]["kind"].clone();
+    assert_eq!(kind, "terraform.apply.outcome", "record {applied}: {b}");
     // Which records touch terraform_data.web, as the API says.
     let (s, b) = ui.server.request(
         "GET",
@@ -792,6 +804,7 @@ fn in_a_real_browser_an_auditor_logs_in_filters_reads_values_and_downloads_a_rec
                 web.iter().map(u64::to_string).collect::<Vec<_>>().join(","),
             ),
             ("TFTRAIL_UI_CHANGED", changed.to_string()),
+            ("TFTRAIL_UI_APPLIED", applied.to_string()),
             ("TFTRAIL_UI_CREATED", created.to_string()),
             ("TFTRAIL_UI_SECRET", SECRET.into()),
             ("TFTRAIL_UI_SCREENSHOTS", screenshots.display().to_string()),

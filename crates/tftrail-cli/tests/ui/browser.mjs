@@ -131,6 +131,14 @@ try {
     check(fs.statSync(receipt).size > 0, "a receipt was saved");
     result.receipt = receipt;
 
+    // The apply's outcome: the values that changed in the state, old and new.
+    await page.goto(`${base}/records/${env("TFTRAIL_UI_APPLIED")}`);
+    const was = await page.locator("td.before").allTextContents();
+    const now = await page.locator("td.after").allTextContents();
+    check(was.some((t) => t.includes('"small"')), `the outcome's old value: ${was}`);
+    check(now.some((t) => t.includes('"large"')), `the outcome's new value: ${now}`);
+    await html(page);
+
     // The record that created the sensitive resource: redacted, never the secret.
     await page.goto(`${base}/records/${created}`);
     const redacted = await page.locator(".redacted").count();
