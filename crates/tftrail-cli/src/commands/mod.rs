@@ -29,8 +29,10 @@ mod storage;
 
 mod token;
 
+mod evidence;
 mod export;
 mod monitor;
+mod witness_flags;
 
 /// Options every command accepts before or after its name (`tftrail --store S log` and
 /// `tftrail log --store S` are the same). The environment variables are read by
@@ -245,6 +247,9 @@ pub enum Command {
     Monitor(monitor::Args),
     /// Write the records for a SIEM or data lake: JSON Lines that each prove, or OCSF events.
     Export(export::Args),
+    /// Write an evidence bundle (records, blobs, proofs, report) that proves itself offline;
+    /// `evidence verify BUNDLE` checks one.
+    Evidence(evidence::Args),
 }
 
 /// Runs a command; returns the exit code.
@@ -271,5 +276,6 @@ pub fn run(cmd: Command, g: &Global) -> Result<i32, CliError> {
         Command::Token(a) => token::run(a, g),
         Command::Monitor(a) => monitor::run(a, g),
         Command::Export(a) => export::run(a, g),
+        Command::Evidence(a) => evidence::run(a, g),
     }
 }
