@@ -294,7 +294,7 @@ impl Contents {
 /// accepted, each once.
 pub fn read_tar(data: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, String> {
     use std::io::Read;
-    let damaged = |e: std::io::Error| format!("the bundle is not a complete tar file: {e}");
+    let damaged = |e: std::io::Error| format!("the bundle is truncated or not a tar file: {e}");
     let mut files = BTreeMap::new();
     let mut ar = tar::Archive::new(data);
     for entry in ar.entries().map_err(damaged)? {

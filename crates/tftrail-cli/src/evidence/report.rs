@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
+use serde_json::Value;
 use tftrail_core::record::Record;
 
 use super::{Manifest, Selection};
@@ -56,6 +57,92 @@ fn who(r: &Record) -> String {
     s
 }
 
+/// The value at a dotted path (`input.name`; numeric members index lists).
+fn at<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(v, |v, k| match v {
+        Value::Object(m) => m.get(k),
+        Value::Array(a) => k.parse::<usize>().ok().and_then(|i| a.get(i)),
+        _ => None,
+    })
+}
+
+fn short_json(v: Option<&Value>) -> String {
+    let t = match v {
+        None => "(none)".to_string(),
+        Some(v) => serde_json::to_string(v).unwrap_or_default(),
+    };
+    if t.chars().count() > 300 {
+        format!("{}…", t.chars().take(299).collect::<String>())
+    } else {
+        t
+    }
+}
+
+/// The values a record carries for its changes: planned before/after values of the changed
+/// paths (the plan summary), and the before/after values of a state diff, when it has them.
+/// Sensitive values are already the log's redaction markers.
+fn values(r: &Record) -> Vec<String> {
+    let mut out = Vec::new();
+    let p = &r.payload;
+    for c in p
+        .pointer("/plan/summary/resource_changes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let addr = c.get("address").and_then(Value::as_str).unwrap_or("?");
+        let action = c.get("action").and_then(Value::as_str).unwrap_or("?");
+        if matches!(action, "no-op" | "read") {
+            continue;
+        }
+        let (before, after) = (c.get("before"), c.get("after"));
+        let paths: Vec<&str> = c
+            .get("changed_paths")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        if paths.is_empty() || action == "create" || action == "delete" {
+            out.push(format!(
+                "{addr} ({action}): {} → {}",
+                short_json(before.filter(|v| !v.is_null())),
+                short_json(after.filter(|v| !v.is_null()))
+            ));
+        } else {
+            for path in paths {
+                out.push(format!(
+                    "{addr}.{path}: {} → {}",
+                    short_json(before.and_then(|b| at(b, path))),
+                    short_json(after.and_then(|a| at(a, path)))
+                ));
+            }
+        }
+    }
+    for inst in p
+        .pointer("/state_diff/values")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let addr = inst.get("address").and_then(Value::as_str).unwrap_or("?");
+        for a in inst
+            .get("attributes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            out.push(format!(
+                "{addr}.{}: {} → {}",
+                a.get("path").and_then(Value::as_str).unwrap_or("?"),
+                short_json(a.get("before")),
+                short_json(a.get("after"))
+            ));
+        }
+    }
+    out
+}
+
 fn selection_text(s: &Selection) -> String {
     let mut parts = vec![super::window_text(s)];
     if let Some(k) = &s.kind {
@@ -79,10 +166,10 @@ pub fn render(m: &Manifest, full: &BTreeMap<u64, Record>, selected: &BTreeSet<u6
         esc(&title),
         esc(&title)
     );
-    let _ = write!(
+    let _ = writeln!(
         h,
         "<p>Log <code>{}</code>, checkpoint tree size {}, root <code>{}</code>, verifier key <code>{}</code>.<br>\
-         Bundle made {}. {} selected record(s) out of entries {}..{} of the log.</p>\n",
+         Bundle made {}. {} selected record(s) out of entries {}..{} of the log.</p>",
         esc(&m.origin),
         m.checkpoint.size,
         esc(&m.checkpoint.root),
@@ -113,7 +200,7 @@ pub fn render(m: &Manifest, full: &BTreeMap<u64, Record>, selected: &BTreeSet<u6
     );
     h.push_str(
         "<table><thead><tr><th>#</th><th>time</th><th>who</th><th>kind</th><th>summary</th>\
-         <th>resource changes</th></tr></thead><tbody>\n",
+         <th>resource changes</th><th>values (before → after)</th></tr></thead><tbody>\n",
     );
     let plan = |i: u64| {
         full.get(&i)
@@ -146,12 +233,17 @@ pub fn render(m: &Manifest, full: &BTreeMap<u64, Record>, selected: &BTreeSet<u6
             .collect();
         let _ = writeln!(
             h,
-            "<tr><td><a href=\"#r{i}\">{i}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td><a href=\"#r{i}\">{i}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&r.time),
             who(r),
             esc(&r.kind),
             esc(&render::summary(r)),
-            changes.join("<br>")
+            changes.join("<br>"),
+            values(r)
+                .iter()
+                .map(|v| format!("<code>{}</code>", esc(v)))
+                .collect::<Vec<_>>()
+                .join("<br>")
         );
     }
     h.push_str("</tbody></table>\n<h2>Records</h2>\n");
