@@ -24,10 +24,13 @@
 //! `--monitor` measures one `tftrail monitor` round over 100,000 new records and a round with
 //! nothing new, with `verify` of the same log as the baseline, on a local store and on S3
 //! (moto): see `monitor.rs`.
+//! `--witness` measures one add-checkpoint to `tftrail witness serve` against the disk's floor
+//! for the same durable write: see `witness.rs`.
 #![forbid(unsafe_code)]
 
 mod monitor;
 mod server;
+mod witness;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -366,6 +369,13 @@ fn main() {
     let big_only = std::env::args().any(|a| a == "--big-batch");
     if std::env::args().any(|a| a == "--monitor") {
         monitor::run(quick);
+        if let Some(run) = RUN_DIR.get() {
+            let _ = std::fs::remove_dir_all(run.path());
+        }
+        return;
+    }
+    if std::env::args().any(|a| a == "--witness") {
+        witness::run(quick);
         if let Some(run) = RUN_DIR.get() {
             let _ = std::fs::remove_dir_all(run.path());
         }

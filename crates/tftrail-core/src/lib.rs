@@ -11,7 +11,9 @@
 //! - [`checkpoint`]: tlog-checkpoint bodies inside C2SP signed notes with Ed25519 keys;
 //! - [`batch`]: signed batch claims, the sequencing step that makes a crash recoverable;
 //! - [`record`]: the audit-record format (RFC 8785 canonical JSON, schema-versioned);
-//! - [`receipt`]: C2SP tlog-proof receipts.
+//! - [`receipt`]: C2SP tlog-proof receipts;
+//! - [`cosignature`]: witness cosignatures (C2SP tlog-cosignature, Ed25519 cosignature/v1);
+//! - [`policy`]: witness trust policies (C2SP tlog-policy) and quorum evaluation.
 //!
 //! Out of scope: reading or writing objects (`tftrail-store`), the order in which objects are
 //! written and recovery (`tftrail-log`), Terraform (`tftrail-terraform`), the CLI.
@@ -21,9 +23,11 @@ pub mod batch;
 pub mod bundle;
 mod canonical;
 pub mod checkpoint;
+pub mod cosignature;
 pub mod integrate;
 pub mod layout;
 pub mod merkle;
+pub mod policy;
 pub mod receipt;
 pub mod record;
 

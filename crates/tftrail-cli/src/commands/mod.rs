@@ -34,6 +34,8 @@ mod export;
 mod monitor;
 mod witness_flags;
 
+mod witness;
+
 /// Options every command accepts before or after its name (`tftrail --store S log` and
 /// `tftrail log --store S` are the same). The environment variables are read by
 /// [`Global::location`] and [`Global::signing_key`], not by clap, so that a value from the
@@ -250,6 +252,8 @@ pub enum Command {
     /// Write an evidence bundle (records, blobs, proofs, report) that proves itself offline;
     /// `evidence verify BUNDLE` checks one.
     Evidence(evidence::Args),
+    /// Run a transparency-log witness: cosign checkpoints consistent with those it saw (init, serve).
+    Witness(witness::Args),
 }
 
 /// Runs a command; returns the exit code.
@@ -277,5 +281,6 @@ pub fn run(cmd: Command, g: &Global) -> Result<i32, CliError> {
         Command::Monitor(a) => monitor::run(a, g),
         Command::Export(a) => export::run(a, g),
         Command::Evidence(a) => evidence::run(a, g),
+        Command::Witness(a) => witness::run(a, g),
     }
 }
