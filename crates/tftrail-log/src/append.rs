@@ -597,6 +597,54 @@ impl Log {
     }
 }
 
+impl Log {
+    /// Adds signature lines (witness cosignatures, already verified by the caller) to the
+    /// stored checkpoint, by compare-and-swap, when the stored checkpoint still has the body
+    /// `text` (the note text the lines sign): a cosignature for an older checkpoint is never
+    /// attached to a newer one. The signatures already there (the log's first, and any other
+    /// server's cosignatures) are kept. Returns the note now stored, or `None` when the
+    /// checkpoint has moved on. This log's cached edge follows the rewritten note.
+    pub fn add_cosignatures(
+        &self,
+        text: &[u8],
+        lines: &[Vec<u8>],
+    ) -> Result<Option<Vec<u8>>, LogError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            let head = self.head()?;
+            if self.key.open_note(&head.note)? != text {
+                return Ok(None);
+            }
+            let merged = tftrail_core::cosignature::add_signatures(&head.note, lines)
+                .map_err(|e| LogError::Input(format!("cannot add the cosignatures: {e}")))?;
+            if merged == head.note {
+                return Ok(Some(merged));
+            }
+            // The merged note must still be this log's, with the same body.
+            if self.key.open_note(&merged)? != text {
+                return Err(LogError::Input(
+                    "adding the cosignatures changed the checkpoint".into(),
+                ));
+            }
+            match self.store.swap_checkpoint(Some(&head.version), &merged)? {
+                Swap::Done => {
+                    if let Ok(mut last) = self.last_edge.lock() {
+                        if let Some((note, _)) = last.as_mut().filter(|(n, _)| *n == head.note) {
+                            *note = merged.clone();
+                        }
+                    }
+                    return Ok(Some(merged));
+                }
+                Swap::Lost => {
+                    if attempt > 0 {
+                        backoff(attempt);
+                    }
+                }
+            }
+        }
+        Err(LogError::Contention(MAX_ATTEMPTS))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -765,6 +813,61 @@ mod edge_cache_tests {
         assert_eq!(all[310..317], entries("c", 7)[..]);
         assert_eq!(all[317..], entries("d", 5)[..]);
         let rep = a
+            .verify(&crate::VerifyOptions::default(), &mut |_, _| {})
+            .unwrap();
+        assert!(rep.ok(), "{:?}", rep.problems);
+    }
+}
+
+#[cfg(test)]
+mod cosignature_tests {
+    use super::*;
+    use tftrail_core::checkpoint::Origin;
+    use tftrail_core::cosignature::{cosignatures, WitnessKey};
+    use tftrail_store::LocalStore;
+
+    #[test]
+    fn cosignatures_are_attached_only_to_the_checkpoint_they_sign() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::generate(&Origin::new("test.example/log").unwrap());
+        init(&LocalStore::open(dir.path()).unwrap(), &key).unwrap();
+        let log = Log::open(
+            Box::new(LocalStore::open(dir.path()).unwrap()),
+            key.verifier(),
+        )
+        .unwrap();
+        let w = WitnessKey::generate("w.example/witness").unwrap();
+        let entry = |n: u64| super::tests::record(serde_json::json!({ "n": n }), vec![]);
+        let out = log
+            .append(&key, vec![entry(0)], &[], &mut |_, _| {})
+            .unwrap();
+        let text = key.verifier().open_note(&out.checkpoint).unwrap();
+        let line = w.cosign(&text, 1_764_000_000);
+        let stored = log
+            .add_cosignatures(&text, std::slice::from_ref(&line))
+            .unwrap()
+            .expect("same body: attached");
+        assert_eq!(log.head().unwrap().note, stored);
+        assert_eq!(cosignatures(&stored, &[w.verifier()]).len(), 1);
+        // The log's signature stays first and still verifies.
+        assert!(stored.starts_with(&out.checkpoint[..out.checkpoint.len() - 1]));
+        assert_eq!(log.head().unwrap().checkpoint.size, 1);
+        // Attaching again changes nothing.
+        assert_eq!(
+            log.add_cosignatures(&text, std::slice::from_ref(&line))
+                .unwrap()
+                .unwrap(),
+            stored
+        );
+        // The next append starts from the cached edge and publishes past the cosigned note;
+        // the old cosignature is then never attached to the newer checkpoint.
+        log.append(&key, vec![entry(1)], &[], &mut |_, _| {})
+            .unwrap();
+        let newer = log.head().unwrap().note;
+        assert!(log.add_cosignatures(&text, &[line]).unwrap().is_none());
+        assert_eq!(log.head().unwrap().note, newer);
+        assert!(cosignatures(&newer, &[w.verifier()]).is_empty());
+        let rep = log
             .verify(&crate::VerifyOptions::default(), &mut |_, _| {})
             .unwrap();
         assert!(rep.ok(), "{:?}", rep.problems);

@@ -17,6 +17,13 @@ pub struct MonitorConfig {
     /// The web UI's base URL, for links to records in alerts (default: the `--server` URL).
     #[serde(default)]
     pub ui_url: Option<String>,
+    /// A C2SP tlog-policy file: each round's checkpoint must carry its quorum of witness
+    /// cosignatures, else a `witness` alert (`--witness-policy` overrides it).
+    #[serde(default)]
+    pub witness_policy: Option<std::path::PathBuf>,
+    /// The policy in effect (from `witness_policy` or the command line), set by the caller.
+    #[serde(skip)]
+    pub policy: Option<tftrail_core::policy::Policy>,
 }
 
 impl MonitorConfig {
@@ -40,7 +47,7 @@ impl MonitorConfig {
     /// A commented config holding every setting with its default (`--example-config`).
     pub fn example() -> String {
         format!(
-            "# tftrail monitor --config FILE\n\n{}\n{}",
+            "# tftrail monitor --config FILE\n\n# A C2SP tlog-policy file: each checkpoint must carry its witnesses' quorum, else a\n# `witness` alert (--witness-policy, --witness and --min-witnesses override it).\n# witness_policy = \"/etc/tftrail/witnesses.policy\"\n\n{}\n{}",
             crate::sinks::EXAMPLE,
             crate::rules::EXAMPLE
         )

@@ -363,6 +363,29 @@ fn observe(
             ));
         }
     }
+    // The witnesses' quorum: a checkpoint without it is not final (a split view shown to
+    // this monitor would lack the witnesses' cosignatures).
+    if let Some(policy) = &cfg.policy {
+        let q = policy.check(&head.note);
+        if !q.satisfied {
+            let by: Vec<&str> = q.cosigned_by.iter().map(|c| c.name.as_str()).collect();
+            alerts.push(Alert {
+                rule: "witness".into(),
+                severity: Severity::Critical,
+                records: Vec::new(),
+                summary: format!(
+                    "the checkpoint of size {} lacks the witnesses' quorum ({}): missing {}",
+                    cp.size,
+                    policy.describe_quorum(),
+                    q.missing.join(", ")
+                ),
+                why: "the witness policy: every checkpoint must be cosigned by its quorum".into(),
+                details: serde_json::json!({"size": cp.size, "root": root, "cosigned_by": by,
+                    "missing": q.missing, "explanation": q.explanation}),
+                key: format!("witness:{}:{root}", cp.size),
+            });
+        }
+    }
     alerts.extend(read_new(log, cfg, mem, now, rep, &cp, start)?);
     *seen = Some((cp, head.note));
     Ok(alerts)

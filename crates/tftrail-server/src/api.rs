@@ -105,12 +105,24 @@ pub async fn tokens(State(st): State<Arc<AppState>>, _: Admin) -> Result<Respons
 /// `GET /v1/checkpoint`.
 pub async fn checkpoint(State(st): State<Arc<AppState>>, _: Reader) -> Result<Response, ApiError> {
     let h = st.blocking(|st| Ok(st.log.head()?)).await?;
-    Ok(Json(json!({
+    let mut out = json!({
         "size": h.checkpoint.size,
         "root": tftrail_core::merkle::hash_b64(&h.checkpoint.root),
         "note": String::from_utf8_lossy(&h.note),
-    }))
-    .into_response())
+    });
+    let Some(w) = &st.witnesses else {
+        return Ok(Json(out).into_response());
+    };
+    let (met, q) = crate::witnesses::quorum_json(w.policy(), &h.note);
+    out["witnesses"] = q;
+    Ok((
+        [(
+            crate::witnesses::QUORUM_HEADER,
+            crate::witnesses::quorum_word(met),
+        )],
+        Json(out),
+    )
+        .into_response())
 }
 
 /// What the client says of itself: stored as such (self-asserted).
@@ -224,11 +236,27 @@ pub async fn append(
         st.tfstate.note_run(ev, landed.first + i, now);
     }
     let proofs = req.proofs;
+    // With witnesses, the answer waits (bounded) for a checkpoint that covers the records
+    // and has the quorum, and carries it; else the commit's own checkpoint.
+    let cosigned = match &st.witnesses {
+        Some(w) if !w.wait.is_zero() => w.wait_for(landed.size).await,
+        _ => None,
+    };
     // The commit's checkpoint covers the records; receipts need the tree read again.
     let (note, size, receipts) = if proofs {
         let (first, count) = (landed.first, landed.count);
+        let cosigned = cosigned.clone();
         st.blocking(move |st| {
-            let head = st.log.head()?;
+            let mut head = st.log.head()?;
+            // Receipts carry the cosigned checkpoint when there is one.
+            if let Some(g) = cosigned {
+                head.checkpoint = st
+                    .log
+                    .key()
+                    .open_checkpoint(&g.note)
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+                head.note = g.note.clone();
+            }
             let mut receipts = Vec::new();
             for i in first..first + count {
                 let r = st.log.prove(&head, i)?;
@@ -237,6 +265,8 @@ pub async fn append(
             Ok((head.note, head.checkpoint.size, receipts))
         })
         .await?
+    } else if let Some(g) = &cosigned {
+        (g.note.clone(), g.size, Vec::new())
     } else {
         (landed.checkpoint.to_vec(), landed.size, Vec::new())
     };
@@ -250,7 +280,20 @@ pub async fn append(
     if proofs {
         out["proofs"] = json!(receipts);
     }
-    Ok(Json(out).into_response())
+    let Some(w) = &st.witnesses else {
+        return Ok(Json(out).into_response());
+    };
+    // Not "final" without the quorum: the field and the header say so.
+    let (met, q) = crate::witnesses::quorum_json(w.policy(), &note);
+    out["witnesses"] = q;
+    Ok((
+        [(
+            crate::witnesses::QUORUM_HEADER,
+            crate::witnesses::quorum_word(met),
+        )],
+        Json(out),
+    )
+        .into_response())
 }
 
 /// Every blob a record names must be stored, with that size (its hash is its name).

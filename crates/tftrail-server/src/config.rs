@@ -34,6 +34,9 @@ pub struct ServerConfig {
     /// Limits.
     #[serde(default)]
     pub limits: Limits,
+    /// A C2SP tlog-policy file: its witnesses with a URL are sent every checkpoint to cosign
+    /// (docs/decisions/0014-cosignatures.md).
+    pub witness_policy: Option<PathBuf>,
     /// CI identity providers whose ID tokens are accepted.
     #[serde(default)]
     pub oidc: Vec<crate::oidc::OidcConfig>,
@@ -72,6 +75,11 @@ pub struct Limits {
     /// A `tftrail run` whose outcome has not come is still open (and links the state writes
     /// of its workspace) for at most this many seconds.
     pub run_window_secs: u64,
+    /// How long an append waits for the witness policy's quorum before answering without it
+    /// (0: never waits), in milliseconds.
+    pub quorum_wait_millis: u64,
+    /// How long one witness may take to answer a checkpoint, in milliseconds.
+    pub witness_timeout_millis: u64,
 }
 
 impl Default for Limits {
@@ -90,6 +98,8 @@ impl Default for Limits {
             gather_micros: 5000,
             max_state_bytes: 64 << 20,
             run_window_secs: 6 * 3600,
+            quorum_wait_millis: 2000,
+            witness_timeout_millis: 5000,
         }
     }
 }
@@ -108,6 +118,16 @@ impl Limits {
     /// [`Limits::run_window_secs`].
     pub fn run_window(&self) -> Duration {
         Duration::from_secs(self.run_window_secs.max(1))
+    }
+
+    /// [`Limits::quorum_wait_millis`].
+    pub fn quorum_wait(&self) -> Duration {
+        Duration::from_millis(self.quorum_wait_millis)
+    }
+
+    /// [`Limits::witness_timeout_millis`].
+    pub fn witness_timeout(&self) -> Duration {
+        Duration::from_millis(self.witness_timeout_millis.max(1))
     }
 
     /// [`Limits::denied_window_secs`].

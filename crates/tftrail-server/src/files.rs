@@ -58,14 +58,26 @@ pub async fn get(
     } else {
         ("application/octet-stream", IMMUTABLE)
     };
-    Ok((
+    let met = st
+        .witnesses
+        .as_ref()
+        .filter(|_| path == "checkpoint")
+        .map(|w| w.policy().check(&data).satisfied);
+    let mut resp = (
         [
             (header::CONTENT_TYPE, ctype),
             (header::CACHE_CONTROL, cache),
         ],
         data,
     )
-        .into_response())
+        .into_response();
+    if let Some(met) = met {
+        resp.headers_mut().insert(
+            crate::witnesses::QUORUM_HEADER,
+            header::HeaderValue::from_static(crate::witnesses::quorum_word(met)),
+        );
+    }
+    Ok(resp)
 }
 
 #[derive(Deserialize)]

@@ -15,6 +15,8 @@
 //! - `serve.rs`: the listener (TLS, connection and request limits, graceful shutdown)
 //! - `metrics.rs`: `/metrics`
 //! - `tfstate/`: Terraform's http state backend at `/state/` (every state change recorded)
+//! - `witnesses.rs`: checkpoints submitted to the witness policy's witnesses, cosignatures
+//!   verified and attached to the stored checkpoint
 
 mod api;
 pub mod auth;
@@ -32,6 +34,7 @@ mod state;
 pub mod testing;
 mod tfstate;
 pub mod tokens;
+mod witnesses;
 
 pub use config::{Limits, ServerConfig};
 pub use error::ServerError;

@@ -15,6 +15,17 @@ struct Reason {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Witness {
+    witness: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WitnessFailure {
+    witness: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Status {
     status: u16,
 }
@@ -30,6 +41,10 @@ pub struct Metrics {
     request_seconds: Histogram,
     auth_failures: Family<Reason, Counter>,
     requests: Family<Status, Counter>,
+    witness_seconds: Family<Witness, Histogram>,
+    witness_cosignatures: Family<Witness, Counter>,
+    witness_failures: Family<WitnessFailure, Counter>,
+    quorum_missed: Counter,
 }
 
 impl Default for Metrics {
@@ -52,6 +67,32 @@ impl Metrics {
         let request_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
         let auth_failures = Family::<Reason, Counter>::default();
         let requests = Family::<Status, Counter>::default();
+        let witness_seconds = Family::<Witness, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        let witness_cosignatures = Family::<Witness, Counter>::default();
+        let witness_failures = Family::<WitnessFailure, Counter>::default();
+        let quorum_missed = Counter::default();
+        registry.register(
+            "witness_seconds",
+            "Time a witness took to answer a checkpoint submission (add-checkpoint)",
+            witness_seconds.clone(),
+        );
+        registry.register(
+            "witness_cosignatures",
+            "Valid cosignatures received, per witness",
+            witness_cosignatures.clone(),
+        );
+        registry.register(
+            "witness_failures",
+            "Checkpoint submissions that brought no valid cosignature, per witness and reason",
+            witness_failures.clone(),
+        );
+        registry.register(
+            "witness_quorum_missed",
+            "Checkpoints whose submission round ended without the policy's quorum",
+            quorum_missed.clone(),
+        );
         registry.register(
             "appends",
             "Group commits appended to the log",
@@ -102,7 +143,37 @@ impl Metrics {
             request_seconds,
             auth_failures,
             requests,
+            witness_seconds,
+            witness_cosignatures,
+            witness_failures,
+            quorum_missed,
         }
+    }
+
+    /// A witness answered a submission after `took`; `failure` is a short reason when the
+    /// answer brought no valid cosignature (`unreachable`, `timeout`, `status-409` …).
+    pub fn witnessed(&self, witness: &str, took: Duration, failure: Option<&str>) {
+        let w = Witness {
+            witness: witness.to_string(),
+        };
+        self.witness_seconds
+            .get_or_create(&w)
+            .observe(took.as_secs_f64());
+        match failure {
+            None => self.witness_cosignatures.get_or_create(&w).inc(),
+            Some(reason) => self
+                .witness_failures
+                .get_or_create(&WitnessFailure {
+                    witness: w.witness,
+                    reason: reason.to_string(),
+                })
+                .inc(),
+        };
+    }
+
+    /// A submission round ended without the quorum.
+    pub fn quorum_missed(&self) {
+        self.quorum_missed.inc();
     }
 
     /// A group commit of `records` records took `took`.

@@ -47,6 +47,10 @@ pub struct Sequencer {
     tx: mpsc::Sender<Msg>,
 }
 
+/// Called with each checkpoint an append publishes (or finds published), on the sequencer's
+/// thread: the witnesses' submission queue.
+pub type OnPublish = Box<dyn Fn(Arc<Vec<u8>>) + Send>;
+
 impl Sequencer {
     /// Starts the appending thread. It ends when every handle is dropped and the queue is
     /// empty; join the returned handle to wait for the last append.
@@ -56,11 +60,12 @@ impl Sequencer {
         max_batch: usize,
         gather: Duration,
         metrics: Arc<Metrics>,
+        on_publish: Option<OnPublish>,
     ) -> (Sequencer, std::thread::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("tftrail-sequencer".into())
-            .spawn(move || run(log, key, rx, max_batch, gather, metrics))
+            .spawn(move || run(log, key, rx, max_batch, gather, metrics, on_publish))
             .expect("cannot start the sequencer thread");
         (Sequencer { tx }, handle)
     }
@@ -111,6 +116,7 @@ fn run(
     max_batch: usize,
     gather: Duration,
     metrics: Arc<Metrics>,
+    on_publish: Option<OnPublish>,
 ) {
     let mut carry: Option<Job> = None;
     let mut stopping = false;
@@ -180,6 +186,10 @@ fn run(
             Ok(out) => {
                 metrics.appended(total as u64, took);
                 let checkpoint = Arc::new(out.checkpoint);
+                // One submission to the witnesses per group commit.
+                if let Some(f) = &on_publish {
+                    f(checkpoint.clone());
+                }
                 let mut first = out.first;
                 for (n, reply) in counts.into_iter().zip(replies) {
                     if let Some(r) = reply {

@@ -77,12 +77,20 @@ pub fn run(config: ServerConfig) -> Result<(), ServerError> {
         .build()
         .map_err(|e| ServerError::Io(format!("cannot start the runtime: {e}")))?;
     let metrics = Arc::new(Metrics::new());
+    let witnesses = match &config.witness_policy {
+        Some(p) => Some(Arc::new(load_witnesses(p, &config, log.key())?)),
+        None => None,
+    };
+    let on_publish = witnesses
+        .clone()
+        .map(|w| Box::new(move |note: Arc<Vec<u8>>| w.submit(note)) as crate::sequencer::OnPublish);
     let (seq, seq_thread) = Sequencer::start(
         log.clone(),
         key,
         config.limits.max_batch_records,
         Duration::from_micros(config.limits.gather_micros),
         metrics.clone(),
+        on_publish,
     );
     let server_actor = Actor {
         user: "tftrail-server".into(),
@@ -103,6 +111,7 @@ pub fn run(config: ServerConfig) -> Result<(), ServerError> {
         uploaded: Mutex::new(HashMap::new()),
         server_actor,
         tfstate,
+        witnesses,
     });
     let result = rt.block_on(serve(state.clone(), tls, head.checkpoint.size));
     // Everything queued (refusals counted, token changes) is appended before the end.
@@ -112,6 +121,45 @@ pub fn run(config: ServerConfig) -> Result<(), ServerError> {
     let _ = seq_thread.join();
     rt.shutdown_timeout(Duration::from_secs(5));
     result
+}
+
+/// Reads `--witness-policy`: its `log` lines, when there are any, must include this log's key.
+fn load_witnesses(
+    path: &Path,
+    config: &ServerConfig,
+    key: &tftrail_core::checkpoint::VerifierKey,
+) -> Result<crate::witnesses::Witnesses, ServerError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ServerError::Config(format!(
+            "cannot read the witness policy {}: {e}",
+            path.display()
+        ))
+    })?;
+    let policy = tftrail_core::policy::Policy::parse(&text)
+        .map_err(|e| ServerError::Config(format!("{}: {e}", path.display())))?;
+    if !policy.logs().is_empty()
+        && !policy
+            .logs()
+            .iter()
+            .any(|l| l.verifier.as_str() == key.as_str())
+    {
+        return Err(ServerError::Config(format!(
+            "the witness policy {} lists log keys, but not this log's key {}",
+            path.display(),
+            key.as_str()
+        )));
+    }
+    if policy.witnesses().iter().all(|w| w.url.is_none()) && !policy.requires_nothing() {
+        eprintln!(
+            "warning: no witness of {} has a URL: nothing will be submitted and no checkpoint will have the quorum",
+            path.display()
+        );
+    }
+    crate::witnesses::Witnesses::new(
+        policy,
+        config.limits.witness_timeout(),
+        config.limits.quorum_wait(),
+    )
 }
 
 /// Opens (creating a directory if needed) the state store, which must not be the log's store
@@ -268,6 +316,9 @@ async fn serve(
     let addr = listener
         .local_addr()
         .map_err(|e| ServerError::Io(e.to_string()))?;
+    if let Some(w) = &state.witnesses {
+        w.spawn(state.log.clone(), state.metrics.clone());
+    }
     // The start is recorded before anything is served: a log the server cannot append to
     // stops it here.
     record_started(&state, &addr.to_string(), tls.is_some()).await?;

@@ -41,6 +41,8 @@ pub struct AppState {
     pub server_actor: Actor,
     /// Terraform's http state backend (`/state/`).
     pub tfstate: crate::tfstate::StateBackend,
+    /// The witnesses of `--witness-policy`, when given.
+    pub witnesses: Option<Arc<crate::witnesses::Witnesses>>,
 }
 
 /// The most blobs remembered in [`AppState::uploaded`].

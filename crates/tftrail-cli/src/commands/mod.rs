@@ -12,6 +12,7 @@ mod init;
 mod key;
 mod log;
 mod prove;
+mod quorum;
 mod show;
 mod verify;
 mod verify_receipt;

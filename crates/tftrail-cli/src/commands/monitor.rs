@@ -48,6 +48,10 @@ pub struct Args {
     /// Print a commented config file with every setting and its default, then exit
     #[arg(long, conflicts_with_all = ["config", "once", "state_dir", "metrics"])]
     example_config: bool,
+    /// The witnesses whose quorum each checkpoint must carry (else a `witness` alert); the
+    /// config's witness_policy applies when none of these is given
+    #[command(flatten)]
+    witnesses: super::quorum::WitnessArgs,
 }
 
 /// Parses `90s`, `30m`, `2h`, `1d`, as the config file's durations.
@@ -307,6 +311,13 @@ pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
     };
     let location = g.location();
     let trusted = g.trusted_key(&location)?;
+    cfg.policy = match a.witnesses.policy(&trusted.key)? {
+        Some(p) => Some(p),
+        None => match &cfg.witness_policy {
+            Some(p) => Some(super::quorum::load_policy(p, &trusted.key)?),
+            None => None,
+        },
+    };
     if cfg.ui_url.is_none() {
         cfg.ui_url = g.server();
     }

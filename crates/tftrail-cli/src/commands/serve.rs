@@ -47,6 +47,11 @@ pub struct Args {
     /// holds none
     #[arg(long)]
     init: bool,
+    /// A C2SP tlog-policy file: every checkpoint is sent to its witnesses that have a URL
+    /// (`witness NAME VKEY URL`) to cosign, and published with their cosignatures; an append
+    /// waits up to limits.quorum_wait_millis (2000) for the quorum
+    #[arg(long, value_name = "FILE")]
+    witness_policy: Option<PathBuf>,
 }
 
 pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
@@ -65,6 +70,9 @@ pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
         c.tokens = Some(t);
     }
     c.public_read |= a.public_read;
+    if let Some(p) = a.witness_policy {
+        c.witness_policy = Some(p);
+    }
     if let Some(s) = a.state_store {
         c.state_store = Some(s);
     }

@@ -9,9 +9,14 @@ use super::Global;
 use crate::context;
 use crate::error::{CliError, EXIT_INTEGRITY};
 
-/// Verify the whole log with nothing but the verifier key and the stored objects.
+/// Verify the whole log with nothing but the verifier key and the stored objects; with
+/// --witness-policy or --witness, also that the checkpoint carries the witnesses' quorum of
+/// cosignatures.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    #[command(flatten)]
+    witnesses: super::quorum::WitnessArgs,
+}
 
 /// The error of a verification that could not start (or stopped at the checkpoint), printed
 /// as a JSON report too with --json.
@@ -37,10 +42,11 @@ fn failed(e: CliError, at_checkpoint: bool, json: bool) -> CliError {
     e
 }
 
-pub fn run(_: Args, g: &Global) -> Result<i32, CliError> {
+pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
     let location = g.location();
     let trusted = g.trusted_key(&location)?;
     let key = trusted.key.clone();
+    let policy = a.witnesses.policy(&key)?;
     // On S3, object versions tell what a plain read cannot: objects hidden by delete markers
     // or shadowed by newer versions, and whether intact versions are retained.
     let damage = location
@@ -105,6 +111,21 @@ pub fn run(_: Args, g: &Global) -> Result<i32, CliError> {
         rep.problems.extend(d.problems);
         rep.notes.extend(d.notes);
     }
+    // The quorum of the checkpoint verified: who cosigned, who is missing.
+    let quorum = match (&policy, &rep.head) {
+        (Some(p), Some(head)) => {
+            let r = p.check(&head.note);
+            if !r.satisfied {
+                rep.problems.push(tftrail_log::Problem {
+                    object: "checkpoint".into(),
+                    index: None,
+                    message: super::quorum::describe(p, &r),
+                });
+            }
+            Some((super::quorum::describe(p, &r), super::quorum::json(&r)))
+        }
+        _ => None,
+    };
     let secs = started.elapsed().as_secs_f64();
     if rep.ok() {
         if let Some(head) = &rep.head {
@@ -116,6 +137,9 @@ pub fn run(_: Args, g: &Global) -> Result<i32, CliError> {
         v["ok"] = rep.ok().into();
         v["previous_size"] = previous.as_ref().map(|p| p.size).into();
         v["seconds"] = secs.into();
+        if let Some((_, q)) = &quorum {
+            v["witnesses"] = q.clone();
+        }
         println!("{v}");
     } else if rep.ok() {
         println!(
@@ -127,6 +151,9 @@ pub fn run(_: Args, g: &Global) -> Result<i32, CliError> {
                 "consistent with the checkpoint of size {} verified before",
                 p.size
             );
+        }
+        if let Some((line, _)) = &quorum {
+            println!("{line}");
         }
         for n in &rep.notes {
             println!("note: {n}");

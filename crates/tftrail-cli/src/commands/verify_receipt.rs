@@ -17,6 +17,8 @@ pub struct Args {
     /// A copy of the entry to check against the receipt
     #[arg(long, value_name = "FILE")]
     entry: Option<PathBuf>,
+    #[command(flatten)]
+    witnesses: super::quorum::WitnessArgs,
 }
 
 fn read(p: &PathBuf) -> Result<Vec<u8>, CliError> {
@@ -39,6 +41,7 @@ pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
             ))
         }
     };
+    let policy = a.witnesses.policy(&key)?;
     let data = read(&a.file)?;
     let receipt =
         Receipt::parse(&data).map_err(|e| CliError::usage(format!("{}: {e}", a.file.display())))?;
@@ -46,13 +49,30 @@ pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
     let (cp, entry) = receipt
         .verify(&key, entry.as_deref())
         .map_err(|e| CliError::integrity(format!("{}: {e}", a.file.display())))?;
+    // Cosignatures are ignored unless a policy is given; then its quorum is required.
+    let quorum = policy.as_ref().map(|p| (p, p.check(&receipt.checkpoint)));
+    if let Some((p, r)) = quorum.as_ref().filter(|(_, r)| !r.satisfied) {
+        let e = CliError::integrity(format!(
+            "{}: the receipt's checkpoint lacks the witnesses' quorum: {}",
+            a.file.display(),
+            super::quorum::describe(p, r)
+        ));
+        if g.json {
+            println!(
+                "{}",
+                serde_json::json!({"ok": false, "error": e.message, "witnesses": super::quorum::json(r)})
+            );
+        }
+        return Err(e);
+    }
     let record = Record::from_entry(&entry).ok();
     if g.json {
-        println!(
-            "{}",
-            serde_json::json!({"ok": true, "index": receipt.index, "origin": cp.origin, "size": cp.size,
-                "record": record})
-        );
+        let mut v = serde_json::json!({"ok": true, "index": receipt.index, "origin": cp.origin, "size": cp.size,
+                "record": record});
+        if let Some((_, r)) = &quorum {
+            v["witnesses"] = super::quorum::json(r);
+        }
+        println!("{v}");
     } else {
         println!(
             "OK: record {} is in log {} (tree size {})",
@@ -60,6 +80,9 @@ pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
         );
         if let Some(r) = record {
             println!("{}", crate::render::line(receipt.index, &r));
+        }
+        if let Some((p, r)) = &quorum {
+            println!("{}", super::quorum::describe(p, r));
         }
     }
     Ok(0)
