@@ -240,7 +240,7 @@ fn stdout_a_kind_filter_and_an_empty_window() {
     let (env, vkey, _) = setup();
     env.ok(
         &["append", "--kind", "change.approval"],
-        Some(b"{\"ticket\":\"CHG-A\"}"),
+        Some(b"{\"ticket\":\"<script>alert('CHG-A')</script>\"}"),
     );
     let t = times(&env);
     // To stdout (a pipe here), with --kind.
@@ -259,6 +259,13 @@ fn stdout_a_kind_filter_and_an_empty_window() {
         j["range"],
         serde_json::json!([1, 13]),
         "every entry of the window's range"
+    );
+    // What a writer chose is escaped in the report.
+    let html = String::from_utf8(file(&read_bundle(&p), "report.html").to_vec()).unwrap();
+    assert!(!html.contains("<script"), "{html}");
+    assert!(
+        html.contains("&lt;script&gt;alert(&#39;CHG-A&#39;)"),
+        "{html}"
     );
     // A window with no record: the bundle proves that (the bounding entries are there).
     let out = env.tftrail(
@@ -702,5 +709,241 @@ fn a_bundle_through_a_team_server_verifies() {
     assert!(
         html.contains("token:ci"),
         "the authenticated writer is named: {html}"
+    );
+}
+
+/// A real `tftrail witness serve` on loopback; killed on drop.
+struct Witness {
+    child: std::process::Child,
+    url: String,
+    vkey: String,
+}
+
+impl Witness {
+    fn new(env: &Env, name: &str, log_vkey: &str) -> Witness {
+        use std::io::BufRead;
+        let dir = env.path(&format!("witness-{}", name.replace('/', "_")));
+        let vkey = env
+            .ok(
+                &[
+                    "witness",
+                    "init",
+                    "--origin",
+                    name,
+                    "--dir",
+                    dir.to_str().unwrap(),
+                ],
+                None,
+            )
+            .trim()
+            .to_string();
+        let mut child = env
+            .command(&[
+                "witness",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--dir",
+                dir.to_str().unwrap(),
+                "--log",
+                log_vkey,
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start tftrail witness serve");
+        let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut seen = String::new();
+        let addr = loop {
+            let mut line = String::new();
+            if err.read_line(&mut line).unwrap() == 0 {
+                let _ = child.kill();
+                panic!("the witness did not start:\n{seen}");
+            }
+            seen.push_str(&line);
+            if let Some(a) = line.trim().strip_prefix("listening on http://") {
+                break a.split(' ').next().unwrap().to_string();
+            }
+        };
+        std::thread::spawn(move || for _ in err.lines().map_while(Result::ok) {});
+        Witness {
+            child,
+            url: format!("http://{addr}"),
+            vkey,
+        }
+    }
+}
+
+impl Drop for Witness {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_cosigned_bundle_meets_the_quorum_and_unknown_witnesses_are_refused() {
+    let env = Env::new();
+    let vkey = env.init();
+    let w1 = Witness::new(&env, "w1.example/witness", &vkey);
+    let w2 = Witness::new(&env, "w2.example/witness", &vkey);
+    let policy = env.path("policy.txt");
+    std::fs::write(
+        &policy,
+        format!(
+            "log {vkey}\nwitness w1 {} {}\nwitness w2 {} {}\ngroup both all w1 w2\nquorum both\n",
+            w1.vkey, w1.url, w2.vkey, w2.url
+        ),
+    )
+    .unwrap();
+    let writer = env.token("writer", "ci");
+    let reader = env.token("reader", "auditor");
+    let server = env.serve(&["--witness-policy", policy.to_str().unwrap()], &[]);
+    for i in 0..4 {
+        let (status, v) = server.append(&writer, serde_json::json!({"n": i}));
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["witnesses"]["quorum"], true, "{v}");
+    }
+    let bundle = env.path("cosigned.tar");
+    let out = common::run(
+        env.client(
+            &server,
+            &reader,
+            &[
+                "evidence",
+                "--since",
+                "2020-01-01",
+                "--out",
+                bundle.to_str().unwrap(),
+            ],
+        ),
+        None,
+    );
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let files = read_bundle(&bundle);
+    let note = String::from_utf8(file(&files, "checkpoint").to_vec()).unwrap();
+    assert_eq!(
+        note.matches("\n\u{2014} ").count(),
+        3,
+        "log + 2 cosignatures:\n{note}"
+    );
+    let m = manifest(&files);
+    let mut lines: Vec<String> =
+        serde_json::from_value(m["checkpoint"]["cosignature_lines"].clone()).unwrap();
+    lines.sort();
+    assert_eq!(lines, ["w1.example/witness", "w2.example/witness"]);
+
+    // The policy, and the shorthand, are met; the output names the witnesses.
+    let p = policy.to_str().unwrap();
+    let out = verify(&env, &bundle, &vkey, &["--witness-policy", p]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("it is cosigned by w1.example/witness+")
+            && text.contains("w2.example/witness+")
+            && text.contains("quorum asked for is met"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("that everyone was shown this same tree"),
+        "{text}"
+    );
+    let out = verify(
+        &env,
+        &bundle,
+        &vkey,
+        &[
+            "--witness",
+            &w1.vkey,
+            "--witness",
+            &w2.vkey,
+            "--min-witnesses",
+            "2",
+            "--json",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["quorum"], true);
+    assert_eq!(j["cosigned_by"].as_array().unwrap().len(), 2);
+    // Without witness flags the cosignatures are not checked, and it says so.
+    let out = verify(&env, &bundle, &vkey, &[]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert!(stdout(&out).contains("no witness cosignature was checked"));
+
+    // The auditor trusts another witness, which never cosigned: the cosignatures present are
+    // by witnesses unknown to the policy, and the bundle is refused.
+    let w3 = Witness::new(&env, "w3.example/witness", &vkey);
+    let other = env.path("other-policy.txt");
+    std::fs::write(&other, format!("witness w3 {}\nquorum w3\n", w3.vkey)).unwrap();
+    assert_fails(
+        &verify(
+            &env,
+            &bundle,
+            &vkey,
+            &["--witness-policy", other.to_str().unwrap()],
+        ),
+        1,
+        &["witness quorum not met", "missing: w3"],
+    );
+    assert_fails(
+        &verify(&env, &bundle, &vkey, &["--witness", &w3.vkey]),
+        1,
+        &["witness quorum not met"],
+    );
+    // A cosignature line forged (its bytes altered) in the checkpoint and in every proof:
+    // the log's signature still holds, the quorum does not.
+    let forged = {
+        let (body, sigs) = note.split_once("\n\n").unwrap();
+        let lines: Vec<String> = sigs
+            .lines()
+            .map(|l| {
+                if l.starts_with("\u{2014} w1.example/witness ") {
+                    let mut b = l.to_string().into_bytes();
+                    let n = b.len();
+                    b[n - 5] = if b[n - 5] == b'A' { b'B' } else { b'A' };
+                    String::from_utf8(b).unwrap()
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        format!("{body}\n\n{}\n", lines.join("\n"))
+    };
+    let p2 = tampered(&env, &bundle, "forged-cosig.tar", |f| {
+        for (name, data) in f.iter_mut() {
+            if name == "checkpoint" {
+                *data = forged.clone().into_bytes();
+            } else if name.ends_with(".tlog-proof") || name == "proofs/consistency" {
+                let s = String::from_utf8(data.clone())
+                    .unwrap()
+                    .replace(&note, &forged);
+                *data = s.into_bytes();
+            }
+        }
+    });
+    assert_fails(
+        &verify(&env, &p2, &vkey, &["--witness-policy", p]),
+        1,
+        &["witness quorum not met", "missing: w1"],
+    );
+    // A policy for another log is a usage error.
+    let other_log = Env::new().init();
+    let wrong = env.path("wrong-log.txt");
+    std::fs::write(
+        &wrong,
+        format!("log {other_log}\nwitness w1 {}\nquorum w1\n", w1.vkey),
+    )
+    .unwrap();
+    assert_fails(
+        &verify(
+            &env,
+            &bundle,
+            &vkey,
+            &["--witness-policy", wrong.to_str().unwrap()],
+        ),
+        2,
+        &["is for another log"],
     );
 }

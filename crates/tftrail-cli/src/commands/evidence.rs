@@ -57,15 +57,8 @@ enum Sub {
 struct VerifyArgs {
     /// The bundle (`-` for stdin)
     bundle: PathBuf,
-    /// A C2SP tlog-policy file naming the witnesses and the quorum the checkpoint must meet
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["witness", "min_witnesses"])]
-    witness_policy: Option<PathBuf>,
-    /// A witness's verifier key (repeatable); with --min-witnesses, the quorum to meet
-    #[arg(long, value_name = "VKEY")]
-    witness: Vec<String>,
-    /// How many of the --witness keys must have cosigned (default: all of them)
-    #[arg(long, value_name = "N", requires = "witness")]
-    min_witnesses: Option<usize>,
+    #[command(flatten)]
+    witnesses: super::quorum::WitnessArgs,
 }
 
 pub fn run(a: Args, g: &Global) -> Result<i32, CliError> {
@@ -277,12 +270,7 @@ fn verify(a: VerifyArgs, g: &Global) -> Result<i32, CliError> {
             ))
         }
     };
-    let witnesses = super::witness_flags::parse(
-        a.witness_policy.as_deref(),
-        &a.witness,
-        a.min_witnesses,
-        &key,
-    )?;
+    let policy = a.witnesses.policy(&key)?;
     let data = if a.bundle.as_os_str() == "-" {
         let mut b = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)
@@ -292,7 +280,23 @@ fn verify(a: VerifyArgs, g: &Global) -> Result<i32, CliError> {
         std::fs::read(&a.bundle)
             .map_err(|e| CliError::failure(format!("cannot read {}: {e}", a.bundle.display())))?
     };
-    let check = witnesses.as_ref().map(|w| move |note: &[u8]| w.check(note));
+    // Cosignatures are checked only when witnesses are named; then their quorum is required.
+    let check = policy.as_ref().map(|p| {
+        move |note: &[u8]| {
+            let r = p.check(note);
+            let cosigned = r
+                .cosigned_by
+                .iter()
+                .map(|c| (c.name.clone(), format!("{:08x}", c.key_id), c.time))
+                .collect();
+            let verdict = if r.satisfied {
+                Ok(())
+            } else {
+                Err(super::quorum::describe(p, &r))
+            };
+            (cosigned, Some(verdict))
+        }
+    });
     let v = evidence::verify(
         &data,
         &key,

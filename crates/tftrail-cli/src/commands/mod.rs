@@ -33,7 +33,6 @@ mod token;
 mod evidence;
 mod export;
 mod monitor;
-mod witness_flags;
 
 mod witness;
 

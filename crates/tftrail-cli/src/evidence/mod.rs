@@ -832,7 +832,9 @@ fn claims(v: &mut Verdict, m: &Manifest, key: &VerifierKey) {
         "that the log's signing key was not stolen or misused".to_string(),
     ];
     match v.quorum {
-        Some(true) => {}
+        Some(true) => d.push(
+            "that the witnesses are honest and independent of the log: a cosignature shows only that a witness saw this tree consistent with every earlier one it cosigned".into(),
+        ),
         _ if v.cosigned_by.is_empty() => d.push(
             "that everyone was shown this same tree (no witness cosignature was checked: pass --witness-policy or --witness)".into(),
         ),
