@@ -4,6 +4,7 @@
 mod commands;
 mod context;
 mod error;
+mod evidence;
 mod remote;
 mod render;
 

@@ -30,6 +30,7 @@ mod storage;
 
 mod token;
 
+mod evidence;
 mod export;
 mod monitor;
 
@@ -248,6 +249,9 @@ pub enum Command {
     Monitor(monitor::Args),
     /// Write the records for a SIEM or data lake: JSON Lines that each prove, or OCSF events.
     Export(export::Args),
+    /// Write an evidence bundle (records, blobs, proofs, report) that proves itself offline;
+    /// `evidence verify BUNDLE` checks one.
+    Evidence(evidence::Args),
     /// Run a transparency-log witness: cosign checkpoints consistent with those it saw (init, serve).
     Witness(witness::Args),
 }
@@ -276,6 +280,7 @@ pub fn run(cmd: Command, g: &Global) -> Result<i32, CliError> {
         Command::Token(a) => token::run(a, g),
         Command::Monitor(a) => monitor::run(a, g),
         Command::Export(a) => export::run(a, g),
+        Command::Evidence(a) => evidence::run(a, g),
         Command::Witness(a) => witness::run(a, g),
     }
 }
