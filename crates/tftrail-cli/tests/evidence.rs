@@ -7,6 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use common::witness::Witness;
 use common::{assert_fails, code, describe, stdout, Env};
 
 /// The files of a bundle, in order.
@@ -712,76 +713,6 @@ fn a_bundle_through_a_team_server_verifies() {
     );
 }
 
-/// A real `tftrail witness serve` on loopback; killed on drop.
-struct Witness {
-    child: std::process::Child,
-    url: String,
-    vkey: String,
-}
-
-impl Witness {
-    fn new(env: &Env, name: &str, log_vkey: &str) -> Witness {
-        use std::io::BufRead;
-        let dir = env.path(&format!("witness-{}", name.replace('/', "_")));
-        let vkey = env
-            .ok(
-                &[
-                    "witness",
-                    "init",
-                    "--origin",
-                    name,
-                    "--dir",
-                    dir.to_str().unwrap(),
-                ],
-                None,
-            )
-            .trim()
-            .to_string();
-        let mut child = env
-            .command(&[
-                "witness",
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--dir",
-                dir.to_str().unwrap(),
-                "--log",
-                log_vkey,
-            ])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("start tftrail witness serve");
-        let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
-        let mut seen = String::new();
-        let addr = loop {
-            let mut line = String::new();
-            if err.read_line(&mut line).unwrap() == 0 {
-                let _ = child.kill();
-                panic!("the witness did not start:\n{seen}");
-            }
-            seen.push_str(&line);
-            if let Some(a) = line.trim().strip_prefix("listening on http://") {
-                break a.split(' ').next().unwrap().to_string();
-            }
-        };
-        std::thread::spawn(move || for _ in err.lines().map_while(Result::ok) {});
-        Witness {
-            child,
-            url: format!("http://{addr}"),
-            vkey,
-        }
-    }
-}
-
-impl Drop for Witness {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn a_cosigned_bundle_meets_the_quorum_and_unknown_witnesses_are_refused() {
     let env = Env::new();
@@ -793,7 +724,10 @@ fn a_cosigned_bundle_meets_the_quorum_and_unknown_witnesses_are_refused() {
         &policy,
         format!(
             "log {vkey}\nwitness w1 {} {}\nwitness w2 {} {}\ngroup both all w1 w2\nquorum both\n",
-            w1.vkey, w1.url, w2.vkey, w2.url
+            w1.vkey,
+            w1.url(),
+            w2.vkey,
+            w2.url()
         ),
     )
     .unwrap();

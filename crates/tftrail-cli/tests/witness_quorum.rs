@@ -6,115 +6,16 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use base64::Engine;
 use common::server::Server;
+use common::witness::Witness;
 use common::{assert_fails, code, describe, stdout, Env};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-
-/// A `tftrail witness serve` process; killed on drop.
-struct Witness {
-    child: Child,
-    addr: String,
-    vkey: String,
-    dir: PathBuf,
-}
-
-impl Witness {
-    /// `tftrail witness init` in a fresh directory, then serve on any free port.
-    fn new(env: &Env, name: &str, log_vkey: &str) -> Witness {
-        let dir = env.path(&format!("witness-{}", name.replace('/', "_")));
-        let vkey = env
-            .ok(
-                &[
-                    "witness",
-                    "init",
-                    "--origin",
-                    name,
-                    "--dir",
-                    dir.to_str().unwrap(),
-                ],
-                None,
-            )
-            .trim()
-            .to_string();
-        Self::serve(env, dir, vkey, log_vkey, "127.0.0.1:0")
-    }
-
-    fn serve(env: &Env, dir: PathBuf, vkey: String, log_vkey: &str, listen: &str) -> Witness {
-        let mut child = env
-            .command(&[
-                "witness",
-                "serve",
-                "--listen",
-                listen,
-                "--dir",
-                dir.to_str().unwrap(),
-                "--log",
-                log_vkey,
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start tftrail witness serve");
-        let mut err = BufReader::new(child.stderr.take().unwrap());
-        let mut seen = String::new();
-        let addr = loop {
-            let mut line = String::new();
-            if err.read_line(&mut line).unwrap() == 0 {
-                let _ = child.kill();
-                panic!("the witness did not start:\n{seen}");
-            }
-            seen.push_str(&line);
-            if let Some(a) = line.trim().strip_prefix("listening on http://") {
-                break a.split(' ').next().unwrap().to_string();
-            }
-        };
-        std::thread::spawn(move || for _ in err.lines().map_while(Result::ok) {});
-        Witness {
-            child,
-            addr,
-            vkey,
-            dir,
-        }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// The same witness (key, state, port) started again.
-    fn restart(&mut self, env: &Env, log_vkey: &str) {
-        self.kill();
-        let again = Self::serve(
-            env,
-            self.dir.clone(),
-            self.vkey.clone(),
-            log_vkey,
-            &self.addr,
-        );
-        // Take over the process; the old handle is already reaped.
-        let old = std::mem::replace(self, again);
-        std::mem::forget(old);
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-impl Drop for Witness {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// A C2SP tlog-cosignature (cosignature/v1) check written from the spec: the key ID is the
 /// first 4 bytes of SHA-256(name || 0x0A || 0x04 || key); the signature is an 8-byte

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod server;
+pub mod witness;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
