@@ -188,3 +188,39 @@ fn approval_prompt_and_ctrl_c_on_a_real_terminal() {
     common::assert_fails(&out, 1, &["does not match its SHA-256"]);
     assert!(out.stdout.is_empty(), "printed a tampered blob");
 }
+
+/// `tftrail evidence` without `--out` refuses to write its binary bundle to a terminal
+/// (usage, exit 2, with the way out), and writes nothing there; redirected, it writes the tar.
+#[test]
+fn evidence_refuses_to_write_a_bundle_to_a_terminal() {
+    let env = Env::new();
+    env.init();
+    env.append(r#"{"kind":"test.event","payload":{"n":1}}"#);
+    let pty = open_pty();
+    let child = env
+        .command(&["evidence"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tftrail evidence");
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("not writing it to a terminal"), "{err}");
+    assert!(err.contains("--out FILE"), "{err}");
+    // Nothing reached the terminal: the master side has nothing to read.
+    drop(pty.slave);
+    let mut master = pty.master;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        let _ = tx.send(master.read(&mut buf).unwrap_or(0));
+    });
+    let read = rx.recv_timeout(Duration::from_millis(300)).unwrap_or(0);
+    assert_eq!(read, 0, "bytes reached the terminal");
+    // The same command with stdout to a file writes a tar (ustar magic at offset 257).
+    let out = env.tftrail(&["evidence"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", common::describe(&out));
+    assert_eq!(&out.stdout[257..262], b"ustar", "a tar archive");
+}
