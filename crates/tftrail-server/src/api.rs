@@ -460,6 +460,31 @@ pub(crate) fn index_err(e: tftrail_index::IndexError) -> ApiError {
     ApiError::internal(e.to_string())
 }
 
+/// 404 unless record `n` is in a tree of `size` records.
+pub(crate) fn in_log(n: u64, size: u64) -> Result<(), ApiError> {
+    if n < size {
+        return Ok(());
+    }
+    Err(ApiError::not_found(format!(
+        "record {n} is not in the log (size {size})"
+    )))
+}
+
+/// Record `n` (404 when the checkpoint does not cover it), read through the log and
+/// authenticated against `cp`; `err` maps read failures.
+pub(crate) fn read_one(
+    log: &tftrail_log::Log,
+    cp: &tftrail_core::checkpoint::Checkpoint,
+    n: u64,
+    err: fn(tftrail_index::IndexError) -> ApiError,
+) -> Result<Record, ApiError> {
+    in_log(n, cp.size)?;
+    let (_, r) = tftrail_index::read_records(log, cp, &[n])
+        .map_err(err)?
+        .remove(0);
+    Ok(r)
+}
+
 fn record_json(i: u64, r: &Record) -> Value {
     json!({"index": i, "record": r})
 }
@@ -517,16 +542,8 @@ pub async fn show_record(
     let out = st
         .blocking(move |st| {
             let cp = st.log.head()?.checkpoint;
-            if n >= cp.size {
-                return Err(ApiError::not_found(format!(
-                    "record {n} is not in the log (size {})",
-                    cp.size
-                )));
-            }
-            let (i, r) = tftrail_index::read_records(&st.log, &cp, &[n])
-                .map_err(index_err)?
-                .remove(0);
-            Ok(record_json(i, &r))
+            let r = read_one(&st.log, &cp, n, index_err)?;
+            Ok(record_json(n, &r))
         })
         .await?;
     Ok(Json(out).into_response())
@@ -541,12 +558,7 @@ pub async fn prove(
     let text = st
         .blocking(move |st| {
             let head = st.log.head()?;
-            if n >= head.checkpoint.size {
-                return Err(ApiError::not_found(format!(
-                    "record {n} is not in the log (size {})",
-                    head.checkpoint.size
-                )));
-            }
+            in_log(n, head.checkpoint.size)?;
             Ok(st.log.prove(&head, n)?.encode())
         })
         .await?;

@@ -375,15 +375,7 @@ pub async fn record(State(st): State<Arc<AppState>>, v: Viewer, Path(n): Path<St
     let got = st
         .blocking(move |st| {
             with_index(st, |ix, cp| {
-                if n >= cp.size {
-                    return Err(ApiError::not_found(format!(
-                        "record {n} is not in the log (size {})",
-                        cp.size
-                    )));
-                }
-                let (_, mut r) = tftrail_index::read_records(&st.log, cp, &[n])
-                    .map_err(read_err)?
-                    .remove(0);
+                let mut r = crate::api::read_one(&st.log, cp, n, read_err)?;
                 tftrail_index::inflate(&st.log, &mut r.payload)
                     .map_err(|e| read_err(IndexError::Log(e)))?;
                 let p = &r.payload;
@@ -780,12 +772,7 @@ pub async fn receipt(
     let got = st
         .blocking(move |st| {
             let head = st.log.head()?;
-            if n >= head.checkpoint.size {
-                return Err(ApiError::not_found(format!(
-                    "record {n} is not in the log (size {})",
-                    head.checkpoint.size
-                )));
-            }
+            crate::api::in_log(n, head.checkpoint.size)?;
             let r = st.log.prove(&head, n)?;
             // Never hand out a receipt that does not verify.
             r.verify(st.log.key(), None)
@@ -826,15 +813,7 @@ pub async fn blob(
     let got = st
         .blocking(move |st| {
             let cp = st.log.head()?.checkpoint;
-            if n >= cp.size {
-                return Err(ApiError::not_found(format!(
-                    "record {n} is not in the log (size {})",
-                    cp.size
-                )));
-            }
-            let (_, r) = tftrail_index::read_records(&st.log, &cp, &[n])
-                .map_err(read_err)?
-                .remove(0);
+            let r = crate::api::read_one(&st.log, &cp, n, read_err)?;
             let named = r
                 .blobs
                 .iter()
