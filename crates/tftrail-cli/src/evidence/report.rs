@@ -57,19 +57,12 @@ fn who(r: &Record) -> String {
     s
 }
 
-/// The value at a dotted path (`input.name`; numeric members index lists).
-fn at<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(v, |v, k| match v {
-        Value::Object(m) => m.get(k),
-        Value::Array(a) => k.parse::<usize>().ok().and_then(|i| a.get(i)),
-        _ => None,
-    })
-}
-
-fn short_json(v: Option<&Value>) -> String {
+/// One side of a value for the report: `(none)` where absent, the log's markers bare, other
+/// values as compact JSON (as `show` prints them), long ones cut.
+fn side(v: Option<&Value>) -> String {
     let t = match v {
-        None => "(none)".to_string(),
-        Some(v) => serde_json::to_string(v).unwrap_or_default(),
+        None | Some(Value::Null) => "(none)".to_string(),
+        Some(v) => crate::render::value_text(v),
     };
     if t.chars().count() > 300 {
         format!("{}…", t.chars().take(299).collect::<String>())
@@ -78,69 +71,39 @@ fn short_json(v: Option<&Value>) -> String {
     }
 }
 
-/// The values a record carries for its changes: planned before/after values of the changed
-/// paths (the plan summary), and the before/after values of a state diff, when it has them.
-/// Sensitive values are already the log's redaction markers.
+/// The values a record carries for its changes, one `ADDR.PATH: before → after` line per
+/// changed attribute: the plan summary's `resource_changes[].attributes` (planned values) and
+/// the state diff's `values[].attributes`, both in the `[{path, before, after}]` shape
+/// (docs/decisions/0011-values.md). Sensitive values are already the log's redaction markers.
 fn values(r: &Record) -> Vec<String> {
-    let mut out = Vec::new();
     let p = &r.payload;
-    for c in p
-        .pointer("/plan/summary/resource_changes")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let addr = c.get("address").and_then(Value::as_str).unwrap_or("?");
-        let action = c.get("action").and_then(Value::as_str).unwrap_or("?");
-        if matches!(action, "no-op" | "read") {
-            continue;
-        }
-        let (before, after) = (c.get("before"), c.get("after"));
-        let paths: Vec<&str> = c
-            .get("changed_paths")
+    let list = |ptr: &str| {
+        p.pointer(ptr)
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        if paths.is_empty() || action == "create" || action == "delete" {
-            out.push(format!(
-                "{addr} ({action}): {} → {}",
-                short_json(before.filter(|v| !v.is_null())),
-                short_json(after.filter(|v| !v.is_null()))
-            ));
-        } else {
-            for path in paths {
-                out.push(format!(
-                    "{addr}.{path}: {} → {}",
-                    short_json(before.and_then(|b| at(b, path))),
-                    short_json(after.and_then(|a| at(a, path)))
-                ));
-            }
-        }
-    }
-    for inst in p
-        .pointer("/state_diff/values")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let addr = inst.get("address").and_then(Value::as_str).unwrap_or("?");
-        for a in inst
-            .get("attributes")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            out.push(format!(
-                "{addr}.{}: {} → {}",
-                a.get("path").and_then(Value::as_str).unwrap_or("?"),
-                short_json(a.get("before")),
-                short_json(a.get("after"))
-            ));
-        }
-    }
-    out
+    };
+    let planned = list("/plan/summary/resource_changes").filter(|c| {
+        !matches!(
+            c.get("action").and_then(Value::as_str),
+            Some("no-op" | "read")
+        )
+    });
+    planned
+        .chain(list("/state_diff/values"))
+        .flat_map(|c| {
+            let addr = c.get("address").and_then(Value::as_str).unwrap_or("?");
+            let attrs = c.get("attributes").and_then(Value::as_array);
+            attrs.into_iter().flatten().map(move |a| {
+                format!(
+                    "{addr}.{}: {} → {}",
+                    a.get("path").and_then(Value::as_str).unwrap_or("?"),
+                    side(a.get("before")),
+                    side(a.get("after"))
+                )
+            })
+        })
+        .collect()
 }
 
 fn selection_text(s: &Selection) -> String {
